@@ -1,0 +1,187 @@
+"""The `rig` command line. Errors are caught once here and mapped to exit codes:
+0 all cases passed · 1 some case failed · 2 the rig could not do its job."""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from . import __version__, config, guest, kernel, paths, vm
+from .errors import RigError, UserError
+
+
+def cmd_kernels(args) -> int:
+    cached = {}
+    for name, release, h, d in kernel.cached_artifacts():
+        cached.setdefault(name, []).append(f"{release} [{h}]")
+    for name in config.kernel_names():
+        spec = config.load_kernel_spec(name)
+        have = ", ".join(cached.get(name, [])) or "not cached"
+        print(f"{name:<14} {spec.kind:<7} {spec.suite:<12} {have}")
+    return 0
+
+
+def cmd_build(args) -> int:
+    art = kernel.fetch(config.load_kernel_spec(args.kernel), refresh=args.refresh)
+    guest.boot_files(art)
+    if args.json:
+        print(json.dumps(art.to_dict(), indent=2))
+    else:
+        print(f"{art.name} {art.release} {art.hash}\n{art.dir}")
+    return 0
+
+
+def cmd_image(args) -> int:
+    img = guest.build_image(config.load_guest_spec(args.guest))
+    print(f"{img.name} {img.hash}\n{img.rootfs}")
+    return 0
+
+
+def cmd_boot(args) -> int:
+    from .session import Session, prepare_env
+    from . import qemu
+    cmd = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
+    env = prepare_env(args.kernel, with_bins=not args.dry_run)
+    if args.dry_run:
+        cfg_argv = vm.prepare(env.art, env.boot, env.image,
+                              Path(tempfile.mkdtemp(prefix="pinrig-dry-")), env.accel).argv
+        print(shlex.join(cfg_argv))
+        return 0
+    work = Path(tempfile.mkdtemp(prefix="pinrig-boot-", dir=paths.cache_dir()))
+    sess = Session(env, work)
+    try:
+        br = sess.boot()
+        if br.status != "ready":
+            print(br.console_tail, file=sys.stderr)
+            raise RigError(f"boot of {env.spec.name} failed ({br.status}): {br.reason}; "
+                           f"console in {work}/console.log")
+        sess.upload_bins()
+        if not cmd:
+            return _interactive(sess)
+        line = cmd[0] if len(cmd) == 1 else shlex.join(cmd)
+        res = sess.guest.run(line, timeout=args.timeout)
+        sys.stdout.write(res.stdout)
+        sys.stderr.write(res.stderr)
+        return res.rc
+    finally:
+        sess.close()
+
+
+def _interactive(sess) -> int:
+    """An interactive shell through the system ssh client, pinned to the image's host key."""
+    from . import proc
+    proc.require("ssh")
+    with tempfile.NamedTemporaryFile("w", suffix=".known_hosts", delete=False) as kh:
+        kh.write(f"[127.0.0.1]:{sess.machine.ssh_port} {sess.env.image.host_key_pub}\n")
+    print(f"rig: guest shell (console log: {sess.machine.console_log}); exit to power off",
+          file=sys.stderr)
+    return subprocess.call(["ssh", "-i", str(sess.env.image.ssh_key), "-p",
+                            str(sess.machine.ssh_port), "-o", f"UserKnownHostsFile={kh.name}",
+                            "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes",
+                            "root@127.0.0.1"])
+
+
+def cmd_run(args) -> int:
+    from .runner import run_suite
+    echo = (lambda *_a, **_k: None) if args.json else print
+    out = run_suite(args.kernel, args.suite, out=Path(args.out) if args.out else None,
+                    seed=args.seed, resume=Path(args.resume) if args.resume else None,
+                    junit=Path(args.junit) if args.junit else None, echo=echo)
+    if args.json:
+        print(json.dumps({"run": str(out.run.path), "manifest": out.run.manifest,
+                          "cases": [v.to_dict() for v in out.verdicts]}, indent=2))
+    else:
+        print((out.run.path / "summary.txt").read_text())
+    return out.exit_code
+
+
+def cmd_oops(args) -> int:
+    from . import oops
+    return oops.main((["--json"] if args.json else []) + args.logs)
+
+
+def cmd_bench(args) -> int:
+    from .bench import bench_boot
+    from .session import prepare_env
+    env = prepare_env(args.kernel, with_bins=False)
+    echo = (lambda *_a, **_k: None) if args.json else print
+    r = bench_boot(env, repeat=args.repeat, echo=echo)
+    if args.json:
+        print(json.dumps(r, indent=2))
+    else:
+        print(f"boot-to-ready, {r['kernel']} ({r['release']}), accel {r['accel']}, "
+              f"median of {r['repeat']}:\n  raw QEMU (trivial init): {r['raw_qemu_median_s']:.2f}s\n"
+              f"  rig (init ready + ssh):  {r['rig_median_s']:.2f}s\n  ratio: {r['ratio']:.2f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rig", description=__doc__.splitlines()[0])
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=f"pinrig {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("kernels", help="list kernel specs and cached artifacts")
+    s.set_defaults(func=cmd_kernels)
+
+    s = sub.add_parser("build", help="fetch/build a kernel artifact, print its path")
+    s.add_argument("kernel")
+    s.add_argument("--refresh", action="store_true", help="re-resolve the newest package version")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("image", help="build (or reuse) the guest image")
+    s.add_argument("guest", nargs="?", default="bookworm")
+    s.set_defaults(func=cmd_image)
+
+    s = sub.add_parser("boot", help="boot a kernel; run CMD in the guest (or a shell)")
+    s.add_argument("kernel")
+    s.add_argument("--dry-run", action="store_true", help="print the QEMU command line only")
+    s.add_argument("--timeout", type=float, default=600, help="seconds for CMD (default 600)")
+    s.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD…")
+    s.set_defaults(func=cmd_boot)
+
+    s = sub.add_parser("run", help="run a suite of cases on a kernel")
+    s.add_argument("kernel")
+    s.add_argument("--suite", required=True)
+    s.add_argument("--out", help="results directory (default results/<run-id>)")
+    s.add_argument("--junit", help="also write JUnit XML here")
+    s.add_argument("--seed", type=int, help="data pattern seed (default: the suite's)")
+    s.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("oops", help="console logs → crash reports")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("logs", nargs="+", metavar="LOG")
+    s.set_defaults(func=cmd_oops)
+
+    s = sub.add_parser("bench", help="benchmarks")
+    bsub = s.add_subparsers(dest="what", required=True)
+    b = bsub.add_parser("boot", help="boot-to-ready: rig vs raw QEMU, same kernel")
+    b.add_argument("kernel")
+    b.add_argument("--repeat", type=int, default=3)
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    vm.install_signal_handlers()
+    try:
+        return args.func(args)
+    except RigError as e:
+        if args.debug:
+            raise
+        print(f"rig: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        vm._kill_all()
+        print("rig: interrupted; QEMU stopped, finished cases are on disk", file=sys.stderr)
+        return 130

@@ -1,0 +1,274 @@
+"""YAML is loaded and validated here, and only here. Everything else sees dataclasses.
+
+Errors name the file and the field: "kernels/x.yaml: suite: must be one of …".
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from . import paths
+from .errors import UserError
+
+DEBIAN_SUITES = ("bullseye", "bookworm", "bookworm-backports", "trixie", "sid", "unstable")
+WORKLOADS = ("ibverbs-pin", "lost-write", "odirect-into-mmap", "iouring-fixed")
+FILESYSTEMS = ("ext4", "xfs", "ext4-dax", "xfs-dax", "tmpfs")
+MAPPINGS = ("shared", "private")
+VERDICTS = ("ok", "refused", "data-loss", "crash", "unexpected", "error", "skipped")
+
+
+# ---------------------------------------------------------------------------- helpers
+
+def _load(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read: {e.strerror}")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{where}: invalid YAML: {getattr(e, 'problem', e)}")
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+class _Fields:
+    """Typed access to a YAML mapping that reports file and field on error."""
+
+    def __init__(self, path: Path, data: dict, prefix: str = ""):
+        self.path, self.data, self.prefix = path, data, prefix
+        self.used: set = set()
+
+    def err(self, key: str, msg: str) -> UserError:
+        return UserError(f"{self.path}: {self.prefix}{key}: {msg}")
+
+    def get(self, key: str, typ, default: Any = ..., choices=None):
+        self.used.add(key)
+        if key not in self.data or self.data[key] is None:
+            if default is ...:
+                raise self.err(key, "is required")
+            return default
+        val = self.data[key]
+        if typ is float and isinstance(val, int) and not isinstance(val, bool):
+            val = float(val)
+        if not isinstance(val, typ) or (typ is int and isinstance(val, bool)):
+            tn = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
+            raise self.err(key, f"must be {tn}, got {type(val).__name__} {val!r}")
+        if choices is not None and val not in choices:
+            raise self.err(key, f"unknown value {val!r} (known: {', '.join(choices)})")
+        return val
+
+    def str_list(self, key: str, default=..., choices=None) -> list:
+        val = self.get(key, (list, str), default)
+        if isinstance(val, str):
+            val = [val]
+        for i, v in enumerate(val):
+            if not isinstance(v, str):
+                raise self.err(f"{key}[{i}]", f"must be a string, got {v!r}")
+            if choices is not None and v not in choices:
+                raise self.err(f"{key}[{i}]", f"unknown value {v!r} (known: {', '.join(choices)})")
+        return list(val)
+
+    def finish(self) -> None:
+        extra = sorted(set(self.data) - self.used)
+        if extra:
+            raise self.err(extra[0], "unknown field")
+
+
+def _find(kind_dir: Path, name_or_path: str, what: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or "/" in name_or_path:
+        if not p.exists():
+            raise UserError(f"{what} file {name_or_path} does not exist")
+        return p
+    cand = kind_dir / f"{name_or_path}.yaml"
+    if cand.exists():
+        return cand
+    known = ", ".join(sorted(x.stem for x in kind_dir.glob("*.yaml"))) or "none"
+    raise UserError(f"unknown {what} '{name_or_path}' (known: {known})")
+
+
+def file_hash(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(hashlib.sha256(p).digest())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------- kernels
+
+@dataclass(frozen=True)
+class KernelSpec:
+    name: str
+    kind: str                 # "debian" (prebuilt package)
+    suite: str
+    package: str = "linux-image-amd64"
+    version: Optional[str] = None   # pin an exact package version (else newest in suite)
+    mirror: str = "http://deb.debian.org/debian"
+    description: str = ""
+    path: Optional[Path] = None
+
+
+def load_kernel_spec(name_or_path: str) -> KernelSpec:
+    path = _find(paths.KERNELS_DIR, name_or_path, "kernel")
+    f = _Fields(path, _load(path))
+    spec = KernelSpec(
+        name=f.get("name", str, path.stem),
+        kind=f.get("kind", str, "debian", choices=("debian",)),
+        suite=f.get("suite", str, choices=DEBIAN_SUITES),
+        package=f.get("package", str, "linux-image-amd64"),
+        version=f.get("version", str, None),
+        mirror=f.get("mirror", str, "http://deb.debian.org/debian"),
+        description=f.get("description", str, ""),
+        path=path,
+    )
+    f.finish()
+    return spec
+
+
+def kernel_names() -> list:
+    return sorted(x.stem for x in paths.KERNELS_DIR.glob("*.yaml"))
+
+
+# ---------------------------------------------------------------------------- guests
+
+@dataclass(frozen=True)
+class GuestSpec:
+    name: str
+    suite: str
+    packages: tuple
+    mirror: str = "http://deb.debian.org/debian"
+    size_mb: int = 2048
+    files_dir: Optional[Path] = None   # copied over the rootfs (guests/<name>/ or guests/files/)
+    path: Optional[Path] = None
+
+    def recipe_hash(self) -> str:
+        """Hash of the recipe and every file copied into the image."""
+        parts = [self.path.read_bytes() if self.path else b""]
+        if self.files_dir and self.files_dir.is_dir():
+            for p in sorted(self.files_dir.rglob("*")):
+                if p.is_file():
+                    parts.append(str(p.relative_to(self.files_dir)).encode())
+                    parts.append(p.read_bytes())
+        parts.append(b"image-format-1")
+        return file_hash(*parts)
+
+
+def load_guest_spec(name_or_path: str = "bookworm") -> GuestSpec:
+    path = _find(paths.GUESTS_DIR, name_or_path, "guest recipe")
+    f = _Fields(path, _load(path))
+    files = f.get("files", str, "files")
+    spec = GuestSpec(
+        name=f.get("name", str, path.stem),
+        suite=f.get("suite", str, choices=DEBIAN_SUITES),
+        packages=tuple(f.str_list("packages")),
+        mirror=f.get("mirror", str, "http://deb.debian.org/debian"),
+        size_mb=f.get("size_mb", int, 2048),
+        files_dir=(path.parent / files),
+        path=path,
+    )
+    f.finish()
+    if spec.size_mb < 512:
+        raise UserError(f"{path}: size_mb: must be at least 512")
+    return spec
+
+
+# ---------------------------------------------------------------------------- suites
+
+@dataclass(frozen=True)
+class Pressure:
+    """Writeback pressure applied in the guest around each case."""
+    dirty_ratio: Optional[int] = None
+    dirty_background_ratio: Optional[int] = None
+    dirty_expire_centisecs: Optional[int] = None
+    dirty_writeback_centisecs: Optional[int] = None
+    sync_storm: bool = False          # background `sync` loop during the workload
+    drop_caches: bool = False         # drop caches before verification
+    memcg_limit_mb: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Case:
+    workload: str
+    fs: str
+    mapping: str
+    variant: Optional[str] = None
+    expect: Optional[str] = None
+    size: int = 1 << 20
+    timeout: int = 120
+
+    @property
+    def id(self) -> str:
+        base = f"{self.workload}/{self.fs}/{self.mapping}"
+        return f"{base}/{self.variant}" if self.variant else base
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    cases: tuple
+    seed: int = 1
+    pressure: Pressure = field(default_factory=Pressure)
+    description: str = ""
+    path: Optional[Path] = None
+
+
+def load_suite(name_or_path: str) -> Suite:
+    path = _find(paths.CONFIGS_DIR / "suites", name_or_path, "suite")
+    data = _load(path)
+    f = _Fields(path, data)
+    name = f.get("name", str, path.stem)
+    seed = f.get("seed", int, 1)
+    description = f.get("description", str, "")
+    default_timeout = f.get("timeout", int, 120)
+    pdata = f.get("pressure", dict, {})
+    pf = _Fields(path, pdata, "pressure.")
+    pressure = Pressure(
+        dirty_ratio=pf.get("dirty_ratio", int, None),
+        dirty_background_ratio=pf.get("dirty_background_ratio", int, None),
+        dirty_expire_centisecs=pf.get("dirty_expire_centisecs", int, None),
+        dirty_writeback_centisecs=pf.get("dirty_writeback_centisecs", int, None),
+        sync_storm=pf.get("sync_storm", bool, False),
+        drop_caches=pf.get("drop_caches", bool, False),
+        memcg_limit_mb=pf.get("memcg_limit_mb", int, None),
+    )
+    pf.finish()
+    raw_cases = f.get("cases", list)
+    f.finish()
+    cases = []
+    for i, rc in enumerate(raw_cases):
+        if not isinstance(rc, dict):
+            raise UserError(f"{path}: cases[{i}]: must be a mapping")
+        cases.extend(_expand_case(path, i, rc, default_timeout))
+    ids = [c.id for c in cases]
+    dup = sorted({x for x in ids if ids.count(x) > 1})
+    if dup:
+        raise UserError(f"{path}: cases: duplicate case id {dup[0]}")
+    if not cases:
+        raise UserError(f"{path}: cases: no cases")
+    return Suite(name=name, cases=tuple(cases), seed=seed, pressure=pressure,
+                 description=description, path=path)
+
+
+def _expand_case(path: Path, i: int, rc: dict, default_timeout: int) -> list:
+    """One YAML entry may list several filesystems/mappings/variants: expand the product."""
+    f = _Fields(path, rc, f"cases[{i}].")
+    workload = f.get("workload", str, choices=WORKLOADS)
+    fss = f.str_list("fs", choices=FILESYSTEMS)
+    maps = f.str_list("mapping", ["shared"], choices=MAPPINGS)
+    variants = f.str_list("variant", [None]) if rc.get("variant") is not None else [None]
+    expect = f.get("expect", str, None, choices=VERDICTS)
+    size = f.get("size", int, 1 << 20)
+    timeout = f.get("timeout", int, default_timeout)
+    f.finish()
+    if size <= 0 or size % 4096:
+        raise UserError(f"{path}: cases[{i}].size: must be a positive multiple of 4096")
+    return [Case(workload, fs, m, v, expect, size, timeout)
+            for fs in fss for m in maps for v in variants]

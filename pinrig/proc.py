@@ -1,0 +1,87 @@
+"""The one seam for host subprocesses (apt, dpkg-deb, debootstrap, mkfs, qemu-img, make…).
+
+Unit tests replace `Runner` with a fake; everything else calls `run()` / `require()`.
+No shell strings: argv lists only.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .errors import InfraError, MissingTool
+
+# host tool -> Debian package that provides it
+TOOL_PACKAGES = {
+    "qemu-system-x86_64": "qemu-system-x86",
+    "qemu-img": "qemu-utils",
+    "apt-get": "apt",
+    "apt-cache": "apt",
+    "dpkg-deb": "dpkg",
+    "debootstrap": "debootstrap",
+    "mkfs.ext4": "e2fsprogs",
+    "busybox": "busybox-static",
+    "cpio": "cpio",
+    "depmod": "kmod",
+    "xz": "xz-utils",
+    "zstd": "zstd",
+    "gcc": "gcc",
+    "make": "make",
+    "ssh-keygen": "openssh-client",
+}
+
+
+@dataclass
+class Result:
+    argv: list
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Runner:
+    """Runs argv lists. Replace `proc.RUNNER` in tests."""
+
+    def run(self, argv: Sequence[str], *, cwd: Optional[Path] = None, env=None,
+            timeout: Optional[float] = None, input: Optional[str] = None,
+            capture: bool = True) -> Result:
+        try:
+            p = subprocess.run(
+                [str(a) for a in argv], cwd=cwd, env=env, timeout=timeout, input=input,
+                stdout=subprocess.PIPE if capture else None,
+                stderr=subprocess.PIPE if capture else None,
+                text=True, errors="replace")
+        except subprocess.TimeoutExpired:
+            raise InfraError(f"'{' '.join(map(str, argv[:3]))}…' timed out after {timeout}s")
+        return Result(list(argv), p.returncode, p.stdout or "", p.stderr or "")
+
+
+RUNNER = Runner()
+
+
+def require(tool: str) -> str:
+    """Path of a host tool, or MissingTool naming the Debian package to install."""
+    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin:/usr/bin:/bin")
+    if not path:
+        raise MissingTool(tool, TOOL_PACKAGES.get(tool, tool))
+    return path
+
+
+def run(argv: Sequence[str], *, check: bool = True, what: Optional[str] = None, **kw) -> Result:
+    """Run argv (argv[0] is checked with require()); raise InfraError with stderr tail on failure."""
+    argv = [str(a) for a in argv]
+    require(argv[0])
+    res = RUNNER.run(argv, **kw)
+    if check and res.returncode != 0:
+        tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
+        raise InfraError(f"{what or argv[0]} failed (exit {res.returncode}): {' | '.join(tail)}")
+    return res
+
+
+def progress(msg: str) -> None:
+    """Progress for long work: shown on a TTY, quiet in CI / when piped."""
+    if sys.stderr.isatty():
+        print(f"rig: {msg}", file=sys.stderr, flush=True)

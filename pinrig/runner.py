@@ -1,0 +1,184 @@
+"""`rig run`: a suite of cases on one kernel → results/<run-id>/ with verdicts and JUnit.
+
+Cases that can share a guest share one boot; a case that kills or hangs its guest ends that boot
+(QEMU killed by pid) and the next case gets a fresh one. Each case is on disk when it finishes.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from . import __version__, oops, paths, proc
+from .config import Case, Suite, load_suite
+from .results import RunDir, atomic_write, host_info, junit_xml, make_run_id, summary_text
+from .session import Environment, Session, prepare_env
+from .verdict import RawOutcome, Verdict, decide
+from .workload import case_seed, run_case
+
+
+@dataclass
+class RunOutcome:
+    run: RunDir
+    verdicts: list
+
+    @property
+    def exit_code(self) -> int:
+        if any(v.failed for v in self.verdicts):
+            return 1
+        if any(v.verdict == "error" for v in self.verdicts):
+            return 2
+        return 0
+
+
+def _manifest(env: Environment, suite: Suite, seed: int, kernel_arg: str, out: Path) -> dict:
+    return {
+        "rig_version": __version__,
+        "run_id": out.name,
+        "kernel": {"name": env.spec.name, "spec": str(env.spec.path), "suite": env.spec.suite,
+                   "release": env.art.release, "packages": list(env.art.packages),
+                   "hash": env.art.hash},
+        "guest": {"name": env.image.name, "hash": env.image.hash},
+        "suite": {"name": suite.name, "path": str(suite.path),
+                  "cases": [c.__dict__ | {"id": c.id} for c in suite.cases],
+                  "pressure": suite.pressure.__dict__},
+        "seed": seed,
+        "accel": env.accel,
+        "qemu_version": env.qemu_version,
+        "guest_memory_mb": 2048,
+        "host": host_info(),
+        "start": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "end": None,
+        "reproducer": shlex.join(["rig", "run", kernel_arg, "--suite", suite.name,
+                                  "--seed", str(seed)]),
+    }
+
+
+def group_sessions(cases: list) -> list:
+    """Cases sharing a boot, in order. Crash-and-verify cases need a guest of their own; the rest
+    share one, ordered page-cache filesystems first, then fsdax, so the namespace flips once."""
+    order = {"tmpfs": 0, "ext4": 1, "xfs": 2, "ext4-dax": 3, "xfs-dax": 4}
+    shared = sorted([c for c in cases if not needs_own_guest(c)], key=lambda c: order[c.fs])
+    own = [[c] for c in cases if needs_own_guest(c)]
+    return ([shared] if shared else []) + own
+
+
+def needs_own_guest(case: Case) -> bool:
+    return case.workload in ("lost-write",) or (case.workload == "iouring-fixed"
+                                               and case.mapping == "shared")
+
+
+def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
+              seed: Optional[int] = None, resume: Optional[Path] = None,
+              junit: Optional[Path] = None, echo=print) -> RunOutcome:
+    suite = load_suite(suite_arg)
+    env = prepare_env(kernel_arg)
+    if resume:
+        run = RunDir(resume, json.loads((resume / "manifest.json").read_text()))
+        seed = run.manifest["seed"]
+    else:
+        seed = suite.seed if seed is None else seed
+        out = out or paths.RESULTS_DIR / make_run_id(env.spec.name, suite.name)
+        out.mkdir(parents=True, exist_ok=True)
+        run = RunDir(out, _manifest(env, suite, seed, kernel_arg, out))
+    run.write_manifest()
+    done = run.finished_cases()
+    todo = [c for c in suite.cases if c.id not in done]
+    echo(f"rig: {env.spec.name} ({env.art.release}) suite {suite.name}: {len(todo)} case(s), "
+         f"accel {env.accel}, results in {run.path}")
+    verdicts: dict = {cid: Verdict(**{k: v for k, v in d.items() if k in Verdict.__dataclass_fields__})
+                      for cid, d in done.items()}
+    for group in group_sessions(todo):
+        for v in _run_group(env, run, group, seed, suite, echo):
+            verdicts[v.case] = v
+    ordered = [verdicts[c.id] for c in suite.cases if c.id in verdicts]
+    run.manifest["end"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    run.write_manifest()
+    xml = junit_xml(run, ordered)
+    atomic_write(run.path / "junit.xml", xml)
+    if junit:
+        atomic_write(junit, xml)
+    atomic_write(run.path / "summary.txt", summary_text(run, ordered))
+    return RunOutcome(run, ordered)
+
+
+def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Suite, echo):
+    """Run cases in as few boots as possible; yields a Verdict as each case lands on disk."""
+    pending = list(group)
+    boot_no = 0
+    while pending:
+        boot_no += 1
+        workdir = run.path / "boots" / f"{pending[0].id.replace('/', '_')}-{boot_no}"
+        sess = Session(env, workdir)
+        try:
+            br = sess.boot()
+            if br.status != "ready":
+                # the boot itself failed: every pending case shares that fate
+                console = sess.machine.console_text() if sess.machine else b""
+                reports = oops.parse_console(console)
+                for case in pending:
+                    raw = RawOutcome(case.id, phase="boot",
+                                     infra_error=None if reports else br.reason)
+                    v = decide(case, raw, reports)
+                    if not reports and v.verdict != "error":
+                        v.verdict, v.reason = "error", br.reason
+                    v.seed = case_seed(seed, case.id)
+                    run.write_case(v, {"console.log": console})
+                    _echo_case(echo, v)
+                    yield v
+                return
+            sess.upload_bins()
+            while pending:
+                case = pending.pop(0)
+                v = _one_case(sess, run, case, seed, suite)
+                _echo_case(echo, v)
+                yield v
+                if not sess.alive() or v.verdict in ("crash", "error"):
+                    break    # a fresh guest for whatever is left
+        finally:
+            sess.close()
+
+
+def _one_case(sess: Session, run: RunDir, case: Case, seed: int, suite: Suite) -> Verdict:
+    cseed = case_seed(seed, case.id)
+    cr = run_case(sess, case, cseed, suite.pressure)
+    if cr.raw.infra_error and sess.alive() and "timeout" in cr.raw.infra_error:
+        sess.machine.kill()        # a hung workload: end its guest by pid
+    elif sess.machine and not sess.alive():
+        sess.machine.wait_exit(5)
+        cr.raw.guest_died = True
+    console = sess.machine.console_text()
+    slices = oops.split_by_case(console)
+    cslice = slices.get(case.id, "")
+    if cr.raw.guest_died and not cslice:
+        cslice = console.decode(errors="replace")[-200000:]
+    reports = oops.parse_console(cslice)
+    if cr.raw.guest_died and not reports and not cr.raw.infra_error:
+        cr.raw.infra_error = "guest died during the case with no kernel report"
+    dmesg = ""
+    if sess.alive() and sess.guest:
+        try:
+            d = sess.guest.run("dmesg", timeout=30)
+            dmesg = oops.split_by_case(d.stdout).get(case.id, "")
+        except Exception:
+            dmesg = ""
+    if not dmesg:
+        dmesg = cslice
+    v = decide(case, cr.raw, reports, cr.integrity)
+    v.seed = cseed
+    files = {"console.log": cslice, "dmesg.log": dmesg, "guest.log": "\n".join(cr.guest_log),
+             "result.json": json.dumps(cr.raw.result, indent=2) + "\n" if cr.raw.result else None,
+             "checksums.json": json.dumps(cr.checksums, indent=2) + "\n" if cr.checksums else None,
+             "reports.json": json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
+             if reports else None}
+    run.write_case(v, files)
+    return v
+
+
+def _echo_case(echo, v: Verdict) -> None:
+    extra = v.message() if v.verdict != "ok" else v.reason
+    echo(f"  {v.case:<36} {v.verdict:<10} {v.wall_s:6.1f}s  {extra}")

@@ -1,0 +1,115 @@
+"""A booted guest ready for cases: kernel + image + QEMU + SSH, with the workloads uploaded.
+
+Boot outcomes are values: ready, crash at boot (the console shows a kernel report), or error
+(never reachable, QEMU failed) — never a hang: every wait is bounded and QEMU is killed by pid.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from . import config, guest, kernel, qemu, vm, workbins
+from .errors import InfraError
+from .transport import Guest
+
+GUEST_BIN = "/opt/pinrig/bin"
+BOOT_TIMEOUT = 180.0      # QEMU start → init ready line, under TCG with margin
+SSH_TIMEOUT = 60.0
+
+
+@dataclass
+class Environment:
+    """Everything resolved before the first boot (all cached after the first run)."""
+    spec: config.KernelSpec
+    art: kernel.KernelArtifact
+    boot: guest.BootFiles
+    image: guest.GuestImage
+    bins: Optional[Path]
+    accel: str
+    qemu_version: str
+
+
+def prepare_env(kernel_name: str, guest_name: str = "bookworm", with_bins: bool = True,
+                refresh: bool = False) -> Environment:
+    spec = config.load_kernel_spec(kernel_name)
+    gspec = config.load_guest_spec(guest_name)
+    art = kernel.fetch(spec, refresh=refresh)
+    boot = guest.boot_files(art)
+    image = guest.build_image(gspec)
+    bins = workbins.build() if with_bins else None
+    accel = qemu.probe_accel(art.vmlinuz)
+    return Environment(spec, art, boot, image, bins, accel, qemu.qemu_version())
+
+
+@dataclass
+class BootResult:
+    status: str                 # ready / crash / error
+    reason: str = ""
+    boot_s: float = 0.0
+    console_tail: str = ""
+
+
+@dataclass
+class Session:
+    env: Environment
+    workdir: Path
+    pmem: Optional[Path] = None
+    append: tuple = ()
+    machine: Optional[vm.Machine] = None
+    guest: Optional[Guest] = None
+    info: dict = field(default_factory=dict)
+
+    def boot(self) -> BootResult:
+        t0 = time.monotonic()
+        self.machine = vm.prepare(self.env.art, self.env.boot, self.env.image, self.workdir,
+                                  self.env.accel, pmem=self.pmem, append=self.append)
+        self.machine.start()
+        state = self.machine.wait_console_ready(BOOT_TIMEOUT)
+        if state != "ready":
+            self.machine.kill()
+            tail = self.console_tail()
+            if state == "timeout":
+                return BootResult("error", f"guest not ready after {BOOT_TIMEOUT:.0f}s "
+                                  "(QEMU killed)", time.monotonic() - t0, tail)
+            return BootResult("crash" if self.machine.console.panicked else "error",
+                              "QEMU exited during boot", time.monotonic() - t0, tail)
+        self.info = dict(self.machine.info)
+        try:
+            self.guest = Guest(self.machine.ssh_port, self.env.image.ssh_key,
+                               self.env.image.host_key_pub).connect(SSH_TIMEOUT)
+        except InfraError as e:
+            self.machine.kill()
+            return BootResult("error", str(e), time.monotonic() - t0, self.console_tail())
+        return BootResult("ready", "", time.monotonic() - t0)
+
+    def upload_bins(self) -> None:
+        if not self.env.bins:
+            return
+        self.guest.run(["mkdir", "-p", GUEST_BIN], check=True)
+        for b in workbins.binaries(self.env.bins):
+            self.guest.put(b, f"{GUEST_BIN}/{b.name}", mode=0o755)
+
+    def alive(self) -> bool:
+        return bool(self.machine) and self.machine.alive()
+
+    def console_tail(self, n: int = 60) -> str:
+        if not self.machine:
+            return ""
+        text = self.machine.console_text().decode(errors="replace")
+        return "\n".join(text.splitlines()[-n:])
+
+    def close(self) -> None:
+        """Power off politely when the guest is healthy, then make sure QEMU is gone."""
+        if self.guest:
+            try:
+                self.guest.run("sync; (sleep 0.2; poweroff -f) >/dev/null 2>&1 &", timeout=10)
+            except InfraError:
+                pass
+            self.guest.close()
+            self.guest = None
+        if self.machine:
+            if self.machine.alive():
+                self.machine.wait_exit(5)
+            self.machine.kill()
