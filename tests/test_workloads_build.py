@@ -1,0 +1,217 @@
+"""Build the guest workload programs on the host and cross-check them against pinrig.integrity.
+
+Only compilation and the host-safe paths run here (no rxe device on the host): usage errors,
+blocksum, the "no such RDMA device" failure, and best-effort smoke runs of the file paths.
+"""
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pinrig.integrity import BLOCK, block_checksums, pattern_bytes, verify
+
+REPO = Path(__file__).resolve().parents[1]
+WORKLOADS = REPO / "workloads"
+PROGRAMS = ["ibverbs-pin", "lost-write", "odirect-into-mmap", "iouring-fixed", "blocksum"]
+REQUIRED = {
+    "gcc": None,
+    "make": None,
+    "/usr/include/infiniband/verbs.h": "libibverbs-dev",
+    "/usr/include/liburing.h": "liburing-dev",
+}
+
+
+def _missing():
+    out = []
+    for what, pkg in REQUIRED.items():
+        if pkg is None:
+            if shutil.which(what) is None:
+                out.append(what)
+        elif not Path(what).exists():
+            out.append(f"{what} (apt install {pkg})")
+    return out
+
+
+@pytest.fixture(scope="module")
+def bindir(tmp_path_factory):
+    missing = _missing()
+    if missing:
+        pytest.skip("cannot build guest workloads, missing: " + ", ".join(missing))
+    out = tmp_path_factory.mktemp("workloads-build")
+    proc = subprocess.run(["make", "-C", str(WORKLOADS), f"OUT={out}"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, f"make failed:\n{proc.stdout}\n{proc.stderr}"
+    return out
+
+
+def run(bindir, prog, *args, timeout=60):
+    return subprocess.run([str(bindir / prog), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def one_json(proc):
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1, f"expected exactly one JSON line on stdout, got: {proc.stdout!r}"
+    return json.loads(lines[0])
+
+
+COMMON_KEYS = {"workload", "pin", "errno", "errno_num", "file", "size", "block_size"}
+
+
+def test_all_programs_built(bindir):
+    for prog in PROGRAMS:
+        p = bindir / prog
+        assert p.is_file(), prog
+        assert p.stat().st_mode & 0o111, prog
+    assert sorted(p.name for p in bindir.iterdir()) == sorted(PROGRAMS)
+
+
+@pytest.mark.parametrize("seed,tag,letter,size", [
+    (7, 1, "A", 65536),
+    (7, 2, "B", 65536),
+    (123456789, 1, "A", 3 * BLOCK),
+    (0xFFFFFFFFFFFFFFFF, 2, "B", BLOCK),
+    (7, 1, "A", 10000),           # trailing partial block
+])
+def test_blocksum_pattern_matches_python(bindir, seed, tag, letter, size):
+    proc = run(bindir, "blocksum", "--pattern", letter, "--seed", seed, "--size", size)
+    assert proc.returncode == 0, proc.stderr
+    out = one_json(proc)
+    assert out["blocks"] == block_checksums(pattern_bytes(seed, tag, 0, size))
+    assert out["size"] == size
+    assert out["block_size"] == BLOCK
+    assert out["file"] is None
+    assert COMMON_KEYS <= out.keys()
+
+
+def test_blocksum_file_matches_python(bindir, tmp_path):
+    data = pattern_bytes(99, 2, 0, 5 * BLOCK) + b"tail bytes"
+    f = tmp_path / "data.bin"
+    f.write_bytes(data)
+    proc = run(bindir, "blocksum", "--file", f)
+    assert proc.returncode == 0, proc.stderr
+    out = one_json(proc)
+    assert out["file"] == str(f)
+    assert out["size"] == len(data)
+    assert out["block_size"] == BLOCK
+    assert out["blocks"] == block_checksums(data)
+    assert len(out["blocks"]) == 6
+
+
+def test_blocksum_file_size_limit_and_short_file(bindir, tmp_path):
+    data = pattern_bytes(1, 1, 0, 4 * BLOCK)
+    f = tmp_path / "data.bin"
+    f.write_bytes(data)
+    out = one_json(run(bindir, "blocksum", "--file", f, "--size", 2 * BLOCK))
+    assert out["blocks"] == block_checksums(data[:2 * BLOCK])
+    # a file shorter than --size: fewer blocks, which verify() counts as lost
+    out = one_json(run(bindir, "blocksum", "--file", f, "--size", 8 * BLOCK))
+    assert out["size"] == 4 * BLOCK
+    r = verify(block_checksums(pattern_bytes(1, 1, 0, 8 * BLOCK)), out["blocks"])
+    assert (r.blocks_lost, r.first_bad) == (4, 4 * BLOCK)
+
+
+def test_blocksum_empty_file(bindir, tmp_path):
+    f = tmp_path / "empty"
+    f.write_bytes(b"")
+    out = one_json(run(bindir, "blocksum", "--file", f))
+    assert out["blocks"] == [] and out["size"] == 0
+
+
+def test_blocksum_missing_file_is_infrastructure_error(bindir, tmp_path):
+    proc = run(bindir, "blocksum", "--file", tmp_path / "nope")
+    assert proc.returncode == 1
+    out = one_json(proc)
+    assert "nope" in out["error"] and out["errno"] == "ENOENT"
+
+
+@pytest.mark.parametrize("prog", PROGRAMS)
+def test_bad_option_prints_usage_and_exits_2(bindir, prog):
+    proc = run(bindir, prog, "--no-such-option")
+    assert proc.returncode == 2
+    assert "usage:" in proc.stderr
+    assert proc.stderr.startswith(prog + ":")
+    out = one_json(proc)
+    assert out["workload"] == prog
+    assert out["error"].startswith("usage:")
+
+
+@pytest.mark.parametrize("prog", PROGRAMS)
+def test_help_exits_0(bindir, prog):
+    proc = run(bindir, prog, "--help")
+    assert proc.returncode == 0
+    assert "usage:" in proc.stdout
+
+
+@pytest.mark.parametrize("prog,args", [
+    ("ibverbs-pin", ["--file", "x", "--size", "100"]),
+    ("ibverbs-pin", ["--map", "sideways", "--file", "x"]),
+    ("ibverbs-pin", ["--access", "wx", "--file", "x"]),
+    ("ibverbs-pin", ["--size", "4096"]),                      # no --file, no --anon
+    ("ibverbs-pin", ["--anon", "--file", "x"]),
+    ("lost-write", ["--size", "1M"]),                         # no --file
+    ("lost-write", ["--file", "x", "--gid-index", "abc"]),
+    ("odirect-into-mmap", ["--src", "a"]),
+    ("odirect-into-mmap", ["--src", "a", "--dst", "a"]),
+    ("iouring-fixed", ["--file", "a", "--src", "b", "--map", "x"]),
+    ("blocksum", []),
+    ("blocksum", ["--pattern", "C", "--seed", "1", "--size", "4096"]),
+    ("blocksum", ["--pattern", "A", "--size", "4096"]),       # no --seed
+    ("blocksum", ["--file", "x", "stray"]),
+])
+def test_bad_arguments_exit_2(bindir, prog, args):
+    proc = run(bindir, prog, *args)
+    assert proc.returncode == 2, proc.stderr
+    assert "usage:" in proc.stderr
+
+
+@pytest.mark.parametrize("prog", ["ibverbs-pin", "lost-write"])
+def test_verbs_nonexistent_device_is_infrastructure_error(bindir, tmp_path, prog):
+    proc = run(bindir, prog, "--file", tmp_path / "f.bin", "--device", "nonexistent",
+               "--size", 65536)
+    assert proc.returncode == 1, proc.stderr
+    out = one_json(proc)
+    assert out["workload"] == prog
+    assert out["error"]
+    assert out["pin"] == "n/a"
+    assert COMMON_KEYS <= out.keys()
+    assert out["block_size"] == BLOCK and out["size"] == 65536
+
+
+# --- best-effort smoke runs of the file paths on the host ---------------------------------
+
+def test_odirect_into_mmap_host_smoke(bindir, tmp_path):
+    proc = run(bindir, "odirect-into-mmap", "--src", tmp_path / "src", "--dst", tmp_path / "dst",
+               "--size", 64 * 1024, "--seed", 11, "--iterations", 3, "--pressure")
+    out = one_json(proc)
+    if proc.returncode == 1 and "O_DIRECT" in (out.get("error") or ""):
+        pytest.skip(f"host filesystem lacks O_DIRECT: {out['error']}")
+    assert proc.returncode == 0, proc.stderr
+    assert out["pin"] == "n/a" and out["errno"] is None
+    assert out["expected"] == block_checksums(pattern_bytes(11, 1, 0, 64 * 1024))
+    assert out["mapping_matching_blocks"] == 16
+    assert [s["stage"] for s in out["stages"]] == ["mapped", "after_reads", "after_fsync"]
+    on_disk = one_json(run(bindir, "blocksum", "--file", tmp_path / "dst"))["blocks"]
+    assert verify(out["expected"], on_disk).blocks_lost == 0
+
+
+@pytest.mark.parametrize("mapping", ["shared", "private"])
+def test_iouring_fixed_host_smoke(bindir, tmp_path, mapping):
+    f = tmp_path / "file"
+    proc = run(bindir, "iouring-fixed", "--file", f, "--src", tmp_path / "src",
+               "--size", 64 * 1024, "--seed", 5, "--map", mapping)
+    out = one_json(proc)
+    if proc.returncode == 1 and "io_uring_queue_init" in (out.get("error") or ""):
+        pytest.skip(f"io_uring unavailable on this host: {out['error']}")
+    assert proc.returncode == 0, proc.stderr
+    assert out["pin"] in ("granted", "refused")
+    if out["pin"] == "refused":
+        assert out["errno"] and out["errno_num"] > 0
+    else:
+        assert out["read_landed"] is True
+    tag = 2 if (mapping == "shared" and out["pin"] == "granted") else 1
+    assert out["expected"] == block_checksums(pattern_bytes(5, tag, 0, 64 * 1024))
+    on_disk = one_json(run(bindir, "blocksum", "--file", f))["blocks"]
+    assert verify(out["expected"], on_disk).blocks_lost == 0

@@ -1,0 +1,527 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lost-write: the long-term-pin data-loss scenario, end to end.
+ *
+ *   1. MAP_SHARED the file; the CPU writes pattern A; fsync
+ *   2. register a writable MR on the file mapping (FOLL_LONGTERM pin);
+ *      a refusal is a valid outcome: report it and exit 0
+ *   3. fsync again: writeback cleans and write-protects the pinned pages
+ *   4. RDMA WRITE pattern B into the file MR through an RC QP connected to
+ *      a second QP on the same device/port (loopback) -- the "device" writes
+ *      behind the filesystem's back, no page fault, no dirty bit
+ *   5. check that the mapping reads pattern B
+ *   6. (--control: ibv_dereg_mr first, which dirties the pages on unpin)
+ *      fsync; "expected" is pattern B
+ *   7. --hold: keep everything registered so the host can crash the guest
+ *
+ * Without --control, a kernel that granted the pin typically leaves pattern A
+ * on disk after a crash: the device write was never seen by writeback.
+ */
+#include <arpa/inet.h>
+#include <getopt.h>
+
+#include "verbs_util.h"
+
+static struct {
+	const char *file;
+	uint64_t size;
+	uint64_t seed;
+	const char *device;
+	int port;
+	int gid_index;
+	bool control;
+	bool hold;
+	double timeout;
+} opt = {
+	.size = DEFAULT_SIZE,
+	.seed = 1,
+	.port = 1,
+	.gid_index = 1,
+	.timeout = 10.0,
+};
+
+static struct {
+	char devname[64];
+	long long memlock;
+	int gid_index;          /* used, -1 = not chosen yet */
+	char gid[INET6_ADDRSTRLEN];
+	const char *gid_type;
+	int path_mtu;           /* bytes, 0 = unknown */
+	uint64_t max_msg_sz;
+	uint64_t chunk;
+	uint64_t chunks_done;
+	const char *rdma_status;
+	int landed_blocks;      /* -1 = not checked */
+	bool deregistered_before_final_fsync;
+} st = { .gid_index = -1, .landed_blocks = -1, .memlock = -2 };
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: lost-write --file PATH [--size BYTES] [--seed N] [--device NAME]\n"
+		"                  [--port N] [--gid-index N] [--timeout SECONDS]\n"
+		"                  [--control] [--hold]\n"
+		"  Pin a MAP_SHARED file mapping as an RDMA MR, let writeback clean it, RDMA WRITE\n"
+		"  a new pattern into it over a loopback RC QP, fsync, and report what should be on disk.\n"
+		"  --size       multiple of 4096 (default 1M)\n"
+		"  --seed       pattern seed (default 1)\n"
+		"  --device     RDMA device (default: the first one); --port (default 1)\n"
+		"  --gid-index  GID table index for the GRH (default 1; falls back to a search\n"
+		"               for an IPv4-mapped RoCEv2 GID)\n"
+		"  --timeout    completion timeout in seconds (default 10)\n"
+		"  --control    deregister the MR before the final fsync (data should survive)\n"
+		"  --hold       after the JSON line, print PINRIG-HOLD on stderr and sleep forever\n");
+}
+
+static void extra(struct jbuf *j)
+{
+	size_t nblocks = (size_t)(opt.size / PR_BLOCK);
+
+	jk_str(j, "device", st.devname[0] ? st.devname : opt.device);
+	jk_i64(j, "port", opt.port);
+	jk_i64(j, "gid_index_requested", opt.gid_index);
+	jk_opt(j, "gid_index", st.gid_index);
+	jk_str(j, "gid", st.gid[0] ? st.gid : NULL);
+	jk_str(j, "gid_type", st.gid_type);
+	jk_opt(j, "path_mtu", st.path_mtu ? st.path_mtu : -1);
+	jk_opt(j, "max_msg_sz", st.max_msg_sz ? (long long)st.max_msg_sz : -1);
+	jk_opt(j, "chunk_size", st.chunk ? (long long)st.chunk : -1);
+	jk_u64(j, "chunks_written", st.chunks_done);
+	jk_u64(j, "seed", opt.seed);
+	jk_bool(j, "control", opt.control);
+	jk_bool(j, "hold", opt.hold);
+	jk_bool(j, "deregistered_before_final_fsync", st.deregistered_before_final_fsync);
+	if (st.memlock == -1)
+		jk_str(j, "memlock_limit", "unlimited");
+	else
+		jk_opt(j, "memlock_limit", st.memlock);
+	jk_str(j, "rdma_status", st.rdma_status);
+	jb_key(j, "rdma_landed");
+	if (st.landed_blocks < 0)
+		jb_null(j);
+	else
+		jb_bool(j, (size_t)st.landed_blocks == nblocks);
+	jk_opt(j, "landed_blocks", st.landed_blocks);
+	jk_u64(j, "blocks", nblocks);
+}
+
+static void parse_args(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "file", required_argument, NULL, 'f' },
+		{ "size", required_argument, NULL, 's' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ "device", required_argument, NULL, 'd' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "gid-index", required_argument, NULL, 'g' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "control", no_argument, NULL, 'c' },
+		{ "hold", no_argument, NULL, 'H' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	uint64_t v;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f': opt.file = optarg; break;
+		case 's':
+			if (!parse_size(optarg, &opt.size))
+				usage_fail(usage, "--size must be a positive multiple of 4096 up to 1G: '%s'", optarg);
+			break;
+		case 'S':
+			if (!parse_u64(optarg, &opt.seed))
+				usage_fail(usage, "--seed must be an unsigned integer: '%s'", optarg);
+			break;
+		case 'd': opt.device = optarg; break;
+		case 'p':
+			if (!parse_u64(optarg, &v) || v < 1 || v > 255)
+				usage_fail(usage, "--port must be 1..255: '%s'", optarg);
+			opt.port = (int)v;
+			break;
+		case 'g':
+			if (!parse_u64(optarg, &v) || v > 65535)
+				usage_fail(usage, "--gid-index must be 0..65535: '%s'", optarg);
+			opt.gid_index = (int)v;
+			break;
+		case 't':
+			if (!parse_u64(optarg, &v) || v < 1 || v > 3600)
+				usage_fail(usage, "--timeout must be 1..3600 seconds: '%s'", optarg);
+			opt.timeout = (double)v;
+			break;
+		case 'c': opt.control = true; break;
+		case 'H': opt.hold = true; break;
+		case 'h': usage(stdout); exit(0);
+		default:
+			usage_fail(usage, "%s", bad_option(argc, argv, optopt, optind));
+		}
+	}
+	if (optind < argc)
+		usage_fail(usage, "unexpected argument '%s'", argv[optind]);
+	if (!opt.file || !*opt.file)
+		usage_fail(usage, "--file PATH is required");
+}
+
+/* ------------------------------------------------------------------ */
+/* GID selection                                                       */
+
+static bool gid_is_zero(const union ibv_gid *g)
+{
+	for (int i = 0; i < 16; i++)
+		if (g->raw[i])
+			return false;
+	return true;
+}
+
+static bool gid_is_ipv4_mapped(const union ibv_gid *g)
+{
+	for (int i = 0; i < 10; i++)
+		if (g->raw[i])
+			return false;
+	return g->raw[10] == 0xff && g->raw[11] == 0xff;
+}
+
+/* query one GID entry; type = -1 when unknown.  0 on success. */
+static int query_gid(struct ibv_context *ctx, int port, int idx, union ibv_gid *gid, int *type)
+{
+	struct ibv_gid_entry e;
+
+	memset(&e, 0, sizeof(e));
+	if (ibv_query_gid_ex(ctx, (uint32_t)port, (uint32_t)idx, &e, 0) == 0) {
+		*gid = e.gid;
+		*type = (int)e.gid_type;
+		return 0;
+	}
+	/* older kernels without the GID table ioctl: plain sysfs query */
+	*type = -1;
+	return ibv_query_gid(ctx, (uint8_t)port, idx, gid);
+}
+
+static const char *gid_type_str(int type)
+{
+	switch (type) {
+	case IBV_GID_TYPE_IB: return "IB";
+	case IBV_GID_TYPE_ROCE_V1: return "RoCEv1";
+	case IBV_GID_TYPE_ROCE_V2: return "RoCEv2";
+	default: return NULL;
+	}
+}
+
+static int choose_gid(struct ibv_context *ctx, int port, int tbl_len, union ibv_gid *out)
+{
+	union ibv_gid g;
+	int type, best = -1, best_rank = 0, best_type = -1;
+
+	if (opt.gid_index < tbl_len && opt.gid_index <= 255 && query_gid(ctx, port, opt.gid_index, &g, &type) == 0 &&
+	    !gid_is_zero(&g)) {
+		*out = g;
+		st.gid_type = gid_type_str(type);
+		return opt.gid_index;
+	}
+	pr_log("GID index %d unusable on port %d, searching the GID table (%d entries)",
+	       opt.gid_index, port, tbl_len);
+	for (int i = 0; i < tbl_len; i++) {
+		int rank;
+		if (i > 255)
+			break; /* the GRH sgid_index is 8 bits */
+		if (query_gid(ctx, port, i, &g, &type) != 0 || gid_is_zero(&g))
+			continue;
+		/* prefer IPv4-mapped RoCEv2, then IPv4-mapped, then anything */
+		if (gid_is_ipv4_mapped(&g))
+			rank = type == IBV_GID_TYPE_ROCE_V2 ? 3 : 2;
+		else
+			rank = 1;
+		if (rank > best_rank) {
+			best = i;
+			best_rank = rank;
+			best_type = type;
+			*out = g;
+		}
+	}
+	if (best < 0)
+		fail("no usable GID on port %d (is an IP address configured on the rxe netdev?)", port);
+	st.gid_type = gid_type_str(best_type);
+	return best;
+}
+
+/* ------------------------------------------------------------------ */
+/* QPs                                                                 */
+
+static struct ibv_qp *create_rc_qp(struct ibv_pd *pd, struct ibv_cq *cq, const char *what)
+{
+	struct ibv_qp_init_attr ia;
+	struct ibv_qp *qp;
+
+	memset(&ia, 0, sizeof(ia));
+	ia.send_cq = cq;
+	ia.recv_cq = cq;
+	ia.qp_type = IBV_QPT_RC;
+	ia.sq_sig_all = 1;
+	ia.cap.max_send_wr = 16;
+	ia.cap.max_recv_wr = 1;
+	ia.cap.max_send_sge = 1;
+	ia.cap.max_recv_sge = 1;
+	errno = 0;
+	qp = ibv_create_qp(pd, &ia);
+	if (!qp)
+		fail_errno(errno ? errno : ENOMEM, "ibv_create_qp(%s) failed", what);
+	return qp;
+}
+
+static void connect_qp(struct ibv_qp *qp, uint32_t dest_qpn, const union ibv_gid *dgid, int sgid_index,
+		       enum ibv_mtu mtu, const char *what)
+{
+	struct ibv_qp_attr a;
+	int ret;
+
+	memset(&a, 0, sizeof(a));
+	a.qp_state = IBV_QPS_INIT;
+	a.pkey_index = 0;
+	a.port_num = (uint8_t)opt.port;
+	a.qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
+	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS);
+	if (ret)
+		fail_errno(ret, "ibv_modify_qp(%s, RESET->INIT) failed", what);
+
+	memset(&a, 0, sizeof(a));
+	a.qp_state = IBV_QPS_RTR;
+	a.path_mtu = mtu;
+	a.dest_qp_num = dest_qpn;
+	a.rq_psn = 0;
+	a.max_dest_rd_atomic = 1;
+	a.min_rnr_timer = 12;
+	a.ah_attr.is_global = 1;
+	a.ah_attr.grh.dgid = *dgid;
+	a.ah_attr.grh.sgid_index = (uint8_t)sgid_index;
+	a.ah_attr.grh.hop_limit = 64;
+	a.ah_attr.grh.flow_label = 0;
+	a.ah_attr.grh.traffic_class = 0;
+	a.ah_attr.dlid = 0;
+	a.ah_attr.sl = 0;
+	a.ah_attr.src_path_bits = 0;
+	a.ah_attr.port_num = (uint8_t)opt.port;
+	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
+			    IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
+	if (ret)
+		fail_errno(ret, "ibv_modify_qp(%s, INIT->RTR, dest_qpn=%u, sgid_index=%d) failed",
+			   what, dest_qpn, sgid_index);
+
+	memset(&a, 0, sizeof(a));
+	a.qp_state = IBV_QPS_RTS;
+	a.timeout = 14;
+	a.retry_cnt = 7;
+	a.rnr_retry = 7;
+	a.sq_psn = 0;
+	a.max_rd_atomic = 1;
+	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
+			    IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC);
+	if (ret)
+		fail_errno(ret, "ibv_modify_qp(%s, RTR->RTS) failed", what);
+}
+
+/* wait for one completion, at most opt.timeout seconds */
+static void poll_one(struct ibv_cq *cq, struct ibv_wc *wc, uint64_t chunk_no)
+{
+	double deadline = now_s() + opt.timeout;
+
+	for (;;) {
+		int n = ibv_poll_cq(cq, 1, wc);
+		if (n < 0)
+			fail_errno(EIO, "ibv_poll_cq failed (chunk %" PRIu64 ")", chunk_no);
+		if (n == 1)
+			return;
+		if (now_s() > deadline) {
+			st.rdma_status = "timeout";
+			R.err = ETIMEDOUT;
+			fail("no completion for RDMA WRITE chunk %" PRIu64 " within %.0f s", chunk_no, opt.timeout);
+		}
+		usleep(100);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct ibv_context *ctx;
+	struct ibv_pd *pd;
+	struct ibv_port_attr pattr;
+	struct ibv_mr *file_mr, *src_mr;
+	struct ibv_cq *cq;
+	struct ibv_qp *qp1, *qp2;
+	union ibv_gid gid;
+	unsigned char *map, *src;
+	int fd, ret;
+	size_t nblocks;
+
+	report_init("lost-write");
+	install_fault_handler();
+	R.extra = extra;
+	R.with_stages = true;
+	R.with_expected = true;
+	parse_args(argc, argv);
+	R.file = opt.file;
+	R.size = opt.size;
+	nblocks = (size_t)(opt.size / PR_BLOCK);
+
+	st.memlock = raise_memlock();
+
+	/* the RDMA side first: fail fast on infrastructure before touching the file */
+	ctx = open_ibv_device(opt.device, st.devname, sizeof(st.devname));
+	pd = alloc_pd_or_fail(ctx);
+	memset(&pattr, 0, sizeof(pattr));
+	ret = ibv_query_port(ctx, (uint8_t)opt.port, &pattr);
+	if (ret)
+		fail_errno(ret, "ibv_query_port(%s, %d) failed", st.devname, opt.port);
+	if (pattr.state != IBV_PORT_ACTIVE)
+		fail("port %d of %s is not active (state %s); is the netdev up?", opt.port, st.devname,
+		     ibv_port_state_str(pattr.state));
+	st.path_mtu = 128 << pattr.active_mtu;
+	st.max_msg_sz = pattr.max_msg_sz;
+	st.gid_index = choose_gid(ctx, opt.port, pattr.gid_tbl_len, &gid);
+	inet_ntop(AF_INET6, gid.raw, st.gid, sizeof(st.gid));
+	pr_log("port %d: active_mtu=%d max_msg_sz=%" PRIu64 " gid[%d]=%s (%s)", opt.port, st.path_mtu,
+	       st.max_msg_sz, st.gid_index, st.gid, st.gid_type ? st.gid_type : "type unknown");
+	st.chunk = opt.size;
+	if (st.chunk > (1u << 20))
+		st.chunk = 1u << 20;
+	if (st.max_msg_sz && st.chunk > st.max_msg_sz)
+		st.chunk = st.max_msg_sz & ~(uint64_t)(PR_BLOCK - 1);
+	if (!st.chunk)
+		st.chunk = PR_BLOCK; /* absurdly small max_msg_sz */
+
+	/* 1. the file, pattern A, fsync */
+	fd = open(opt.file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		fail_errno(errno, "open(%s)", opt.file);
+	if (ftruncate(fd, (off_t)opt.size) != 0)
+		fail_errno(errno, "ftruncate(%s)", opt.file);
+	map = mmap(NULL, opt.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		fail_errno(errno, "mmap(%s, MAP_SHARED)", opt.file);
+	stage("mapped", map);
+	pattern_fill(map, opt.seed, TAG_A, 0, opt.size);
+	stage("cpu_write_a", map);
+	if (fsync(fd) != 0)
+		fail_errno(errno, "fsync #1 (%s)", opt.file);
+	stage("fsync1", map);
+
+	/* 2. the long-term pin */
+	pr_log("ibv_reg_mr(file mapping, %" PRIu64 ", LOCAL_WRITE|REMOTE_WRITE)", opt.size);
+	errno = 0;
+	file_mr = ibv_reg_mr(pd, map, opt.size, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	if (!file_mr) {
+		int e = errno;
+		R.pin = "refused";
+		R.err = e;
+		if (!e)
+			snprintf(R.error, sizeof(R.error), "ibv_reg_mr returned NULL without setting errno");
+		pr_log("pin refused: %s (%s)", e ? errno_name(e) : "no errno", e ? strerror(e) : "?");
+		stage("refused", map);
+		/* nothing was pinned, nothing can be lost: what the CPU wrote is on disk */
+		set_expected_pattern(opt.seed, TAG_A, opt.size);
+		report_emit();
+		munmap(map, opt.size);
+		close(fd);
+		ibv_dealloc_pd(pd);
+		ibv_close_device(ctx);
+		return 0;
+	}
+	R.pin = "granted";
+	pr_log("pin granted: rkey=0x%x", file_mr->rkey);
+	stage("registered", map);
+
+	/* 3. writeback cleans and write-protects the pinned pages */
+	if (fsync(fd) != 0)
+		fail_errno(errno, "fsync #2 (%s)", opt.file);
+	stage("fsync2", map);
+
+	/* 4. the "device" writes pattern B through the pin */
+	src = mmap(NULL, opt.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (src == MAP_FAILED)
+		fail_errno(errno, "mmap(source buffer)");
+	pattern_fill(src, opt.seed, TAG_B, 0, opt.size);
+	errno = 0;
+	src_mr = ibv_reg_mr(pd, src, opt.size, IBV_ACCESS_LOCAL_WRITE);
+	if (!src_mr)
+		fail_errno(errno ? errno : ENOMEM, "ibv_reg_mr(anonymous source buffer) failed");
+	errno = 0;
+	cq = ibv_create_cq(ctx, 64, NULL, NULL, 0);
+	if (!cq)
+		fail_errno(errno ? errno : ENOMEM, "ibv_create_cq failed");
+	qp1 = create_rc_qp(pd, cq, "qp1");
+	qp2 = create_rc_qp(pd, cq, "qp2");
+	connect_qp(qp1, qp2->qp_num, &gid, st.gid_index, pattr.active_mtu, "qp1");
+	connect_qp(qp2, qp1->qp_num, &gid, st.gid_index, pattr.active_mtu, "qp2");
+	pr_log("loopback RC QPs connected: qp%u <-> qp%u", qp1->qp_num, qp2->qp_num);
+
+	for (uint64_t off = 0, i = 0; off < opt.size; off += st.chunk, i++) {
+		uint64_t len = opt.size - off < st.chunk ? opt.size - off : st.chunk;
+		struct ibv_sge sge = {
+			.addr = (uintptr_t)(src + off),
+			.length = (uint32_t)len,
+			.lkey = src_mr->lkey,
+		};
+		struct ibv_send_wr wr, *bad = NULL;
+		struct ibv_wc wc;
+
+		memset(&wr, 0, sizeof(wr));
+		wr.wr_id = i;
+		wr.sg_list = &sge;
+		wr.num_sge = 1;
+		wr.opcode = IBV_WR_RDMA_WRITE;
+		wr.send_flags = IBV_SEND_SIGNALED;
+		wr.wr.rdma.remote_addr = (uintptr_t)(map + off);
+		wr.wr.rdma.rkey = file_mr->rkey;
+		ret = ibv_post_send(qp1, &wr, &bad);
+		if (ret)
+			fail_errno(ret, "ibv_post_send(RDMA_WRITE chunk %" PRIu64 ")", i);
+		poll_one(cq, &wc, i);
+		if (wc.status != IBV_WC_SUCCESS) {
+			st.rdma_status = ibv_wc_status_str(wc.status);
+			fail("RDMA WRITE chunk %" PRIu64 " completed with status %s (vendor_err 0x%x)", i,
+			     ibv_wc_status_str(wc.status), wc.vendor_err);
+		}
+		st.chunks_done++;
+	}
+	st.rdma_status = "success";
+	stage("rdma_write_b", map);
+
+	/* 5. did the device write land in the page cache? */
+	st.landed_blocks = (int)count_pattern_blocks(map, opt.seed, TAG_B, opt.size);
+	pr_log("RDMA WRITE landed in %d of %zu blocks", st.landed_blocks, nblocks);
+
+	/* 6. the final fsync (control: after the unpin, which dirties the pages) */
+	if (opt.control) {
+		errno = 0;
+		ret = ibv_dereg_mr(file_mr);
+		if (ret)
+			fail_errno(ret, "ibv_dereg_mr(file MR) failed");
+		file_mr = NULL;
+		st.deregistered_before_final_fsync = true;
+		stage("deregistered", map);
+	}
+	if (fsync(fd) != 0)
+		fail_errno(errno, "fsync #3 (%s)", opt.file);
+	stage("fsync3", map);
+
+	set_expected_pattern(opt.seed, TAG_B, opt.size);
+	report_emit();
+
+	/* 7. keep the pin for the host's crash */
+	if (opt.hold)
+		hold_forever();
+
+	ibv_destroy_qp(qp1);
+	ibv_destroy_qp(qp2);
+	ibv_destroy_cq(cq);
+	ibv_dereg_mr(src_mr);
+	if (file_mr)
+		ibv_dereg_mr(file_mr);
+	ibv_dealloc_pd(pd);
+	ibv_close_device(ctx);
+	munmap(src, opt.size);
+	munmap(map, opt.size);
+	close(fd);
+	return 0;
+}
