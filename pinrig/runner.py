@@ -18,7 +18,8 @@ from .config import Case, Suite, load_suite
 from .results import RunDir, atomic_write, host_info, junit_xml, make_run_id, summary_text
 from .session import Environment, Session, prepare_env
 from .verdict import RawOutcome, Verdict, decide
-from .workload import case_seed, run_case
+from .errors import InfraError
+from .workload import case_seed, run_case, run_crash_case
 
 
 @dataclass
@@ -93,6 +94,11 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     verdicts: dict = {cid: Verdict(**{k: v for k, v in d.items() if k in Verdict.__dataclass_fields__})
                       for cid, d in done.items()}
     for group in group_sessions(todo):
+        if len(group) == 1 and needs_own_guest(group[0]):
+            v = _crash_case(env, run, group[0], seed, suite)
+            _echo_case(echo, v)
+            verdicts[v.case] = v
+            continue
         for v in _run_group(env, run, group, seed, suite, echo):
             verdicts[v.case] = v
     ordered = [verdicts[c.id] for c in suite.cases if c.id in verdicts]
@@ -141,6 +147,7 @@ def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Sui
                     break    # a fresh guest for whatever is left
         finally:
             sess.close()
+            sess.discard_pmem()
 
 
 def _one_case(sess: Session, run: RunDir, case: Case, seed: int, suite: Suite) -> Verdict:
@@ -176,6 +183,50 @@ def _one_case(sess: Session, run: RunDir, case: Case, seed: int, suite: Suite) -
              "reports.json": json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
              if reports else None}
     run.write_case(v, files)
+    return v
+
+
+def _crash_case(env: Environment, run: RunDir, case: Case, seed: int, suite: Suite) -> Verdict:
+    """A crash-and-verify case: its own guests on its own pmem file (kept with the case)."""
+    cseed = case_seed(seed, case.id)
+    base = run.path / "boots" / case.id.replace("/", "_")
+    base.mkdir(parents=True, exist_ok=True)
+    pmem = base / "pmem.img"
+
+    def boot(tag: str) -> Session:
+        s = Session(env, base / tag, pmem=pmem)
+        br = s.boot()
+        if br.status != "ready":
+            s.close()
+            raise InfraError(f"{tag} boot failed ({br.status}): {br.reason}")
+        s.upload_bins()
+        return s
+
+    cr = run_crash_case(boot, case, cseed, suite.pressure)
+    consoles, slices = [], []
+    for i, s in enumerate(cr.sessions):
+        if s.alive() and cr.raw.infra_error and "timeout" in cr.raw.infra_error:
+            s.machine.kill()
+        text = s.machine.console_text() if s.machine else b""
+        consoles.append(text)
+        part = oops.split_by_case(text).get(case.id, "")
+        if s.machine and not s.alive() and i == len(cr.sessions) - 1 and not part:
+            part = text.decode(errors="replace")[-200000:]
+        slices.append(f"----- pinrig: boot {i + 1} ({s.workdir.name}) -----\n{part}")
+    for s in cr.sessions:
+        s.close()
+    reports = [r for sl in slices for r in oops.parse_console(sl)]
+    v = decide(case, cr.raw, reports, cr.integrity)
+    v.seed = cseed
+    cslice = "\n".join(slices)
+    files = {"console.log": cslice, "dmesg.log": cslice, "guest.log": "\n".join(cr.guest_log),
+             "result.json": json.dumps(cr.raw.result, indent=2) + "\n" if cr.raw.result else None,
+             "checksums.json": json.dumps(cr.checksums, indent=2) + "\n" if cr.checksums else None,
+             "reports.json": json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
+             if reports else None}
+    run.write_case(v, files)
+    if v.verdict not in ("data-loss", "crash") and cr.sessions:
+        cr.sessions[0].discard_pmem()      # keep the medium only where it is evidence
     return v
 
 

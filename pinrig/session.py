@@ -113,3 +113,9 @@ class Session:
             if self.machine.alive():
                 self.machine.wait_exit(5)
             self.machine.kill()
+        (self.workdir / "overlay.qcow2").unlink(missing_ok=True)
+
+    def discard_pmem(self) -> None:
+        """Drop a pmem backing file nobody needs to look at (1 GiB each, sparse)."""
+        p = self.pmem or (self.workdir / "pmem.img")
+        p.unlink(missing_ok=True)

@@ -11,8 +11,9 @@ import shlex
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
+from . import integrity
 from .config import Case, Pressure
 from .errors import InfraError
 from .session import GUEST_BIN, Session
@@ -38,6 +39,10 @@ class CaseRun:
     guest_log: list = field(default_factory=list)
     checksums: Optional[dict] = None
     integrity: object = None
+    sessions: list = field(default_factory=list)   # boots of a crash case (consoles to judge)
+
+    def log_text(self, text: str) -> None:
+        self.guest_log.append(text)
 
     def log(self, title: str, res) -> None:
         self.guest_log.append(f"$ {title}\n[exit {res.rc}, {res.wall_s:.2f}s]\n{res.stdout}"
@@ -81,15 +86,44 @@ def pressure_commands(p: Pressure) -> tuple:
     return start, stop
 
 
-def workload_argv(case: Case, seed: int) -> list:
+def workload_argv(case: Case, seed: int, hold: bool = False) -> list:
     """The guest command line of a case's program."""
-    b = GUEST_BIN
+    b, size = GUEST_BIN, str(case.size)
     if case.workload == "ibverbs-pin":
         access = {"ro": "ro", "none": "none"}.get(case.variant or "", "rw")
-        return [f"{b}/ibverbs-pin", "--file", f"{MNT}/pin.dat", "--size", str(case.size),
+        return [f"{b}/ibverbs-pin", "--file", f"{MNT}/pin.dat", "--size", size,
                 "--map", case.mapping, "--access", access, "--device", "rxe0",
                 "--seed", str(seed)]
-    raise InfraError(f"workload {case.workload} is not implemented in this rig version")
+    if case.workload == "lost-write":
+        argv = [f"{b}/lost-write", "--file", f"{MNT}/lost.dat", "--size", size,
+                "--device", "rxe0", "--seed", str(seed)]
+        if case.variant == "control":
+            argv.append("--control")
+        return argv + (["--hold"] if hold else [])
+    if case.workload == "odirect-into-mmap":
+        argv = [f"{b}/odirect-into-mmap", "--src", f"{MNT}/src.dat", "--dst", f"{MNT}/dst.dat",
+                "--size", size, "--seed", str(seed)]
+        return argv + (["--pressure"] if case.variant != "nopressure" else [])
+    if case.workload == "iouring-fixed":
+        return [f"{b}/iouring-fixed", "--file", f"{MNT}/ring.dat", "--src", f"{MNT}/ring-src.dat",
+                "--size", size, "--seed", str(seed), "--map", case.mapping] + \
+            (["--hold"] if hold else [])
+    raise InfraError(f"unknown workload {case.workload}")
+
+
+def data_file(case: Case) -> str:
+    """The file whose blocks are verified after the case (integrity workloads)."""
+    return {"lost-write": f"{MNT}/lost.dat", "odirect-into-mmap": f"{MNT}/dst.dat",
+            "iouring-fixed": f"{MNT}/ring.dat"}[case.workload]
+
+
+def mount_existing_commands(fs: str) -> list:
+    """Mount the filesystem a previous boot left on /dev/pmem0 (journal recovery happens here)."""
+    if fs == "tmpfs":
+        raise InfraError("tmpfs does not survive a crash: no integrity check possible")
+    base = fs.replace("-dax", "")
+    opts = " -o dax" if fs.endswith("-dax") else ""
+    return [f"umount {MNT} 2>/dev/null; true", f"mount -t {base}{opts} /dev/pmem0 {MNT}"]
 
 
 def parse_result(stdout: str) -> Optional[dict]:
@@ -115,36 +149,92 @@ def needs(case: Case, sess: Session) -> Optional[str]:
     return None
 
 
+def _setup(sess: Session, case: Case, run: CaseRun) -> bool:
+    """Start marker, requirements, a fresh filesystem. False (with the outcome set) on failure."""
+    g = sess.guest
+    g.run(marker("start", case.id), timeout=15)
+    reason = needs(case, sess)
+    if reason:
+        run.raw.skip_reason = reason
+        return False
+    run.raw.phase = "setup"
+    for cmd in fs_setup_commands(case.fs, sess.info.get("dax_state", "raw")):
+        res = g.run(cmd, timeout=120)
+        run.log(cmd, res)
+        if res.rc != 0:
+            err = res.stderr.strip()[-200:]
+            if case.fs.endswith("-dax"):
+                run.raw.skip_reason = f"fsdax unavailable: '{cmd}' failed: {err}"
+            else:
+                run.raw.infra_error = f"filesystem setup failed: '{cmd}' exit {res.rc}: {err}"
+            return False
+    if case.fs.endswith("-dax"):
+        sess.info["dax_state"] = "fsdax"
+    elif case.fs in ("ext4", "xfs"):
+        sess.info["dax_state"] = "raw"
+    run.raw.phase = "case"
+    return True
+
+
+def _take_result(run: CaseRun, case: Case, stdout: str, rc: Optional[int]) -> bool:
+    """Record the program's JSON. False when there is none or the program failed."""
+    result = parse_result(stdout)
+    run.raw.exit_code = rc
+    if result is None:
+        run.raw.infra_error = f"{case.workload} printed no JSON result (exit {rc})"
+        return False
+    run.raw.result = result
+    run.raw.pin = result.get("pin")
+    run.raw.errno = result.get("errno")
+    if (rc not in (0, None)) or result.get("error"):
+        run.raw.infra_error = f"{case.workload} failed (exit {rc}): {result.get('error') or ''}"
+        return False
+    return True
+
+
+def _verify(sess: Session, case: Case, run: CaseRun, remount: bool) -> None:
+    """Read the data file back from the medium and compare per-block checksums."""
+    g = sess.guest
+    run.raw.phase = "verify"
+    expected = run.raw.result.get("expected")
+    if not expected:
+        return
+    cmds = ["sync", "echo 3 > /proc/sys/vm/drop_caches"]
+    if remount and case.fs != "tmpfs":
+        cmds += mount_existing_commands(case.fs)
+    for cmd in cmds:
+        res = g.run(cmd, timeout=120)
+        run.log(cmd, res)
+        if res.rc != 0:
+            run.raw.infra_error = f"verification setup failed: '{cmd}': {res.stderr.strip()[-200:]}"
+            return
+    argv = [f"{GUEST_BIN}/blocksum", "--file", data_file(case), "--size", str(case.size)]
+    res = g.run(argv, timeout=120)
+    run.log(shlex.join(argv), res)
+    got = parse_result(res.stdout)
+    if res.rc != 0 or not got or "blocks" not in got:
+        if "No such file" in res.stderr or (got and "ENOENT" in str(got.get("errno"))):
+            got = {"blocks": []}          # the file itself is gone: every block is lost
+        else:
+            run.raw.infra_error = f"blocksum failed (exit {res.rc}): {res.stderr.strip()[-200:]}"
+            return
+    run.integrity = integrity.verify(expected, got["blocks"])
+    run.checksums = {"file": data_file(case), "seed": run.raw.result.get("seed"),
+                     "block_size": integrity.BLOCK, "expected": expected,
+                     "actual": got["blocks"], "result": run.integrity.to_dict()}
+
+
 def run_case(sess: Session, case: Case, seed: int, pressure: Pressure) -> CaseRun:
-    """Set up, run, tear down one case. Never raises for guest trouble: it becomes the outcome."""
+    """One case in a shared guest. Never raises for guest trouble: it becomes the outcome."""
     t0 = time.monotonic()
     run = CaseRun(RawOutcome(case.id))
     g = sess.guest
     try:
-        g.run(marker("start", case.id), timeout=15)
-        reason = needs(case, sess)
-        if reason:
-            run.raw.skip_reason = reason
+        if not _setup(sess, case, run):
             return run
-        run.raw.phase = "setup"
-        dax_state = sess.info.get("dax_state", "raw")
-        for cmd in fs_setup_commands(case.fs, dax_state):
-            res = g.run(cmd, timeout=120)
-            run.log(cmd, res)
-            if res.rc != 0:
-                if case.fs.endswith("-dax"):
-                    run.raw.skip_reason = f"fsdax unavailable: '{cmd}' failed: {res.stderr.strip()[-200:]}"
-                else:
-                    run.raw.infra_error = f"filesystem setup failed: '{cmd}' exit {res.rc}: {res.stderr.strip()[-200:]}"
-                return run
-        if case.fs.endswith("-dax"):
-            sess.info["dax_state"] = "fsdax"
-        elif case.fs in ("ext4", "xfs"):
-            sess.info["dax_state"] = "raw"
         start, stop = pressure_commands(pressure)
         for cmd in start:
             run.log(cmd, g.run(cmd, timeout=30))
-        run.raw.phase = "case"
         argv = workload_argv(case, seed)
         try:
             res = g.run(argv, timeout=case.timeout)
@@ -156,16 +246,8 @@ def run_case(sess: Session, case: Case, seed: int, pressure: Pressure) -> CaseRu
                     except InfraError:
                         pass
         run.log(shlex.join(argv), res)
-        result = parse_result(res.stdout)
-        run.raw.exit_code = res.rc
-        if result is None:
-            run.raw.infra_error = f"{case.workload} printed no JSON result (exit {res.rc})"
-            return run
-        run.raw.result = result
-        run.raw.pin = result.get("pin")
-        run.raw.errno = result.get("errno")
-        if res.rc != 0 or result.get("error"):
-            run.raw.infra_error = f"{case.workload} failed (exit {res.rc}): {result.get('error', '')}"
+        if _take_result(run, case, res.stdout, res.rc) and case.workload != "ibverbs-pin":
+            _verify(sess, case, run, remount=True)
         g.run(f"umount {MNT} 2>/dev/null; true", timeout=60)
     except CommandTimeout as e:
         run.raw.infra_error = f"timeout: {e}"
@@ -180,3 +262,77 @@ def run_case(sess: Session, case: Case, seed: int, pressure: Pressure) -> CaseRu
                 pass
         run.raw.wall_s = time.monotonic() - t0
     return run
+
+
+HOLD_OUT, HOLD_ERR = "/run/pinrig-case.out", "/run/pinrig-case.err"
+
+
+def run_crash_case(boot: Callable[[str], Session], case: Case, seed: int,
+                   pressure: Pressure) -> CaseRun:
+    """Pin, write through the pin, fsync, then power-cut the guest (QEMU killed by pid) while the
+    pin is held; boot again on the same pmem file, mount (journal recovery), verify every block.
+
+    `boot(tag)` returns a booted Session on the case's pmem file (or raises InfraError).
+    """
+    t0 = time.monotonic()
+    run = CaseRun(RawOutcome(case.id))
+    sess = None
+    try:
+        if case.fs == "tmpfs":
+            run.raw.skip_reason = "tmpfs does not survive a guest crash"
+            return run
+        sess = boot("pin")
+        run.sessions.append(sess)
+        if not _setup(sess, case, run):
+            return run
+        g = sess.guest
+        start, _stop = pressure_commands(pressure)
+        for cmd in start:
+            run.log(cmd, g.run(cmd, timeout=30))
+        argv = workload_argv(case, seed, hold=True)
+        line = f"cd / && nohup {shlex.join(argv)} > {HOLD_OUT} 2> {HOLD_ERR} < /dev/null & echo $!"
+        pid = g.run(line, timeout=15, check=True).stdout.strip()
+        out = _wait_hold(g, pid, case.timeout)
+        errs = g.run(f"cat {HOLD_ERR}", timeout=15).stdout
+        run.guest_log.append(f"$ {shlex.join(argv)}\n{out}--- stderr ---\n{errs}")
+        running = g.run(f"kill -0 {pid}", timeout=15).rc == 0
+        if not _take_result(run, case, out, None if running else 0):
+            return run
+        if run.raw.pin != "granted":
+            return run           # refused: nothing was pinned, nothing to lose
+        # Power cut with the pin still held: no unpin, no sync, no unmount.
+        g.run(marker("end", case.id), timeout=15)
+        time.sleep(0.5)          # let the marker reach the console
+        sess.guest.close()
+        sess.guest = None
+        sess.machine.kill()
+        run.log_text("host: QEMU killed by pid with the MR still registered (power cut)")
+        sess = boot("verify")
+        run.sessions.append(sess)
+        sess.guest.run(marker("start", case.id), timeout=15)
+        _verify(sess, case, run, remount=True)
+    except CommandTimeout as e:
+        run.raw.infra_error = f"timeout: {e}"
+    except InfraError as e:
+        run.raw.infra_error = str(e)
+        run.raw.guest_died = bool(sess) and not sess.alive()
+    finally:
+        if sess and sess.alive() and sess.guest and sess.guest.client:
+            try:
+                sess.guest.run(marker("end", case.id), timeout=15)
+            except InfraError:
+                pass
+        run.raw.wall_s = time.monotonic() - t0
+    return run
+
+
+def _wait_hold(g, pid: str, timeout: float) -> str:
+    """Poll the program's stdout until its JSON line is there or it exits. Raises on timeout."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        out = g.run(f"cat {HOLD_OUT}; kill -0 {pid} 2>/dev/null || echo PINRIG-EXITED",
+                    timeout=15).stdout
+        if parse_result(out) or "PINRIG-EXITED" in out:
+            return out.replace("PINRIG-EXITED\n", "")
+        time.sleep(0.5)
+    raise CommandTimeout(f"workload gave no result within {timeout}s")
