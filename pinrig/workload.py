@@ -98,7 +98,7 @@ def workload_argv(case: Case, seed: int, hold: bool = False) -> list:
         argv = [f"{b}/lost-write", "--file", f"{MNT}/lost.dat", "--size", size,
                 "--device", "rxe0", "--seed", str(seed)]
         if case.variant == "control":
-            argv.append("--control")
+            argv.append("--control")      # deregister before the final fsync
         return argv + (["--hold"] if hold else [])
     if case.workload == "odirect-into-mmap":
         argv = [f"{b}/odirect-into-mmap", "--src", f"{MNT}/src.dat", "--dst", f"{MNT}/dst.dat",
