@@ -1,0 +1,146 @@
+"""pinrig.guest: modules.dep parsing, initramfs module load order, compressed module reading."""
+import gzip
+import lzma
+import shutil
+import subprocess
+
+import pytest
+
+from pinrig import guest
+from pinrig.guest import _read_module, module_load_order, parse_modules_dep
+
+MODULES_DEP = """\
+kernel/fs/ext4/ext4.ko.xz: kernel/lib/crc16.ko.xz kernel/fs/mbcache.ko.xz kernel/fs/jbd2/jbd2.ko.xz
+kernel/lib/crc16.ko.xz:
+kernel/fs/mbcache.ko.xz:
+kernel/fs/jbd2/jbd2.ko.xz:
+kernel/drivers/virtio/virtio_pci.ko.xz: kernel/drivers/virtio/virtio_pci_modern_dev.ko.xz kernel/drivers/virtio/virtio_pci_legacy_dev.ko.xz
+kernel/drivers/virtio/virtio_pci_modern_dev.ko.xz:
+kernel/drivers/virtio/virtio_pci_legacy_dev.ko.xz:
+kernel/drivers/block/virtio_blk.ko.xz:
+kernel/crypto/crc32c_generic.ko.xz:
+kernel/drivers/infiniband/sw/rxe/rdma_rxe.ko.xz: kernel/drivers/infiniband/core/ib_uverbs.ko.xz kernel/drivers/infiniband/core/ib_core.ko.xz
+kernel/drivers/infiniband/core/ib_uverbs.ko.xz: kernel/drivers/infiniband/core/ib_core.ko.xz
+kernel/drivers/infiniband/core/ib_core.ko.xz:
+kernel/drivers/net/dummy-net.ko:
+this line has no colon
+"""
+
+
+def test_parse_modules_dep():
+    dep = parse_modules_dep(MODULES_DEP)
+    assert dep["ext4"] == ("kernel/fs/ext4/ext4.ko.xz",
+                           ["kernel/lib/crc16.ko.xz", "kernel/fs/mbcache.ko.xz",
+                            "kernel/fs/jbd2/jbd2.ko.xz"])
+    assert dep["crc16"] == ("kernel/lib/crc16.ko.xz", [])
+    assert dep["rdma_rxe"][1] == ["kernel/drivers/infiniband/core/ib_uverbs.ko.xz",
+                                  "kernel/drivers/infiniband/core/ib_core.ko.xz"]
+    assert len(dep) == 13
+
+
+def test_parse_modules_dep_dash_becomes_underscore():
+    dep = parse_modules_dep(MODULES_DEP)
+    assert dep["dummy_net"] == ("kernel/drivers/net/dummy-net.ko", [])
+    assert "dummy-net" not in dep
+
+
+def test_parse_modules_dep_plain_ko_and_gz():
+    dep = parse_modules_dep("kernel/a/foo.ko: kernel/b/bar.ko.gz\nkernel/b/bar.ko.gz:\n")
+    assert dep == {"foo": ("kernel/a/foo.ko", ["kernel/b/bar.ko.gz"]),
+                   "bar": ("kernel/b/bar.ko.gz", [])}
+
+
+def test_load_order_root_modules():
+    dep = parse_modules_dep(MODULES_DEP)
+    order = module_load_order(dep, guest.ROOT_MODULES)
+    # crc32c_intel is not in this kernel: skipped; everything else, dependencies first
+    assert order == [
+        "kernel/drivers/virtio/virtio_pci_modern_dev.ko.xz",
+        "kernel/drivers/virtio/virtio_pci_legacy_dev.ko.xz",
+        "kernel/drivers/virtio/virtio_pci.ko.xz",
+        "kernel/drivers/block/virtio_blk.ko.xz",
+        "kernel/crypto/crc32c_generic.ko.xz",
+        "kernel/lib/crc16.ko.xz", "kernel/fs/mbcache.ko.xz", "kernel/fs/jbd2/jbd2.ko.xz",
+        "kernel/fs/ext4/ext4.ko.xz",
+    ]
+
+
+def test_load_order_transitive_deps_first_no_duplicates():
+    dep = parse_modules_dep(MODULES_DEP)
+    order = module_load_order(dep, ["rdma_rxe", "ib_uverbs", "ib_core"])
+    assert order == ["kernel/drivers/infiniband/core/ib_core.ko.xz",
+                     "kernel/drivers/infiniband/core/ib_uverbs.ko.xz",
+                     "kernel/drivers/infiniband/sw/rxe/rdma_rxe.ko.xz"]
+
+
+def test_load_order_respects_deps_even_when_listed_in_reverse():
+    # a's list names c before b, but b itself needs c: c must still come before b
+    dep = {"a": ("a.ko", ["b.ko", "c.ko"]), "b": ("b.ko", ["c.ko"]), "c": ("c.ko", [])}
+    order = module_load_order(dep, ["a"])
+    assert order == ["c.ko", "b.ko", "a.ko"]
+    dep = {"a": ("a.ko", ["c.ko", "b.ko"]), "b": ("b.ko", ["c.ko"]), "c": ("c.ko", [])}
+    order = module_load_order(dep, ["a"])
+    assert order.index("c.ko") < order.index("b.ko") < order.index("a.ko")
+    assert sorted(order) == ["a.ko", "b.ko", "c.ko"]
+
+
+def test_load_order_missing_modules_skipped():
+    dep = parse_modules_dep(MODULES_DEP)
+    assert module_load_order(dep, ["nope", "crc32c_intel"]) == []
+    assert module_load_order(dep, ["nope", "virtio_blk"]) == ["kernel/drivers/block/virtio_blk.ko.xz"]
+    assert module_load_order({}, guest.ROOT_MODULES) == []
+
+
+def test_load_order_wanted_twice():
+    dep = parse_modules_dep(MODULES_DEP)
+    assert module_load_order(dep, ["crc16", "crc16", "ext4", "ext4"]) == [
+        "kernel/lib/crc16.ko.xz", "kernel/fs/mbcache.ko.xz", "kernel/fs/jbd2/jbd2.ko.xz",
+        "kernel/fs/ext4/ext4.ko.xz"]
+
+
+def test_load_order_cycle_terminates():
+    dep = {"a": ("a.ko", ["b.ko"]), "b": ("b.ko", ["c.ko"]), "c": ("c.ko", ["a.ko"])}
+    order = module_load_order(dep, ["a", "b", "c"])
+    assert order == ["c.ko", "b.ko", "a.ko"]   # each once; the walk stops at the back edge
+
+
+def test_load_order_self_dependency():
+    assert module_load_order({"a": ("a.ko", ["a.ko"])}, ["a"]) == ["a.ko"]
+
+
+# ------------------------------------------------------------------------------- _read_module
+
+ELF = b"\x7fELF\x02\x01\x01" + bytes(range(256)) * 40
+
+
+def test_read_plain_ko(tmp_path):
+    p = tmp_path / "m.ko"
+    p.write_bytes(ELF)
+    assert _read_module(p) == ELF
+
+
+def test_read_ko_xz(tmp_path):
+    p = tmp_path / "m.ko.xz"
+    p.write_bytes(lzma.compress(ELF, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32))
+    assert _read_module(p) == ELF
+
+
+def test_read_ko_gz(tmp_path):
+    p = tmp_path / "m.ko.gz"
+    p.write_bytes(gzip.compress(ELF))
+    assert _read_module(p) == ELF
+
+
+@pytest.mark.skipif(shutil.which("zstd") is None, reason="zstd not installed")
+def test_read_ko_zst(tmp_path):
+    raw = tmp_path / "m.ko"
+    raw.write_bytes(ELF)
+    subprocess.run(["zstd", "-q", str(raw), "-o", str(tmp_path / "m.ko.zst")], check=True)
+    assert _read_module(tmp_path / "m.ko.zst") == ELF
+
+
+def test_read_corrupt_xz_raises(tmp_path):
+    p = tmp_path / "m.ko.xz"
+    p.write_bytes(b"not xz at all")
+    with pytest.raises(lzma.LZMAError):
+        _read_module(p)

@@ -1,0 +1,211 @@
+"""pinrig.transport: the guest's SSH adapter, against an in-process paramiko server (no QEMU)."""
+import shlex
+import socket
+import subprocess
+import threading
+import time
+
+import paramiko
+import pytest
+
+from pinrig.errors import InfraError
+from pinrig.qemu import free_port
+from pinrig.transport import CommandTimeout, Guest
+
+
+def keygen(path, comment="pinrig-test"):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f",
+                    str(path)], check=True, stdin=subprocess.DEVNULL)
+    return path, (path.with_name(path.name + ".pub")).read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    d = tmp_path_factory.mktemp("keys")
+    return {"host": keygen(d / "host"), "other": keygen(d / "other"),
+            "client": keygen(d / "client")}
+
+
+# ------------------------------------------------------------------------------- a tiny sshd
+
+class _Server(paramiko.ServerInterface):
+    def __init__(self, client_pub, handler):
+        self.client_pub, self.handler = client_pub, handler
+        self.commands = []
+
+    def get_allowed_auths(self, username):
+        return "publickey"
+
+    def check_auth_publickey(self, username, key):
+        if username == "root" and key.get_base64() == self.client_pub.split()[1]:
+            return paramiko.AUTH_SUCCESSFUL
+        return paramiko.AUTH_FAILED
+
+    def check_channel_request(self, kind, chanid):
+        return paramiko.OPEN_SUCCEEDED if kind == "session" else \
+            paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_channel_exec_request(self, channel, command):
+        cmd = command.decode()
+        self.commands.append(cmd)
+        threading.Thread(target=self._exec, args=(channel, cmd), daemon=True).start()
+        return True
+
+    def _exec(self, chan, cmd):
+        res = self.handler(cmd)
+        if res is None:            # hang: never answer
+            return
+        out, err, rc = res
+        chan.sendall(out.encode())
+        chan.sendall_stderr(err.encode())
+        chan.send_exit_status(rc)
+        # the client closes the channel once it has the exit status; closing here could beat
+        # the server's reply to the exec request and look like a dropped connection
+
+
+class FakeSshd:
+    """Listens on 127.0.0.1; every connection gets a paramiko server with `host_key`."""
+
+    def __init__(self, host_key_path, client_pub, handler=lambda cmd: ("", "", 0), port=None,
+                 delay=0.0):
+        self.host_key = paramiko.Ed25519Key(filename=str(host_key_path))
+        self.server = _Server(client_pub, handler)
+        self.port = port or free_port()
+        self.transports, self.stop = [], threading.Event()
+        self.thread = threading.Thread(target=self._serve, args=(delay,), daemon=True)
+        self.thread.start()
+
+    def _serve(self, delay):
+        time.sleep(delay)
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", self.port))
+        ls.listen(4)
+        ls.settimeout(0.1)
+        with ls:
+            while not self.stop.is_set():
+                try:
+                    conn, _ = ls.accept()
+                except socket.timeout:
+                    continue
+                t = paramiko.Transport(conn)
+                t.add_server_key(self.host_key)
+                self.transports.append(t)
+                try:
+                    t.start_server(server=self.server)
+                except (paramiko.SSHException, EOFError, OSError):
+                    pass
+
+    def close(self):
+        self.stop.set()
+        for t in self.transports:
+            t.close()
+        self.thread.join(2)
+
+
+@pytest.fixture
+def sshd(keys):
+    servers = []
+
+    def start(host="host", **kw):
+        s = FakeSshd(keys[host][0], keys["client"][1], **kw)
+        servers.append(s)
+        return s
+    yield start
+    for s in servers:
+        s.close()
+
+
+def guest_for(keys, port, host="host"):
+    return Guest(port, keys["client"][0], keys[host][1])
+
+
+# ------------------------------------------------------------------------------- tests
+
+def test_guest_parses_ed25519_public_key_line(keys):
+    pub = keys["host"][1]
+    assert pub.startswith("ssh-ed25519 ") and pub.endswith(" pinrig-test")
+    g = Guest(2222, keys["client"][0], pub)
+    assert g.host_key.get_name() == "ssh-ed25519"
+    assert g.host_key.get_base64() == pub.split()[1]
+    assert (g.port, g.user, g.client) == (2222, "root", None)
+
+
+def test_guest_parses_key_without_comment(keys):
+    kind, b64 = keys["other"][1].split()[:2]
+    assert Guest(1, keys["client"][0], f"{kind} {b64}").host_key.get_base64() == b64
+
+
+def test_connect_closed_port_fails_quickly(keys):
+    port = free_port()                       # nothing listens there
+    g = guest_for(keys, port)
+    t0 = time.monotonic()
+    with pytest.raises(InfraError) as ei:
+        g.connect(timeout=1)
+    took = time.monotonic() - t0
+    assert 0.9 <= took < 4, took
+    assert f"127.0.0.1:{port}" in str(ei.value) and "not reachable" in str(ei.value)
+    assert g.client is None
+
+
+def test_run_without_connection_is_infra_error(keys):
+    with pytest.raises(InfraError, match="not connected"):
+        guest_for(keys, 1).run("true")
+
+
+def test_wrong_host_key_is_refused(keys, sshd):
+    srv = sshd(host="other")                 # the guest presents a key we did not generate
+    g = guest_for(keys, srv.port, host="host")
+    t0 = time.monotonic()
+    with pytest.raises(InfraError, match="host key mismatch"):
+        g.connect(timeout=10)
+    assert time.monotonic() - t0 < 5         # no retrying against an impostor
+    assert g.client is None
+    assert srv.server.commands == []
+
+
+def test_run_captures_stdout_stderr_and_exit_code(keys, sshd):
+    def handler(cmd):
+        if cmd == "echo 'a b' 'it'\"'\"'s'":
+            return "a b it's\n", "", 0
+        if cmd == "fail":
+            return "partial\n", "boom\n", 3
+        return "", f"unknown {cmd}\n", 127
+    srv = sshd(handler=handler)
+    g = guest_for(keys, srv.port).connect(timeout=10)
+    try:
+        res = g.run(["echo", "a b", "it's"], timeout=10)
+        assert (res.rc, res.stdout, res.stderr) == (0, "a b it's\n", "")
+        assert res.wall_s >= 0
+        res = g.run("fail", timeout=10)
+        assert (res.rc, res.stdout, res.stderr) == (3, "partial\n", "boom\n")
+        with pytest.raises(InfraError, match=r"guest command failed \(exit 3\): fail: boom"):
+            g.run("fail", timeout=10, check=True)
+    finally:
+        g.close()
+    assert g.client is None
+    assert srv.server.commands[0] == shlex.join(["echo", "a b", "it's"])
+
+
+def test_run_times_out(keys, sshd):
+    srv = sshd(handler=lambda cmd: None)
+    g = guest_for(keys, srv.port).connect(timeout=10)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(CommandTimeout, match="timed out after"):
+            g.run("hang", timeout=0.5)
+        assert time.monotonic() - t0 < 3
+    finally:
+        g.close()
+
+
+def test_connect_retries_until_sshd_answers(keys, sshd):
+    srv = sshd(delay=0.8)
+    g = guest_for(keys, srv.port)
+    try:
+        t0 = time.monotonic()
+        assert g.connect(timeout=10) is g
+        assert time.monotonic() - t0 >= 0.7
+        assert g.client is not None
+    finally:
+        g.close()

@@ -1,0 +1,197 @@
+"""pinrig.verdict: decide() precedence, expectations, one-line messages."""
+from dataclasses import dataclass
+
+import pytest
+
+from pinrig.config import Case
+from pinrig.integrity import IntegrityResult
+from pinrig.verdict import RawOutcome, Verdict, decide
+
+
+@dataclass
+class Report:
+    title: str
+    kind: str = "BUG"
+
+
+CASE = Case("ibverbs-pin", "ext4", "shared")
+LOST = Case("lost-write", "xfs", "shared")
+
+
+def raw(**kw) -> RawOutcome:
+    return RawOutcome(CASE.id, **kw)
+
+
+def expecting(expect, case=CASE) -> Case:
+    return Case(case.workload, case.fs, case.mapping, case.variant, expect)
+
+
+# ------------------------------------------------------------------------------- precedence
+
+def test_ok_pin_granted():
+    v = decide(CASE, raw(pin="granted", wall_s=1.23456), [])
+    assert (v.case, v.verdict, v.reason, v.wall_s) == (CASE.id, "ok", "pin granted", 1.235)
+    assert not v.failed and v.title is None and v.titles == []
+
+
+def test_ok_workload_ran_without_pin_field():
+    assert decide(CASE, raw(), []).reason == "workload ran"
+
+
+def test_ok_with_integrity_records_blocks_checked():
+    v = decide(LOST, RawOutcome(LOST.id, pin="granted"), [], IntegrityResult(256, 0, None))
+    assert v.verdict == "ok"
+    assert (v.blocks_checked, v.blocks_lost, v.first_bad_offset) == (256, 0, None)
+    assert v.reason == "pin granted; 256 blocks verified"
+
+
+def test_refused_records_errno():
+    v = decide(CASE, raw(pin="refused", errno="EFAULT"), [])
+    assert (v.verdict, v.errno, v.pin) == ("refused", "EFAULT", "refused")
+    assert v.reason == "pin refused with EFAULT"
+    assert not v.failed
+
+
+def test_reports_make_a_crash_with_the_first_title():
+    reports = [Report("BUG: unable to handle page fault in rxe_mr_copy"),
+               Report("WARNING in __folio_mark_dirty")]
+    v = decide(CASE, raw(pin="granted"), reports)
+    assert v.verdict == "crash" and v.failed
+    assert v.title == "BUG: unable to handle page fault in rxe_mr_copy"
+    assert v.titles == ["BUG: unable to handle page fault in rxe_mr_copy",
+                        "WARNING in __folio_mark_dirty"]
+    assert v.reason == "2 kernel report(s)"
+
+
+def test_crash_beats_infra_error_skip_dataloss_and_refusal():
+    v = decide(LOST, RawOutcome(LOST.id, pin="refused", errno="EFAULT",
+                                infra_error="lost the guest's ssh connection",
+                                skip_reason="no RDMA", guest_died=True, phase="case"),
+               [Report("kernel BUG at mm/filemap.c:1234!")], IntegrityResult(16, 3, 8192))
+    assert v.verdict == "crash"
+    assert v.title == "kernel BUG at mm/filemap.c:1234!"
+    assert v.reason == "1 kernel report(s); lost the guest's ssh connection"
+    assert (v.blocks_lost, v.first_bad_offset) == (3, 8192)
+
+
+def test_crash_at_boot_keeps_phase():
+    v = decide(CASE, raw(phase="boot"), [Report("Kernel panic - not syncing: VFS")])
+    assert (v.verdict, v.phase, v.title) == ("crash", "boot", "Kernel panic - not syncing: VFS")
+
+
+def test_infra_error_is_error_not_a_kernel_verdict():
+    v = decide(CASE, raw(pin="refused", errno="EFAULT", infra_error="timeout: 120s",
+                         skip_reason="x"), [], IntegrityResult(16, 3, 0))
+    assert (v.verdict, v.reason) == ("error", "timeout: 120s")
+    assert not v.failed
+
+
+def test_skip_beats_dataloss_and_refusal():
+    v = decide(CASE, raw(pin="refused", errno="EFAULT", skip_reason="no /dev/pmem0"), [],
+               IntegrityResult(16, 3, 0))
+    assert (v.verdict, v.reason) == ("skipped", "no /dev/pmem0")
+
+
+def test_data_loss_records_blocks_and_first_bad():
+    v = decide(LOST, RawOutcome(LOST.id, pin="granted"), [], IntegrityResult(256, 5, 40960))
+    assert v.verdict == "data-loss" and v.failed
+    assert (v.blocks_checked, v.blocks_lost, v.first_bad_offset) == (256, 5, 40960)
+    assert v.reason == "5 of 256 blocks lost"
+
+
+def test_data_loss_beats_refusal():
+    v = decide(LOST, RawOutcome(LOST.id, pin="refused", errno="EFAULT"), [],
+               IntegrityResult(8, 8, 0))
+    assert v.verdict == "data-loss"
+
+
+# ------------------------------------------------------------------------------- expectations
+
+def test_expect_refused_got_ok_is_unexpected():
+    v = decide(expecting("refused"), raw(pin="granted"), [])
+    assert v.verdict == "unexpected" and v.failed
+    assert v.expect == "refused"
+    assert v.reason == "expected refused, got ok: pin granted"
+
+
+def test_expect_ok_got_refused_is_unexpected():
+    v = decide(expecting("ok"), raw(pin="refused", errno="EOPNOTSUPP"), [])
+    assert v.verdict == "unexpected"
+    assert v.errno == "EOPNOTSUPP"
+    assert v.reason == "expected ok, got refused: pin refused with EOPNOTSUPP"
+
+
+@pytest.mark.parametrize("expect,kw", [
+    ("refused", dict(pin="refused", errno="EFAULT")),
+    ("ok", dict(pin="granted")),
+])
+def test_expectation_met(expect, kw):
+    v = decide(expecting(expect), raw(**kw), [])
+    assert v.verdict == expect and not v.failed and v.expect == expect
+
+
+def test_expect_data_loss_met():
+    v = decide(expecting("data-loss", LOST), RawOutcome(LOST.id, pin="granted"), [],
+               IntegrityResult(4, 1, 4096))
+    assert v.verdict == "data-loss"
+    assert v.reason == "1 of 4 blocks lost"
+
+
+def test_crash_keeps_crash_against_expectation():
+    v = decide(expecting("refused"), raw(pin="granted"), [Report("WARNING in pin_user_pages")])
+    assert v.verdict == "crash"
+    assert v.title == "WARNING in pin_user_pages"
+    assert v.reason == "1 kernel report(s) (expected refused)"
+
+
+def test_data_loss_keeps_data_loss_against_expectation():
+    v = decide(expecting("ok", LOST), RawOutcome(LOST.id, pin="granted"), [],
+               IntegrityResult(4, 1, 4096))
+    assert v.verdict == "data-loss"
+    assert v.reason == "1 of 4 blocks lost (expected ok)"
+
+
+def test_expect_crash_met():
+    v = decide(expecting("crash"), raw(), [Report("BUG: x")])
+    assert v.verdict == "crash" and v.reason == "1 kernel report(s)"
+
+
+@pytest.mark.parametrize("kw,want", [
+    (dict(infra_error="boot failed"), "error"),
+    (dict(skip_reason="no rxe"), "skipped"),
+])
+def test_error_and_skip_are_not_turned_into_unexpected(kw, want):
+    assert decide(expecting("refused"), raw(**kw), []).verdict == want
+
+
+# ------------------------------------------------------------------------------- message / dict
+
+@pytest.mark.parametrize("v,msg", [
+    (Verdict("c", "crash", title="BUG: bad page state"), "BUG: bad page state"),
+    (Verdict("c", "crash"), "kernel crash"),
+    (Verdict("c", "data-loss", blocks_lost=3, first_bad_offset=8192), "3 blocks lost at 8192"),
+    (Verdict("c", "refused", errno="EFAULT"), "pin refused (EFAULT)"),
+    (Verdict("c", "error", reason="qemu died"), "qemu died"),
+    (Verdict("c", "unexpected", reason="expected refused, got ok: pin granted"),
+     "expected refused, got ok: pin granted"),
+    (Verdict("c", "ok"), "ok"),
+    (Verdict("c", "skipped", reason="no rxe"), "no rxe"),
+])
+def test_message(v, msg):
+    assert v.message() == msg
+
+
+@pytest.mark.parametrize("verdict,failed", [
+    ("ok", False), ("refused", False), ("data-loss", True), ("crash", True),
+    ("unexpected", True), ("error", False), ("skipped", False)])
+def test_failed(verdict, failed):
+    assert Verdict("c", verdict).failed is failed
+
+
+def test_to_dict_has_the_result_fields():
+    v = decide(CASE, raw(pin="refused", errno="EFAULT", wall_s=2.0), [])
+    d = v.to_dict()
+    for key in ("case", "verdict", "errno", "title", "blocks_lost", "first_bad_offset", "wall_s"):
+        assert key in d
+    assert (d["case"], d["verdict"], d["errno"]) == (CASE.id, "refused", "EFAULT")
+    assert Verdict(**d) == v

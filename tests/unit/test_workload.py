@@ -1,0 +1,198 @@
+"""pinrig.workload: the pure parts — result parsing, fs setup lines, pressure, seeds, argv."""
+import json
+
+import pytest
+
+from pinrig.config import Case, Pressure
+from pinrig.errors import InfraError
+from pinrig.session import GUEST_BIN
+from pinrig.workload import (MNT, case_seed, fs_setup_commands, parse_result, pressure_commands,
+                             workload_argv)
+
+# ------------------------------------------------------------------------------- parse_result
+
+
+def test_parse_result_single_line():
+    assert parse_result('{"pin": "granted", "errno": null}\n') == {"pin": "granted",
+                                                                   "errno": None}
+
+
+def test_parse_result_last_object_line_wins():
+    out = ('starting\n{"pin": "granted"}\nnoise\n  {"pin": "refused", "errno": "EFAULT"}  \n'
+           'bye\n')
+    assert parse_result(out) == {"pin": "refused", "errno": "EFAULT"}
+
+
+def test_parse_result_skips_bad_json_and_garbage():
+    out = ('{"pin": "granted", "seed": 7}\n'
+           '{not json}\n'
+           '{"truncated": \n'
+           'garbage { "a": 1 } garbage\n'
+           '\x00\x1b[0m{}\n')
+    assert parse_result(out) == {"pin": "granted", "seed": 7}
+
+
+def test_parse_result_ignores_non_object_json():
+    out = '{"pin": "granted"}\n[1, 2, 3]\n"string"\n42\nnull\n'
+    assert parse_result(out) == {"pin": "granted"}
+
+
+def test_parse_result_nothing():
+    assert parse_result("") is None
+    assert parse_result("no json here\n[1]\n") is None
+    assert parse_result("{broken\n") is None
+
+
+def test_parse_result_ignores_huge_lines():
+    huge = json.dumps({"pin": "refused", "pad": "x" * (5 << 20)})
+    out = '{"pin": "granted"}\n' + huge + "\n"
+    assert parse_result(out) == {"pin": "granted"}
+
+
+def test_parse_result_empty_object_counts():
+    assert parse_result('{"pin": "granted"}\n{}\n') == {}
+
+
+def test_parse_result_crlf():
+    assert parse_result('{"pin": "granted"}\r\n') == {"pin": "granted"}
+
+
+# ------------------------------------------------------------------------------- fs setup
+
+UMOUNT = f"umount {MNT} 2>/dev/null; true"
+TO_FSDAX = "ndctl create-namespace -f -e namespace0.0 --mode=fsdax >/dev/null"
+TO_RAW = "ndctl create-namespace -f -e namespace0.0 --mode=raw >/dev/null"
+
+
+@pytest.mark.parametrize("fs,state,want", [
+    ("ext4", "raw", [UMOUNT, "mkfs.ext4 -q -F /dev/pmem0", "mount -t ext4 /dev/pmem0 /mnt/test"]),
+    ("xfs", "raw", [UMOUNT, "mkfs.xfs -q -f /dev/pmem0", "mount -t xfs /dev/pmem0 /mnt/test"]),
+    ("tmpfs", "raw", [UMOUNT, "mount -t tmpfs -o size=768m tmpfs /mnt/test"]),
+    ("tmpfs", "fsdax", [UMOUNT, "mount -t tmpfs -o size=768m tmpfs /mnt/test"]),
+    ("ext4-dax", "raw", [UMOUNT, TO_FSDAX, "mkfs.ext4 -q -F /dev/pmem0",
+                         "mount -t ext4 -o dax /dev/pmem0 /mnt/test",
+                         "grep -q ' /mnt/test .*dax' /proc/mounts"]),
+    ("ext4-dax", "fsdax", [UMOUNT, "mkfs.ext4 -q -F /dev/pmem0",
+                           "mount -t ext4 -o dax /dev/pmem0 /mnt/test",
+                           "grep -q ' /mnt/test .*dax' /proc/mounts"]),
+    ("xfs-dax", "raw", [UMOUNT, TO_FSDAX, "mkfs.xfs -q -f -m reflink=0 /dev/pmem0",
+                        "mount -t xfs -o dax /dev/pmem0 /mnt/test",
+                        "grep -q ' /mnt/test .*dax' /proc/mounts"]),
+    ("xfs-dax", "fsdax", [UMOUNT, "mkfs.xfs -q -f -m reflink=0 /dev/pmem0",
+                          "mount -t xfs -o dax /dev/pmem0 /mnt/test",
+                          "grep -q ' /mnt/test .*dax' /proc/mounts"]),
+    ("ext4", "fsdax", [UMOUNT, TO_RAW, "mkfs.ext4 -q -F /dev/pmem0",
+                       "mount -t ext4 /dev/pmem0 /mnt/test"]),
+    ("xfs", "fsdax", [UMOUNT, TO_RAW, "mkfs.xfs -q -f /dev/pmem0",
+                      "mount -t xfs /dev/pmem0 /mnt/test"]),
+])
+def test_fs_setup_commands(fs, state, want):
+    assert fs_setup_commands(fs, state) == want
+
+
+def test_fs_setup_first_line_unmounts_and_cannot_fail():
+    for fs in ("ext4", "xfs", "ext4-dax", "xfs-dax", "tmpfs"):
+        for state in ("raw", "fsdax"):
+            cmds = fs_setup_commands(fs, state)
+            assert cmds[0] == UMOUNT
+            assert sum("ndctl" in c for c in cmds) <= 1
+            assert ("-o dax" in " ".join(cmds)) == fs.endswith("-dax")
+
+
+def test_namespace_flips_once_across_a_grouped_session():
+    """The group order tmpfs, ext4, xfs, ext4-dax, xfs-dax flips raw → fsdax exactly once."""
+    state, flips = "raw", []
+    for fs in ("tmpfs", "ext4", "xfs", "ext4-dax", "xfs-dax"):
+        flips += [c for c in fs_setup_commands(fs, state) if c.startswith("ndctl")]
+        if fs.endswith("-dax"):
+            state = "fsdax"
+        elif fs in ("ext4", "xfs"):
+            state = "raw"
+    assert flips == [TO_FSDAX]
+
+
+# ------------------------------------------------------------------------------- pressure
+
+def test_pressure_none():
+    assert pressure_commands(Pressure()) == ([], [])
+
+
+def test_pressure_sysctls_in_order():
+    start, stop = pressure_commands(Pressure(dirty_writeback_centisecs=50, dirty_ratio=5,
+                                             dirty_expire_centisecs=100,
+                                             dirty_background_ratio=2))
+    assert start == ["sysctl -q -w vm.dirty_ratio=5",
+                     "sysctl -q -w vm.dirty_background_ratio=2",
+                     "sysctl -q -w vm.dirty_expire_centisecs=100",
+                     "sysctl -q -w vm.dirty_writeback_centisecs=50"]
+    assert stop == []
+
+
+def test_pressure_zero_is_a_value():
+    start, _ = pressure_commands(Pressure(dirty_background_ratio=0))
+    assert start == ["sysctl -q -w vm.dirty_background_ratio=0"]
+
+
+def test_pressure_sync_storm_is_started_and_stopped():
+    start, stop = pressure_commands(Pressure(sync_storm=True, dirty_ratio=1))
+    assert start[0] == "sysctl -q -w vm.dirty_ratio=1"
+    assert len(start) == 2 and "sync" in start[1] and "&" in start[1]
+    assert "/run/pinrig-storm.pid" in start[1]
+    assert stop == ["kill $(cat /run/pinrig-storm.pid) 2>/dev/null; rm -f /run/pinrig-storm.pid; "
+                    "true"]
+
+
+# ------------------------------------------------------------------------------- seeds
+
+def test_case_seed_stable():
+    assert case_seed(1, "ibverbs-pin/ext4/shared") == case_seed(1, "ibverbs-pin/ext4/shared")
+    assert isinstance(case_seed(1, "ibverbs-pin/ext4/shared"), int)
+
+
+def test_case_seed_known_value():
+    import zlib
+    want = (7 * 1000003 + zlib.crc32(b"lost-write/xfs/shared")) & 0x7FFFFFFF
+    assert case_seed(7, "lost-write/xfs/shared") == want
+
+
+def test_case_seed_differs_by_case_and_run():
+    ids = ["ibverbs-pin/ext4/shared", "ibverbs-pin/ext4/private", "ibverbs-pin/xfs/shared",
+           "ibverbs-pin/ext4/shared/ro", "lost-write/ext4/shared", "lost-write/ext4/shared/control"]
+    seeds = [case_seed(1, i) for i in ids]
+    assert len(set(seeds)) == len(ids)
+    assert case_seed(1, ids[0]) != case_seed(2, ids[0])
+    assert all(0 <= s < 2**31 for s in seeds + [case_seed(2**40, ids[0])])
+
+
+# ------------------------------------------------------------------------------- argv
+
+def test_ibverbs_argv_default_rw():
+    argv = workload_argv(Case("ibverbs-pin", "ext4", "shared", size=8192), 42)
+    assert argv == [f"{GUEST_BIN}/ibverbs-pin", "--file", "/mnt/test/pin.dat", "--size", "8192",
+                    "--map", "shared", "--access", "rw", "--device", "rxe0", "--seed", "42"]
+
+
+def test_ibverbs_argv_variant_ro_private():
+    argv = workload_argv(Case("ibverbs-pin", "tmpfs", "private", "ro"), 3)
+    assert argv[argv.index("--access") + 1] == "ro"
+    assert argv[argv.index("--map") + 1] == "private"
+    assert argv[argv.index("--size") + 1] == str(1 << 20)
+    assert all(isinstance(a, str) for a in argv)
+
+
+def test_ibverbs_argv_variant_none():
+    argv = workload_argv(Case("ibverbs-pin", "ext4", "shared", "none"), 3)
+    assert argv[argv.index("--access") + 1] == "none"
+
+
+def test_argv_for_every_known_workload_is_a_list_of_strings():
+    for wl in ("ibverbs-pin", "lost-write", "odirect-into-mmap", "iouring-fixed"):
+        argv = workload_argv(Case(wl, "ext4", "shared"), 9)
+        assert argv[0] == f"{GUEST_BIN}/{wl}"
+        assert all(isinstance(a, str) for a in argv)
+        assert argv[argv.index("--seed") + 1] == "9"
+
+
+def test_argv_unknown_workload_is_infra_error():
+    with pytest.raises(InfraError):
+        workload_argv(Case("fio", "ext4", "shared"), 1)
