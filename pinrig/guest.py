@@ -22,7 +22,9 @@ from .errors import InfraError
 from .kernel import KernelArtifact
 
 # modules needed before the root disk can be mounted, in the order the initramfs loads them
-ROOT_MODULES = ("virtio_pci", "virtio_blk", "crc32c_generic", "crc32c_intel", "ext4")
+# (and the NIC's, so the static busybox configures the network before the real init runs: execs
+# of dynamically linked programs are slow under TCG)
+ROOT_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "crc32c_generic", "crc32c_intel", "ext4")
 
 
 @dataclass(frozen=True)
@@ -187,9 +189,29 @@ if ! mount -t ext4 -o rw /dev/vda /newroot; then
 fi
 mkdir -p /newroot/lib/modules
 mount -t ext4 -o ro /dev/vdb /newroot/lib/modules || echo "pinrig-initramfs: no modules disk" > /dev/console
+# network: the first NIC gets the user-mode network's guest address
+ip link set lo up
+for n in /sys/class/net/*; do
+    n=${n##*/}
+    [ "$n" = lo ] && continue
+    ip link set "$n" up
+    ip addr add 10.0.2.15/24 dev "$n"
+    ip route add default via 10.0.2.2 dev "$n"
+    echo "$n" > /newroot/run-nic
+    break
+done
 mount --move /dev /newroot/dev
 mount --move /proc /newroot/proc
 mount --move /sys /newroot/sys
+mkdir -p /newroot/dev/pts /newroot/dev/shm
+mount -t devpts devpts /newroot/dev/pts
+mount -t tmpfs tmpfs /newroot/run
+mount -t tmpfs tmpfs /newroot/tmp
+mount -t tmpfs tmpfs /newroot/dev/shm
+mount -t configfs configfs /newroot/sys/kernel/config 2>/dev/null
+mount -t cgroup2 cgroup2 /newroot/sys/fs/cgroup 2>/dev/null
+[ -f /newroot/run-nic ] && mv /newroot/run-nic /newroot/run/pinrig-nic
+mkdir -p /newroot/run/sshd
 exec switch_root /newroot /usr/local/sbin/pinrig-init
 """
 

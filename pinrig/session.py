@@ -66,8 +66,21 @@ class Session:
         self.machine = vm.prepare(self.env.art, self.env.boot, self.env.image, self.workdir,
                                   self.env.accel, pmem=self.pmem, append=self.append)
         self.machine.start()
-        state = self.machine.wait_console_ready(BOOT_TIMEOUT)
+        end = time.monotonic() + BOOT_TIMEOUT
+        # SSH handshake as soon as sshd runs, overlapping the guest's module loading
+        state = self.machine.wait_console_ready(BOOT_TIMEOUT, sshd_only=True)
+        if state == "ready":
+            try:
+                self.guest = Guest(self.machine.ssh_port, self.env.image.ssh_key,
+                                   self.env.image.host_key_pub).connect(SSH_TIMEOUT)
+            except InfraError as e:
+                self.machine.kill()
+                return BootResult("error", str(e), time.monotonic() - t0, self.console_tail())
+            state = self.machine.wait_console_ready(max(1.0, end - time.monotonic()))
         if state != "ready":
+            if self.guest:
+                self.guest.close()
+                self.guest = None
             self.machine.kill()
             tail = self.console_tail()
             if state == "timeout":
@@ -76,12 +89,6 @@ class Session:
             return BootResult("crash" if self.machine.console.panicked else "error",
                               "QEMU exited during boot", time.monotonic() - t0, tail)
         self.info = dict(self.machine.info)
-        try:
-            self.guest = Guest(self.machine.ssh_port, self.env.image.ssh_key,
-                               self.env.image.host_key_pub).connect(SSH_TIMEOUT)
-        except InfraError as e:
-            self.machine.kill()
-            return BootResult("error", str(e), time.monotonic() - t0, self.console_tail())
         return BootResult("ready", "", time.monotonic() - t0)
 
     def upload_bins(self) -> None:

@@ -6,6 +6,7 @@ capped, every command has a timeout.
 from __future__ import annotations
 
 import base64
+import logging
 import select
 import shlex
 import socket
@@ -19,6 +20,9 @@ import paramiko
 from .errors import InfraError
 
 MAX_OUTPUT = 16 << 20
+
+# paramiko logs a traceback for every refused attempt while sshd is still starting: we retry
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 class CommandTimeout(InfraError):

@@ -62,6 +62,7 @@ class Console:
         self.buf = bytearray()
         self.total = 0
         self.ready: Optional[dict] = None
+        self.sshd = False
         self.panicked = False
         self.banners = 0
         self.eof = False
@@ -86,6 +87,8 @@ class Console:
                 if len(self.buf) > MAX_SCAN:
                     del self.buf[:len(self.buf) - MAX_SCAN]
                 tail = bytes(self.buf[-(len(data) + 4096):])
+                if not self.sshd and b"PINRIG-SSHD" in self.buf:
+                    self.sshd = True
                 if self.ready is None:
                     m = READY_RE.search(self.buf)
                     if m:
@@ -147,9 +150,14 @@ class Machine:
     def alive(self) -> bool:
         return bool(self.child) and self.child.isalive()
 
-    def wait_console_ready(self, timeout: float) -> str:
-        """'ready' (init reported), 'exit' (QEMU ended: panic or failure) or 'timeout'."""
+    def wait_console_ready(self, timeout: float, sshd_only: bool = False) -> str:
+        """'ready' (init reported; with sshd_only: sshd started), 'exit' (QEMU ended: panic or
+        failure) or 'timeout'."""
         c = self.console
+        if sshd_only:
+            ok = c.wait_for(lambda: c.sshd or c.ready is not None or c.eof or c.panicked, timeout)
+            if (c.sshd or c.ready is not None) and not (c.eof or c.panicked):
+                return "ready"
         ok = c.wait_for(lambda: c.ready is not None or c.eof or c.panicked, timeout)
         if c.ready is not None:
             self.info = dict(c.ready)
