@@ -156,6 +156,7 @@ class GuestSpec:
             for p in sorted(self.files_dir.rglob("*")):
                 if p.is_file():
                     parts.append(str(p.relative_to(self.files_dir)).encode())
+                    parts.append(oct(p.stat().st_mode & 0o7777).encode())
                     parts.append(p.read_bytes())
         parts.append(b"image-format-1")
         return file_hash(*parts)
@@ -264,10 +265,16 @@ def _expand_case(path: Path, i: int, rc: dict, default_timeout: int) -> list:
     fss = f.str_list("fs", choices=FILESYSTEMS)
     maps = f.str_list("mapping", ["shared"], choices=MAPPINGS)
     variants = f.str_list("variant", [None]) if rc.get("variant") is not None else [None]
+    f.used.add("variant")
     expect = f.get("expect", str, None, choices=VERDICTS)
     size = f.get("size", int, 1 << 20)
     timeout = f.get("timeout", int, default_timeout)
     f.finish()
+    for key, vals in (("fs", fss), ("mapping", maps), ("variant", variants)):
+        if not vals:
+            raise UserError(f"{path}: cases[{i}].{key}: empty list (would expand to no cases)")
+    if timeout <= 0:
+        raise UserError(f"{path}: cases[{i}].timeout: must be positive")
     if size <= 0 or size % 4096:
         raise UserError(f"{path}: cases[{i}].size: must be a positive multiple of 4096")
     return [Case(workload, fs, m, v, expect, size, timeout)

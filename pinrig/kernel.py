@@ -71,11 +71,13 @@ class PrivateApt:
         proc.run(["apt-get", *self.opts(), "update"], what=f"apt-get update ({self.suite})",
                  timeout=600)
 
-    def show(self, pkg: str) -> dict:
-        """Fields of the candidate version of pkg."""
-        res = proc.run(["apt-cache", *self.opts(), "show", "--no-all-versions", pkg], check=False)
+    def show(self, pkg: str, version: Optional[str] = None) -> dict:
+        """Fields of the candidate version of pkg (or of exactly `version`)."""
+        arg = f"{pkg}={version}" if version else pkg
+        res = proc.run(["apt-cache", *self.opts(), "show", "--no-all-versions", arg], check=False)
         if res.returncode != 0 or not res.stdout.strip():
-            raise UserError(f"package {pkg} not found in Debian suite {self.suite}")
+            what = f"package {pkg} version {version}" if version else f"package {pkg}"
+            raise UserError(f"{what} not found in Debian suite {self.suite}")
         return parse_control(res.stdout)
 
     def download(self, pkg: str, version: str, dest: Path) -> Path:
@@ -118,15 +120,16 @@ def depends_names(depends: str) -> list:
     return out
 
 
-def resolve_packages(apt: PrivateApt, meta: str) -> list:
-    """Walk Depends from the meta package to the versioned kernel packages: [(name, version)]."""
+def resolve_packages(apt: PrivateApt, meta: str, version: Optional[str] = None) -> list:
+    """Walk Depends from the meta package to the versioned kernel packages: [(name, version)].
+    `version` pins the meta package's exact version (Debian gives it the kernel's version)."""
     seen, out, todo = set(), [], [meta]
     while todo:
         pkg = todo.pop(0)
         if pkg in seen:
             continue
         seen.add(pkg)
-        info = apt.show(pkg)
+        info = apt.show(pkg, version if pkg == meta else None)
         if KERNEL_PKG_RE.match(pkg):
             out.append((pkg, info.get("Version", "")))
         for dep in depends_names(info.get("Depends", "")) + depends_names(info.get("Pre-Depends", "")):
@@ -139,12 +142,13 @@ def resolve_packages(apt: PrivateApt, meta: str) -> list:
 
 def _resolve_cached(spec: KernelSpec, refresh: bool) -> list:
     """Resolution is remembered so a second run makes no network request at all."""
-    rfile = paths.cache_dir() / "kernels" / "resolved" / f"{spec.suite}_{spec.package}.json"
+    pin = f"={spec.version}" if spec.version else ""
+    rfile = paths.cache_dir() / "kernels" / "resolved" / f"{spec.suite}_{spec.package}{pin}.json"
     if not refresh and rfile.exists() and time.time() - rfile.stat().st_mtime < RESOLVE_MAX_AGE_S:
         return [tuple(x) for x in json.loads(rfile.read_text())]
     apt = PrivateApt(spec.suite, spec.mirror)
     apt.update()
-    pkgs = resolve_packages(apt, spec.package)
+    pkgs = resolve_packages(apt, spec.package, spec.version)
     rfile.parent.mkdir(parents=True, exist_ok=True)
     rfile.write_text(json.dumps(pkgs))
     return pkgs

@@ -45,23 +45,20 @@ class RunDir:
         atomic_write(self.path / "manifest.json", json.dumps(self.manifest, indent=2) + "\n")
 
     def write_case(self, verdict: Verdict, files: dict) -> Path:
-        """files: name → str|bytes. verdict.json is added. Swapped in by rename."""
+        """files: name → str|bytes. Each file is written as .new and renamed into place;
+        verdict.json goes last, so a case without it never counts as finished. Only this
+        case's files are replaced: a variant case lives in a subdirectory and is kept."""
         final = self.case_dir(verdict.case)
-        tmp = final.with_name(final.name + ".new")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        for name, data in files.items():
-            if data is None:
-                continue
-            p = tmp / name
-            if isinstance(data, str):
-                p.write_text(data)
-            else:
-                p.write_bytes(data)
-        (tmp / "verdict.json").write_text(json.dumps(verdict.to_dict(), indent=2) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        shutil.rmtree(final.with_name(final.name + ".new"), ignore_errors=True)  # older layout
+        final.mkdir(parents=True, exist_ok=True)
+        (final / "verdict.json").unlink(missing_ok=True)
+        names = {n for n, d in files.items() if d is not None}
+        for old in final.iterdir():
+            if old.is_file() and old.name not in names:
+                old.unlink()
+        for name in sorted(names):
+            atomic_write(final / name, files[name])
+        atomic_write(final / "verdict.json", json.dumps(verdict.to_dict(), indent=2) + "\n")
         return final
 
     def finished_cases(self) -> dict:
@@ -74,7 +71,7 @@ class RunDir:
             try:
                 d = json.loads(vj.read_text())
                 out[d["case"]] = d
-            except (ValueError, KeyError):
+            except (ValueError, KeyError, TypeError, OSError):
                 continue
         return out
 

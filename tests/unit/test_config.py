@@ -356,18 +356,12 @@ def test_unknown_suite_name_lists_known():
     assert "smoke" in msg
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: config._expand_case: an explicit `variant: null` "
-                   "(or empty `variant:`) is never marked used, so it is reported as "
-                   "'cases[0].variant: unknown field' although variant is a known field")
 def test_explicit_null_variant_is_not_an_unknown_field(tmp_path):
     p = suite_file(tmp_path, "cases:\n  - workload: ibverbs-pin\n    fs: ext4\n    variant:\n")
     (c,) = load_suite(p).cases
     assert c.id == "ibverbs-pin/ext4/shared"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: config._expand_case: an entry with an empty list "
-                   "(`fs: []`) silently expands to zero cases instead of an error naming "
-                   "cases[i].fs; the entry just disappears from the run")
 def test_empty_fs_list_is_an_error(tmp_path):
     p = suite_file(tmp_path, """\
         cases:
@@ -449,9 +443,6 @@ def test_recipe_hash_changes_when_the_recipe_changes(tmp_path):
     assert load_guest_spec(str(p)).recipe_hash() != h1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: GuestSpec.recipe_hash hashes names and contents "
-                   "only, not file modes: making files/usr/local/sbin/pinrig-init executable "
-                   "(or not) keeps the cached image, which was copied with the old mode")
 def test_recipe_hash_changes_when_a_file_mode_changes(tmp_path):
     p = guest_recipe(tmp_path)
     init = p.parent / "files" / "usr" / "local" / "sbin" / "init"

@@ -98,10 +98,6 @@ def test_write_case_clears_stale_new_dir(tmp_path):
     assert leftovers(tmp_path) == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: results.RunDir.write_case rmtree()s the whole case "
-                   "directory, and a variant case lives inside its base case's directory "
-                   "(cases/ibverbs-pin/ext4/shared/ro/): writing ibverbs-pin/ext4/shared after "
-                   "…/shared/ro (rerun, resume, or suite order) deletes the variant's results")
 def test_write_base_case_keeps_its_variant_case(tmp_path):
     # configs/suites/pin-matrix.yaml has both ibverbs-pin/ext4/shared and …/shared/ro
     run = RunDir(tmp_path)
@@ -145,9 +141,6 @@ def test_finished_cases_ignores_new_dirs_and_bad_json(tmp_path):
     assert set(run.finished_cases()) == {"ibverbs-pin/ext4/shared"}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: results.RunDir.finished_cases catches ValueError/"
-                   "KeyError only: a verdict.json holding valid JSON that is not an object "
-                   "(null, a list) raises TypeError, so `rig run --resume` dies with a traceback")
 def test_finished_cases_ignores_non_object_json(tmp_path):
     run = RunDir(tmp_path)
     run.write_case(Verdict("ibverbs-pin/ext4/shared", "ok"), {})
