@@ -90,7 +90,8 @@ def cmd_run(args) -> int:
     echo = (lambda *_a, **_k: None) if args.json else print
     out = run_suite(args.kernel, args.suite, out=Path(args.out) if args.out else None,
                     seed=args.seed, resume=Path(args.resume) if args.resume else None,
-                    junit=Path(args.junit) if args.junit else None, echo=echo)
+                    junit=Path(args.junit) if args.junit else None, echo=echo,
+                    repeat=args.repeat)
     if args.json:
         print(json.dumps({"run": str(out.run.path), "manifest": out.run.manifest,
                           "cases": [v.to_dict() for v in out.verdicts]}, indent=2))
@@ -151,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="results directory (default results/<run-id>)")
     s.add_argument("--junit", help="also write JUnit XML here")
     s.add_argument("--seed", type=int, help="data pattern seed (default: the suite's)")
+    s.add_argument("--repeat", type=int, default=1, help="run every case N times")
     s.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_run)
@@ -167,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeat", type=int, default=3)
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
+    try:
+        from . import cli_results       # compare / repro / nightly (their own module)
+        cli_results.register(sub)
+    except ImportError as e:
+        if "cli_results" not in str(e):
+            raise
     return p
 
 

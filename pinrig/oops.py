@@ -1408,32 +1408,31 @@ _MARKER_RE = re.compile(r"pinrig: case-(start|end) (\S+)")
 
 
 def split_by_case(data: Union[bytes, str]) -> Dict[str, str]:
-    """Split a console log at the rig's ``pinrig: case-start/-end <id>`` kmsg
-    markers.  Returns {case-id: slice} where a slice runs from its start marker
-    through its end marker (or up to the next start marker / the end of the
-    log when the end marker is missing).  Text before the first start marker
-    is "boot"; text outside any case after that is appended to "between".
-    A case id seen twice gets both slices, concatenated."""
+    """Split a console log at the rig's ``pinrig: case-start <id>`` /
+    ``pinrig: case-end <id>`` kmsg markers (timestamped, level-prefixed or not).
+
+    Returns {case-id: slice}.  A slice runs from its start marker through its
+    end marker; when the end marker is missing it runs up to the next start
+    marker, or to the end of the log (the usual shape of a case that crashed
+    the guest).  Text before the first start marker is "boot"; text outside
+    any case after that (between an end and the next start, or after the last
+    case) is appended to "between".  A case id seen twice gets both slices,
+    concatenated.  Slices keep the original line endings, so the values put
+    together are the whole log.
+    """
     text = _decode(data)
-    physical = text.split("\n")
-    out: Dict[str, List[str]] = {}
+    out: Dict[str, List[str]] = {"boot": []}
     current = "boot"
-    for raw in physical:
-        m = _MARKER_RE.search(raw)
-        if m is not None:
-            what, case = m.group(1), m.group(2)
-            if what == "start":
-                current = case
-                out.setdefault(current, [])
-                out[current].append(raw)
-                continue
-            if case == current or current not in ("boot", "between"):
-                out.setdefault(current, []).append(raw)
-                current = "between"
-                continue
-        out.setdefault(current, []).append(raw)
-    out.setdefault("boot", [])
-    return {k: "\n".join(v) for k, v in out.items()}
+    for piece in re.split(r"(?<=\n)", text):
+        if not piece:
+            continue
+        m = _MARKER_RE.search(piece)
+        if m is not None and m.group(1) == "start":
+            current = m.group(2)
+        out.setdefault(current, []).append(piece)
+        if m is not None and m.group(1) == "end" and current not in ("boot", "between"):
+            current = "between"
+    return {k: "".join(v) for k, v in out.items()}
 
 
 # --------------------------------------------------------------------------

@@ -38,8 +38,11 @@ class RunDir:
     path: Path
     manifest: dict = field(default_factory=dict)
 
-    def case_dir(self, case_id: str) -> Path:
-        return self.path / "cases" / case_id
+    def case_dir(self, case_id: str, attempt: int = 1) -> Path:
+        """cases/<case-id>/ for the first attempt, cases/<case-id>/@<k>/ for repeat k ('@'
+        never appears in a variant name, so repeats and variant cases cannot collide)."""
+        base = self.path / "cases" / case_id
+        return base if attempt == 1 else base / f"@{attempt}"
 
     def write_manifest(self) -> None:
         atomic_write(self.path / "manifest.json", json.dumps(self.manifest, indent=2) + "\n")
@@ -48,7 +51,7 @@ class RunDir:
         """files: name → str|bytes. Each file is written as .new and renamed into place;
         verdict.json goes last, so a case without it never counts as finished. Only this
         case's files are replaced: a variant case lives in a subdirectory and is kept."""
-        final = self.case_dir(verdict.case)
+        final = self.case_dir(verdict.case, verdict.attempt)
         shutil.rmtree(final.with_name(final.name + ".new"), ignore_errors=True)  # older layout
         final.mkdir(parents=True, exist_ok=True)
         (final / "verdict.json").unlink(missing_ok=True)
@@ -62,7 +65,7 @@ class RunDir:
         return final
 
     def finished_cases(self) -> dict:
-        """case id → Verdict dict for every case already on disk."""
+        """(case id, attempt) → Verdict dict for every case already on disk."""
         out = {}
         base = self.path / "cases"
         for vj in base.rglob("verdict.json") if base.exists() else []:
@@ -70,13 +73,13 @@ class RunDir:
                 continue
             try:
                 d = json.loads(vj.read_text())
-                out[d["case"]] = d
+                out[(d["case"], int(d.get("attempt", 1)))] = d
             except (ValueError, KeyError, TypeError, OSError):
                 continue
         return out
 
-    def read_case_file(self, case_id: str, name: str) -> str:
-        p = self.case_dir(case_id) / name
+    def read_case_file(self, case_id: str, name: str, attempt: int = 1) -> str:
+        p = self.case_dir(case_id, attempt) / name
         return p.read_text(errors="replace") if p.exists() else ""
 
 
@@ -103,9 +106,10 @@ def junit_xml(run: RunDir, verdicts: list) -> str:
     suite_name = m.get("suite", {}).get("name", "suite")
     cases = []
     for v in verdicts:
-        tc = TestCase(name=v.case, classname=suite_name, elapsed_sec=v.wall_s,
-                      stdout=run.read_case_file(v.case, "guest.log")[-65536:] or None,
-                      stderr=run.read_case_file(v.case, "dmesg.log")[-65536:] or None)
+        name = v.case if v.attempt == 1 else f"{v.case} #{v.attempt}"
+        tc = TestCase(name=name, classname=suite_name, elapsed_sec=v.wall_s,
+                      stdout=run.read_case_file(v.case, "guest.log", v.attempt)[-65536:] or None,
+                      stderr=run.read_case_file(v.case, "dmesg.log", v.attempt)[-65536:] or None)
         if v.verdict in ("crash", "data-loss", "unexpected"):
             tc.add_failure_info(message=v.message(), failure_type=v.verdict, output=v.reason)
         elif v.verdict == "error":
@@ -125,10 +129,12 @@ def summary_text(run: RunDir, verdicts: list) -> str:
     lines = [f"pinrig run {run.path.name}",
              f"kernel {k.get('name')} ({k.get('release')}), suite {m.get('suite', {}).get('name')},"
              f" accel {m.get('accel')}, seed {m.get('seed')}", ""]
-    w = max([len(v.case) for v in verdicts] + [10])
+    def label(v):
+        return v.case if v.attempt == 1 else f"{v.case} #{v.attempt}"
+    w = max([len(label(v)) for v in verdicts] + [10])
     for v in verdicts:
         extra = v.message() if v.verdict != "ok" else v.reason
-        lines.append(f"  {v.case:<{w}}  {v.verdict:<10}  {v.wall_s:6.1f}s  {extra}")
+        lines.append(f"  {label(v):<{w}}  {v.verdict:<10}  {v.wall_s:6.1f}s  {extra}")
     counts: dict = {}
     for v in verdicts:
         counts[v.verdict] = counts.get(v.verdict, 0) + 1

@@ -56,6 +56,7 @@ def _manifest(env: Environment, suite: Suite, seed: int, kernel_arg: str, out: P
         "end": None,
         "reproducer": shlex.join(["rig", "run", kernel_arg, "--suite", suite.name,
                                   "--seed", str(seed)]),
+        "repeat": 1,
     }
 
 
@@ -77,7 +78,7 @@ def needs_own_guest(case: Case) -> bool:
 
 def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
               seed: Optional[int] = None, resume: Optional[Path] = None,
-              junit: Optional[Path] = None, echo=print) -> RunOutcome:
+              junit: Optional[Path] = None, echo=print, repeat: int = 1) -> RunOutcome:
     suite = load_suite(suite_arg)
     env = prepare_env(kernel_arg)
     if resume:
@@ -88,22 +89,31 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
         out = out or paths.RESULTS_DIR / make_run_id(env.spec.name, suite.name)
         out.mkdir(parents=True, exist_ok=True)
         run = RunDir(out, _manifest(env, suite, seed, kernel_arg, out))
+        run.manifest["repeat"] = repeat
+        if repeat > 1:
+            run.manifest["reproducer"] += f" --repeat {repeat}"
     run.write_manifest()
     done = run.finished_cases()
-    todo = [c for c in suite.cases if c.id not in done]
-    echo(f"rig: {env.spec.name} ({env.art.release}) suite {suite.name}: {len(todo)} case(s), "
+    repeat = int(run.manifest.get("repeat", repeat))
+    run.manifest["repeat"] = repeat
+    run.write_manifest()
+    verdicts: dict = {key: Verdict(**{k: v for k, v in d.items() if k in Verdict.__dataclass_fields__})
+                      for key, d in done.items()}
+    n_todo = sum(1 for k in range(1, repeat + 1) for c in suite.cases if (c.id, k) not in done)
+    echo(f"rig: {env.spec.name} ({env.art.release}) suite {suite.name}: {n_todo} case run(s), "
          f"accel {env.accel}, results in {run.path}")
-    verdicts: dict = {cid: Verdict(**{k: v for k, v in d.items() if k in Verdict.__dataclass_fields__})
-                      for cid, d in done.items()}
-    for group in group_sessions(todo):
-        if len(group) == 1 and needs_own_guest(group[0]):
-            v = _crash_case(env, run, group[0], seed, suite)
-            _echo_case(echo, v)
-            verdicts[v.case] = v
-            continue
-        for v in _run_group(env, run, group, seed, suite, echo):
-            verdicts[v.case] = v
-    ordered = [verdicts[c.id] for c in suite.cases if c.id in verdicts]
+    for attempt in range(1, repeat + 1):
+        todo = [c for c in suite.cases if (c.id, attempt) not in done]
+        for group in group_sessions(todo):
+            if len(group) == 1 and needs_own_guest(group[0]):
+                v = _crash_case(env, run, group[0], seed, suite, attempt)
+                _echo_case(echo, v)
+                verdicts[v.key] = v
+                continue
+            for v in _run_group(env, run, group, seed, suite, echo, attempt):
+                verdicts[v.key] = v
+    ordered = [verdicts[(c.id, k)] for k in range(1, repeat + 1) for c in suite.cases
+               if (c.id, k) in verdicts]
     run.manifest["end"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     run.write_manifest()
     xml = junit_xml(run, ordered)
@@ -114,13 +124,15 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     return RunOutcome(run, ordered)
 
 
-def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Suite, echo):
+def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Suite, echo,
+               attempt: int = 1):
     """Run cases in as few boots as possible; yields a Verdict as each case lands on disk."""
     pending = list(group)
     boot_no = 0
     while pending:
         boot_no += 1
-        workdir = run.path / "boots" / f"{pending[0].id.replace('/', '_')}-{boot_no}"
+        workdir = run.path / "boots" / f"{pending[0].id.replace('/', '_')}-{boot_no}" \
+            f"{'@' + str(attempt) if attempt > 1 else ''}"
         sess = Session(env, workdir)
         try:
             br = sess.boot()
@@ -135,6 +147,7 @@ def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Sui
                     if not reports and v.verdict != "error":
                         v.verdict, v.reason = "error", br.reason
                     v.seed = case_seed(seed, case.id)
+                    v.attempt = attempt
                     run.write_case(v, {"console.log": console})
                     _echo_case(echo, v)
                     yield v
@@ -142,7 +155,7 @@ def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Sui
             sess.upload_bins()
             while pending:
                 case = pending.pop(0)
-                v = _one_case(sess, run, case, seed, suite)
+                v = _one_case(sess, run, case, seed, suite, attempt)
                 _echo_case(echo, v)
                 yield v
                 if not sess.alive() or v.verdict in ("crash", "error"):
@@ -152,7 +165,8 @@ def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Sui
             sess.discard_pmem()
 
 
-def _one_case(sess: Session, run: RunDir, case: Case, seed: int, suite: Suite) -> Verdict:
+def _one_case(sess: Session, run: RunDir, case: Case, seed: int, suite: Suite,
+              attempt: int = 1) -> Verdict:
     cseed = case_seed(seed, case.id)
     cr = run_case(sess, case, cseed, suite.pressure)
     if cr.raw.infra_error and sess.alive() and "timeout" in cr.raw.infra_error:
@@ -179,6 +193,7 @@ def _one_case(sess: Session, run: RunDir, case: Case, seed: int, suite: Suite) -
         dmesg = cslice
     v = decide(case, cr.raw, reports, cr.integrity)
     v.seed = cseed
+    v.attempt = attempt
     files = {"console.log": cslice, "dmesg.log": dmesg, "guest.log": "\n".join(cr.guest_log),
              "result.json": json.dumps(cr.raw.result, indent=2) + "\n" if cr.raw.result else None,
              "checksums.json": json.dumps(cr.checksums, indent=2) + "\n" if cr.checksums else None,
@@ -188,10 +203,11 @@ def _one_case(sess: Session, run: RunDir, case: Case, seed: int, suite: Suite) -
     return v
 
 
-def _crash_case(env: Environment, run: RunDir, case: Case, seed: int, suite: Suite) -> Verdict:
+def _crash_case(env: Environment, run: RunDir, case: Case, seed: int, suite: Suite,
+                attempt: int = 1) -> Verdict:
     """A crash-and-verify case: its own guests on its own pmem file (kept with the case)."""
     cseed = case_seed(seed, case.id)
-    base = run.path / "boots" / case.id.replace("/", "_")
+    base = run.path / "boots" / (case.id.replace("/", "_") + (f"@{attempt}" if attempt > 1 else ""))
     base.mkdir(parents=True, exist_ok=True)
     pmem = base / "pmem.img"
 
@@ -220,6 +236,7 @@ def _crash_case(env: Environment, run: RunDir, case: Case, seed: int, suite: Sui
     reports = [r for sl in slices for r in oops.parse_console(sl)]
     v = decide(case, cr.raw, reports, cr.integrity)
     v.seed = cseed
+    v.attempt = attempt
     cslice = "\n".join(slices)
     files = {"console.log": cslice, "dmesg.log": cslice, "guest.log": "\n".join(cr.guest_log),
              "result.json": json.dumps(cr.raw.result, indent=2) + "\n" if cr.raw.result else None,
@@ -234,4 +251,5 @@ def _crash_case(env: Environment, run: RunDir, case: Case, seed: int, suite: Sui
 
 def _echo_case(echo, v: Verdict) -> None:
     extra = v.message() if v.verdict != "ok" else v.reason
-    echo(f"  {v.case:<36} {v.verdict:<10} {v.wall_s:6.1f}s  {extra}")
+    label = v.case if v.attempt == 1 else f"{v.case} #{v.attempt}"
+    echo(f"  {label:<36} {v.verdict:<10} {v.wall_s:6.1f}s  {extra}")

@@ -40,6 +40,11 @@ class Verdict:
     reason: str = ""
     wall_s: float = 0.0
     seed: Optional[int] = None
+    attempt: int = 1             # 1..N with --repeat N
+
+    @property
+    def key(self) -> tuple:
+        return (self.case, self.attempt)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -104,7 +104,7 @@ def test_write_base_case_keeps_its_variant_case(tmp_path):
     run.write_case(Verdict("ibverbs-pin/ext4/shared/ro", "refused", errno="EFAULT"),
                    {"console.log": "ro"})
     run.write_case(Verdict("ibverbs-pin/ext4/shared", "ok"), {"console.log": "rw"})
-    assert set(run.finished_cases()) == {"ibverbs-pin/ext4/shared", "ibverbs-pin/ext4/shared/ro"}
+    assert set(run.finished_cases()) == {("ibverbs-pin/ext4/shared", 1), ("ibverbs-pin/ext4/shared/ro", 1)}
     assert run.read_case_file("ibverbs-pin/ext4/shared/ro", "console.log") == "ro"
 
 
@@ -112,7 +112,7 @@ def test_write_variant_after_base_keeps_both(tmp_path):
     run = RunDir(tmp_path)
     run.write_case(Verdict("ibverbs-pin/ext4/shared", "ok"), {"console.log": "rw"})
     run.write_case(Verdict("ibverbs-pin/ext4/shared/ro", "refused"), {"console.log": "ro"})
-    assert set(run.finished_cases()) == {"ibverbs-pin/ext4/shared", "ibverbs-pin/ext4/shared/ro"}
+    assert set(run.finished_cases()) == {("ibverbs-pin/ext4/shared", 1), ("ibverbs-pin/ext4/shared/ro", 1)}
     assert run.read_case_file("ibverbs-pin/ext4/shared", "console.log") == "rw"
 
 
@@ -121,8 +121,20 @@ def test_finished_cases(tmp_path):
     for v in verdicts()[:3]:
         run.write_case(v, {})
     done = run.finished_cases()
-    assert set(done) == {v.case for v in verdicts()[:3]}
-    assert done["ibverbs-pin/xfs/shared"]["errno"] == "EFAULT"
+    assert set(done) == {(v.case, 1) for v in verdicts()[:3]}
+    assert done[("ibverbs-pin/xfs/shared", 1)]["errno"] == "EFAULT"
+
+
+def test_repeats_live_beside_variants(tmp_path):
+    run = RunDir(tmp_path)
+    run.write_case(Verdict("ibverbs-pin/ext4/shared", "ok"), {})
+    run.write_case(Verdict("ibverbs-pin/ext4/shared", "crash", title="X", attempt=2), {})
+    run.write_case(Verdict("ibverbs-pin/ext4/shared/ro", "ok"), {})
+    done = run.finished_cases()
+    assert set(done) == {("ibverbs-pin/ext4/shared", 1), ("ibverbs-pin/ext4/shared", 2),
+                         ("ibverbs-pin/ext4/shared/ro", 1)}
+    assert (tmp_path / "cases/ibverbs-pin/ext4/shared/@2/verdict.json").exists()
+    assert done[("ibverbs-pin/ext4/shared", 2)]["verdict"] == "crash"
 
 
 def test_finished_cases_ignores_new_dirs_and_bad_json(tmp_path):
@@ -138,7 +150,7 @@ def test_finished_cases_ignores_new_dirs_and_bad_json(tmp_path):
     nocase = tmp_path / "cases/lost-write/ext4/shared"
     nocase.mkdir(parents=True)
     (nocase / "verdict.json").write_text('{"verdict": "ok"}')
-    assert set(run.finished_cases()) == {"ibverbs-pin/ext4/shared"}
+    assert set(run.finished_cases()) == {("ibverbs-pin/ext4/shared", 1)}
 
 
 def test_finished_cases_ignores_non_object_json(tmp_path):
@@ -147,7 +159,7 @@ def test_finished_cases_ignores_non_object_json(tmp_path):
     odd = tmp_path / "cases/ibverbs-pin/xfs/shared"
     odd.mkdir(parents=True)
     (odd / "verdict.json").write_text("null\n")
-    assert set(run.finished_cases()) == {"ibverbs-pin/ext4/shared"}
+    assert set(run.finished_cases()) == {("ibverbs-pin/ext4/shared", 1)}
 
 
 def test_finished_cases_without_cases_dir(tmp_path):
