@@ -61,20 +61,28 @@ Report kinds (``CrashReport.kind``):
 ``other``           anything else (syzkaller/Go runtime messages ...)
 ==================  ==========================================================
 
-Reports are returned in log order.  A line that merely continues a report
-already under way (``Oops: 0000 [#1]``, ``invalid opcode: 0000`` after
+Reports are returned in log order, except that filesystem reports (kind
+``fs-error``) come after all kernel reports, so that the first report -- the
+headline -- is the crash when there is one.  A line that merely continues a
+report already under way (``Oops: 0000 [#1]``, ``invalid opcode: 0000`` after
 ``kernel BUG at``, ``Kernel panic - not syncing: Fatal exception`` or
 ``panic_on_warn set`` after the report that caused it, ``Internal error:``
-after an arm64 fault, ...) does not start a report of its own, so the first
-report's title is the headline.  Filesystem messages are their own reports
-(kind ``fs-error``/``assertion``); they are never mistaken for kernel
-``WARNING``s, and mount-time informational lines are not reports.
+after an arm64 fault, the ``kernel BUG`` an XFS assertion triggers ...) does
+not start a report of its own.  A ``list_add corruption`` line is folded into
+the BUG/WARNING that follows it.  Filesystem messages are reports of their own
+(kind ``fs-error``/``assertion``, the same message repeated is reported once);
+they are never mistaken for kernel ``WARNING``s, and mount-time informational
+lines are not reports.  A "Linux version" banner or "Booting the kernel" line
+ends any report before it; :func:`reboots` lists the banners after the first.
+A second "Booting the kernel" (the x86 decompressor) after kernel output is an
+``unexpected kernel reboot`` report, as in syzkaller.
 
 Standard library only.
 """
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import re
 import sys
@@ -810,6 +818,8 @@ class _Line:
     context: str       # "", "console" or the printk caller id ("T123", "C1")
     questionable: bool
     stamp: Optional[float] = None
+    banner: bool = False    # a "Linux version" boot banner
+    restart: bool = False   # the kernel (re)starts booting here
 
 
 def _decode(data: Union[bytes, bytearray, str]) -> str:
@@ -860,7 +870,13 @@ def _lines(data: Union[bytes, bytearray, str]) -> List[_Line]:
                 elif text.endswith(" (unreliable)"):
                     text = text[:-13]
                     questionable = True
-            out.append(_Line(num, raw, text, ctx, questionable, stamp))
+            line = _Line(num, raw, text, ctx, questionable, stamp)
+            # with timestamps the kernel's banner is printed at 0.000000; a
+            # later "Linux version" is somebody cat'ing /proc/version
+            line.banner = (text.startswith("Linux version ") and bool(_BANNER_RE.match(text))
+                           and (stamp is None or stamp == 0.0))
+            line.restart = line.banner or text.startswith("Booting the kernel")
+            out.append(line)
     return out
 
 
@@ -1014,13 +1030,12 @@ def _is_corrupted(title: str, text: str, fmt: Optional[Format]) -> bool:
         return True   # another line got merged into the header
     if fmt is None or fmt.no_stack:
         return False
-    lines = text.split("\n")
     has_stack = False
     for key in _STACK_PRESENT:
-        idx = next((n for n, ln in enumerate(lines) if key.search(ln)), None)
-        if idx is None:
+        m = key.search(text)
+        if m is None:
             continue
-        after = lines[idx:]
+        after = text[text.rfind("\n", 0, m.start()) + 1:].split("\n", 16)
         if len(after) < 4:
             return True   # call trace is cut off
         found = False
@@ -1143,18 +1158,6 @@ class CrashReport:
         }
 
 
-def _is_banner(line: _Line) -> bool:
-    if not line.text.startswith("Linux version ") or not _BANNER_RE.match(line.text):
-        return False
-    # with timestamps the kernel's banner is printed at 0.000000; a later
-    # "Linux version" is somebody cat'ing /proc/version
-    return line.stamp is None or line.stamp == 0.0
-
-
-def _is_restart(line: _Line) -> bool:
-    return _is_banner(line) or line.text.startswith("Booting the kernel")
-
-
 def _report_body(lines: List[_Line], start: int, headers: Dict[int, Oops]) -> Tuple[str, str]:
     """syzkaller's report assembly: the lines of the report's context from the
     header on (questionable frames dropped), and the part of it that precedes
@@ -1170,6 +1173,8 @@ def _report_body(lines: List[_Line], start: int, headers: Dict[int, Oops]) -> Tu
     for idx in range(start, min(len(lines), start + MAX_ANALYSED_LINES)):
         ln = lines[idx]
         is_start = idx == start
+        if not is_start and ln.restart:
+            break   # the machine rebooted: nothing after this belongs to the report
         if not is_start and not second:
             oops = headers.get(idx)
             if oops is not None and not oops.extra:
@@ -1256,7 +1261,7 @@ def _report_text(lines: List[_Line], start: int, end: int) -> str:
     taken = 0
     for idx in range(start - 1, max(-1, start - 20), -1):
         ln = lines[idx]
-        if _is_restart(ln) or _is_boundary(ln):
+        if ln.restart or _is_boundary(ln):
             break
         if ln.context == ctx and ln.text.strip():
             first = idx
@@ -1289,7 +1294,7 @@ def _text_end(lines: List[_Line], start: int, limit: int, kind: str) -> int:
     end = min(limit, start + MAX_TEXT_LINES)
     for idx in range(start + 1, end):
         text = lines[idx].text
-        if _is_restart(lines[idx]) or "pinrig: case-" in text:
+        if lines[idx].restart or "pinrig: case-" in text:
             return idx
         if kind == "fs-error" and not (_FS_TEXT.search(text) or not text.strip()):
             return idx
@@ -1308,28 +1313,46 @@ def _text_end(lines: List[_Line], start: int, limit: int, kind: str) -> int:
 
 
 def _pick_starts(lines: List[_Line], headers: Dict[int, Oops]) -> List[int]:
+    """Which header lines start a report of their own (see _CONTINUATIONS and
+    Oops.weak for the ones that do not)."""
     order = sorted(headers)
+    restarts = [i for i, ln in enumerate(lines) if ln.restart]
+    # the first line that shows a kernel is running: a "Booting the kernel"
+    # before it is the first boot, not a reboot
+    kernel_up = next((i for i, ln in enumerate(lines) if ln.stamp is not None or ln.banner),
+                     len(lines))
+    next_strong: List[Optional[int]] = [None] * len(order)
+    upcoming: Optional[int] = None
+    for pos in range(len(order) - 1, -1, -1):
+        next_strong[pos] = upcoming
+        if not headers[order[pos]].weak:
+            upcoming = order[pos]
     starts: List[int] = []
     kinds: List[str] = []
-    restart_at = [i for i, ln in enumerate(lines) if _is_restart(ln)]
+    seen_fs: set = set()
     for pos, idx in enumerate(order):
         oops = headers[idx]
         text = lines[idx].text
         if starts:
             prev = starts[-1]
-            rebooted = any(prev < r < idx for r in restart_at)
+            rebooted = bisect.bisect_right(restarts, prev) < bisect.bisect_left(restarts, idx)
             if not rebooted and _continues(text, idx - prev, kinds[-1]):
                 continue
         if oops.weak:
-            nxt = next((j for j in order[pos + 1:] if not headers[j].weak), None)
+            nxt = next_strong[pos]
             if nxt is not None and nxt - idx <= _WEAK_WINDOW:
                 continue
-        if oops.header == "Booting the kernel":
-            # the first boot of a log is not a reboot
-            if not any(ln.stamp is not None or _is_banner(ln) for ln in lines[:idx]):
+        if oops.header == "Booting the kernel" and idx <= kernel_up:
+            continue
+        kind = _kind_guess(oops, text)
+        if kind in ("fs-error", "assertion"):
+            # the same filesystem complaint, repeated: report it once
+            key = normalize_title(_make_title(_describe(text + "\n", oops).title))
+            if key in seen_fs:
                 continue
+            seen_fs.add(key)
         starts.append(idx)
-        kinds.append(_kind_guess(oops, text))
+        kinds.append(kind)
         if len(starts) >= MAX_REPORTS:
             break
     return starts
@@ -1351,7 +1374,11 @@ def _continues(text: str, distance: int, open_kind: str) -> bool:
 
 
 def parse_console(data: Union[bytes, str]) -> List[CrashReport]:
-    """All kernel reports in a console log, in log order (first = headline)."""
+    """All reports in a console log; ``reports[0]`` is the headline.
+
+    Kernel reports come in log order, followed by the filesystem reports
+    (kind ``fs-error``) in log order: an ``EXT4-fs error`` printed before a
+    ``kernel BUG`` is evidence, the BUG is the crash."""
     lines = _lines(data)
     headers: Dict[int, Oops] = {}
     for idx, ln in enumerate(lines):
@@ -1361,18 +1388,12 @@ def parse_console(data: Union[bytes, str]) -> List[CrashReport]:
     if not headers:
         return []
     found = []   # (start, title, kind, corrupted, frame, body)
-    seen_fs: set = set()
     for start in _pick_starts(lines, headers):
         oops = headers[start]
         body, title_text = _report_body(lines, start, headers)
         desc = _describe(title_text, oops)
         title = _make_title(desc.title)
         kind = desc.fmt.kind if desc.fmt is not None else oops.kind
-        if kind in ("fs-error", "assertion"):
-            key = normalize_title(title)
-            if key in seen_fs:
-                continue   # the same filesystem complaint, repeated
-            seen_fs.add(key)
         corrupted = desc.corrupted or _is_corrupted(desc.title, body, desc.fmt)
         frame = ""
         if desc.fmt is not None and " in {" in desc.fmt.fmt:
@@ -1390,6 +1411,8 @@ def parse_console(data: Union[bytes, str]) -> List[CrashReport]:
             text=_report_text(lines, start, _text_end(lines, start, limit, kind)),
             frame=frame,
         ))
+    # stable: log order within each tier
+    reports.sort(key=lambda r: r.kind == "fs-error")
     return reports
 
 
@@ -1400,7 +1423,7 @@ def parse_console(data: Union[bytes, str]) -> List[CrashReport]:
 def reboots(data: Union[bytes, str]) -> List[int]:
     """1-based lines of "Linux version" boot banners after the first one: each
     means the guest rebooted (unexpectedly, for a test run)."""
-    banners = [ln.num for ln in _lines(data) if _is_banner(ln)]
+    banners = [ln.num for ln in _lines(data) if ln.banner]
     return banners[1:]
 
 
