@@ -44,7 +44,7 @@ def cmd_image(args) -> int:
 def cmd_boot(args) -> int:
     from .session import Session, prepare_env
     from . import qemu
-    cmd = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
+    cmd = args.cmd
     env = prepare_env(args.kernel, with_bins=not args.dry_run)
     if args.dry_run:
         cfg_argv = vm.prepare(env.art, env.boot, env.image,
@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("kernel")
     s.add_argument("--dry-run", action="store_true", help="print the QEMU command line only")
     s.add_argument("--timeout", type=float, default=600, help="seconds for CMD (default 600)")
-    s.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD…")
+    s.add_argument("cmd", nargs="*", help="-- CMD… (everything after --)")
     s.set_defaults(func=cmd_boot)
 
     s = sub.add_parser("run", help="run a suite of cases on a kernel")
@@ -180,7 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    guest_cmd = None
+    if "--" in argv and "boot" in argv[:argv.index("--")]:
+        # `rig boot K [opts] -- CMD…`: everything after -- belongs to the guest, options included
+        i = argv.index("--")
+        argv, guest_cmd = argv[:i], argv[i + 1:]
     args = parser.parse_args(argv)
+    if guest_cmd is not None:
+        args.cmd = guest_cmd
     vm.install_signal_handlers()
     try:
         return args.func(args)
