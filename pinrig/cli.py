@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="results directory (default results/<run-id>)")
     s.add_argument("--junit", help="also write JUnit XML here")
     s.add_argument("--seed", type=int, help="data pattern seed (default: the suite's)")
-    s.add_argument("--repeat", type=int, default=1, help="run every case N times")
+    s.add_argument("--repeat", type=int, help="run every case N times (default: the suite's)")
     s.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_run)

@@ -219,6 +219,7 @@ class Suite:
     pressure: Pressure = field(default_factory=Pressure)
     description: str = ""
     path: Optional[Path] = None
+    repeat: int = 1
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -229,6 +230,9 @@ def load_suite(name_or_path: str) -> Suite:
     seed = f.get("seed", int, 1)
     description = f.get("description", str, "")
     default_timeout = f.get("timeout", int, 120)
+    repeat = f.get("repeat", int, 1)
+    if repeat < 1:
+        raise UserError(f"{path}: repeat: must be at least 1")
     pdata = f.get("pressure", dict, {})
     pf = _Fields(path, pdata, "pressure.")
     pressure = Pressure(
@@ -255,7 +259,7 @@ def load_suite(name_or_path: str) -> Suite:
     if not cases:
         raise UserError(f"{path}: cases: no cases")
     return Suite(name=name, cases=tuple(cases), seed=seed, pressure=pressure,
-                 description=description, path=path)
+                 description=description, path=path, repeat=repeat)
 
 
 def _expand_case(path: Path, i: int, rc: dict, default_timeout: int) -> list:

@@ -79,8 +79,10 @@ def needs_own_guest(case: Case) -> bool:
 
 def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
               seed: Optional[int] = None, resume: Optional[Path] = None,
-              junit: Optional[Path] = None, echo=print, repeat: int = 1) -> RunOutcome:
+              junit: Optional[Path] = None, echo=print,
+              repeat: Optional[int] = None) -> RunOutcome:
     suite = load_suite(suite_arg)
+    repeat = suite.repeat if repeat is None else repeat
     env = prepare_env(kernel_arg)
     if resume:
         run = RunDir(resume, json.loads((resume / "manifest.json").read_text()))

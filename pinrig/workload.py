@@ -72,18 +72,40 @@ def fs_setup_commands(fs: str, dax_state: str) -> list:
     return cmds
 
 
+CGROUP = "/sys/fs/cgroup/pinrig"
+
+
 def pressure_commands(p: Pressure) -> tuple:
-    """(start lines, stop lines) for the writeback pressure of a suite."""
+    """(start lines, stop lines) for the writeback pressure of a suite. The stop lines also
+    restore the kernel's defaults, so a shared guest's next case starts clean."""
     start, stop = [], []
     for knob in ("dirty_ratio", "dirty_background_ratio", "dirty_expire_centisecs",
                  "dirty_writeback_centisecs"):
         val = getattr(p, knob)
         if val is not None:
-            start.append(f"sysctl -q -w vm.{knob}={val}")
+            start.append(f"cat /proc/sys/vm/{knob} > /run/pinrig-{knob}.orig; "
+                         f"sysctl -q -w vm.{knob}={val}")
+            stop.append(f"cat /run/pinrig-{knob}.orig > /proc/sys/vm/{knob} 2>/dev/null; true")
     if p.sync_storm:
-        start.append("(while :; do sync; sleep 0.2; done) >/dev/null 2>&1 & echo $! > /run/pinrig-storm.pid")
+        start.append("(while :; do sync; sleep 0.2; done) >/dev/null 2>&1 & "
+                     "echo $! > /run/pinrig-storm.pid")
         stop.append("kill $(cat /run/pinrig-storm.pid) 2>/dev/null; rm -f /run/pinrig-storm.pid; true")
+    if p.drop_caches:
+        start.append("(while :; do echo 1 > /proc/sys/vm/drop_caches; sleep 0.5; done) "
+                     ">/dev/null 2>&1 & echo $! > /run/pinrig-drop.pid")
+        stop.append("kill $(cat /run/pinrig-drop.pid) 2>/dev/null; rm -f /run/pinrig-drop.pid; true")
+    if p.memcg_limit_mb:
+        start.append(f"echo +memory > /sys/fs/cgroup/cgroup.subtree_control && mkdir -p {CGROUP} && "
+                     f"echo {p.memcg_limit_mb}M > {CGROUP}/memory.max")
+        stop.append(f"rmdir {CGROUP} 2>/dev/null; true")
     return start, stop
+
+
+def in_memcg(argv: list, p: Pressure) -> list:
+    """Run argv inside the pressure cgroup (memory.max forces reclaim of its file pages)."""
+    if not p.memcg_limit_mb:
+        return argv
+    return ["sh", "-c", f'echo $$ > {CGROUP}/cgroup.procs && exec "$@"', "pinrig-memcg", *argv]
 
 
 def workload_argv(case: Case, seed: int, hold: bool = False) -> list:
@@ -235,7 +257,7 @@ def run_case(sess: Session, case: Case, seed: int, pressure: Pressure) -> CaseRu
         start, stop = pressure_commands(pressure)
         for cmd in start:
             run.log(cmd, g.run(cmd, timeout=30))
-        argv = workload_argv(case, seed)
+        argv = in_memcg(workload_argv(case, seed), pressure)
         try:
             res = g.run(argv, timeout=case.timeout)
         finally:
@@ -289,7 +311,7 @@ def run_crash_case(boot: Callable[[str], Session], case: Case, seed: int,
         start, _stop = pressure_commands(pressure)
         for cmd in start:
             run.log(cmd, g.run(cmd, timeout=30))
-        argv = workload_argv(case, seed, hold=True)
+        argv = in_memcg(workload_argv(case, seed, hold=True), pressure)
         line = f"cd / && nohup {shlex.join(argv)} > {HOLD_OUT} 2> {HOLD_ERR} < /dev/null & echo $!"
         pid = g.run(line, timeout=15, check=True).stdout.strip()
         out = _wait_hold(g, pid, case.timeout)

@@ -262,8 +262,8 @@ def test_unknown_case_field(tmp_path):
 
 
 def test_unknown_top_level_field(tmp_path):
-    p = suite_file(tmp_path, "cases: [{workload: ibverbs-pin, fs: ext4}]\nrepeat: 3\n")
-    assert user_error(load_suite, p) == f"{p}: repeat: unknown field"
+    p = suite_file(tmp_path, "cases: [{workload: ibverbs-pin, fs: ext4}]\nrepetitions: 3\n")
+    assert user_error(load_suite, p) == f"{p}: repetitions: unknown field"
 
 
 def test_unknown_pressure_field(tmp_path):

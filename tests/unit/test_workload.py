@@ -6,7 +6,8 @@ import pytest
 from pinrig.config import Case, Pressure
 from pinrig.errors import InfraError
 from pinrig.session import GUEST_BIN
-from pinrig.workload import (MNT, case_seed, fs_setup_commands, parse_result, pressure_commands,
+from pinrig.workload import (MNT, case_seed, fs_setup_commands, in_memcg, parse_result,
+                             pressure_commands,
                              workload_argv)
 
 # ------------------------------------------------------------------------------- parse_result
@@ -117,29 +118,47 @@ def test_pressure_none():
     assert pressure_commands(Pressure()) == ([], [])
 
 
-def test_pressure_sysctls_in_order():
+def test_pressure_sysctls_in_order_and_restored():
     start, stop = pressure_commands(Pressure(dirty_writeback_centisecs=50, dirty_ratio=5,
                                              dirty_expire_centisecs=100,
                                              dirty_background_ratio=2))
-    assert start == ["sysctl -q -w vm.dirty_ratio=5",
-                     "sysctl -q -w vm.dirty_background_ratio=2",
-                     "sysctl -q -w vm.dirty_expire_centisecs=100",
-                     "sysctl -q -w vm.dirty_writeback_centisecs=50"]
-    assert stop == []
+    knobs = ["dirty_ratio", "dirty_background_ratio", "dirty_expire_centisecs",
+             "dirty_writeback_centisecs"]
+    vals = [5, 2, 100, 50]
+    assert [x.split("; ")[1] for x in start] == [f"sysctl -q -w vm.{k}={v}"
+                                                  for k, v in zip(knobs, vals)]
+    assert all(f"/proc/sys/vm/{k} > /run/pinrig-{k}.orig" in x for k, x in zip(knobs, start))
+    assert stop == [f"cat /run/pinrig-{k}.orig > /proc/sys/vm/{k} 2>/dev/null; true"
+                    for k in knobs]
 
 
 def test_pressure_zero_is_a_value():
     start, _ = pressure_commands(Pressure(dirty_background_ratio=0))
-    assert start == ["sysctl -q -w vm.dirty_background_ratio=0"]
+    assert start[0].endswith("sysctl -q -w vm.dirty_background_ratio=0")
 
 
 def test_pressure_sync_storm_is_started_and_stopped():
     start, stop = pressure_commands(Pressure(sync_storm=True, dirty_ratio=1))
-    assert start[0] == "sysctl -q -w vm.dirty_ratio=1"
+    assert start[0].endswith("sysctl -q -w vm.dirty_ratio=1")
     assert len(start) == 2 and "sync" in start[1] and "&" in start[1]
     assert "/run/pinrig-storm.pid" in start[1]
-    assert stop == ["kill $(cat /run/pinrig-storm.pid) 2>/dev/null; rm -f /run/pinrig-storm.pid; "
-                    "true"]
+    assert stop[1] == ("kill $(cat /run/pinrig-storm.pid) 2>/dev/null; rm -f /run/pinrig-storm.pid; "
+                       "true")
+
+
+def test_pressure_memcg_wraps_the_workload():
+    start, stop = pressure_commands(Pressure(memcg_limit_mb=64))
+    assert start == ["echo +memory > /sys/fs/cgroup/cgroup.subtree_control && "
+                     "mkdir -p /sys/fs/cgroup/pinrig && echo 64M > /sys/fs/cgroup/pinrig/memory.max"]
+    assert stop == ["rmdir /sys/fs/cgroup/pinrig 2>/dev/null; true"]
+    argv = in_memcg(["/opt/pinrig/bin/lost-write", "--file", "a b"], Pressure(memcg_limit_mb=64))
+    assert argv[:2] == ["sh", "-c"] and argv[4:] == ["/opt/pinrig/bin/lost-write", "--file", "a b"]
+    assert in_memcg(["x"], Pressure()) == ["x"]
+
+
+def test_pressure_drop_caches_loop():
+    start, stop = pressure_commands(Pressure(drop_caches=True))
+    assert "drop_caches" in start[0] and "/run/pinrig-drop.pid" in stop[0]
 
 
 # ------------------------------------------------------------------------------- seeds
