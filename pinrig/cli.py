@@ -86,12 +86,12 @@ def _interactive(sess) -> int:
 
 
 def cmd_run(args) -> int:
-    from .runner import run_suite
+    from .runner import default_jobs, run_suite
     echo = (lambda *_a, **_k: None) if args.json else print
     out = run_suite(args.kernel, args.suite, out=Path(args.out) if args.out else None,
                     seed=args.seed, resume=Path(args.resume) if args.resume else None,
                     junit=Path(args.junit) if args.junit else None, echo=echo,
-                    repeat=args.repeat)
+                    repeat=args.repeat, jobs=args.jobs or default_jobs())
     if args.json:
         print(json.dumps({"run": str(out.run.path), "manifest": out.run.manifest,
                           "cases": [v.to_dict() for v in out.verdicts]}, indent=2))
@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--junit", help="also write JUnit XML here")
     s.add_argument("--seed", type=int, help="data pattern seed (default: the suite's)")
     s.add_argument("--repeat", type=int, help="run every case N times (default: the suite's)")
+    s.add_argument("--jobs", type=int, help="guests at once (default: from cores and memory)")
     s.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_run)

@@ -394,10 +394,12 @@ class Comparison:
             line += f" (but {len(self.errors_only)} case(s) could not be judged: rig errors)"
         return line
 
+    @property
+    def suite(self) -> str:
+        return self.a.suite if self.a.suite == self.b.suite else f"{self.a.suite} / {self.b.suite}"
+
     def to_dict(self) -> dict:
-        return {"a": self.a.to_dict(), "b": self.b.to_dict(),
-                "suite": self.a.suite if self.a.suite == self.b.suite
-                else f"{self.a.suite} / {self.b.suite}",
+        return {"a": self.a.to_dict(), "b": self.b.to_dict(), "suite": self.suite,
                 "summary": self.counts, "regression": bool(self.regressions),
                 "exit_code": self.exit_code, "verdict": self.verdict_line,
                 "warnings": self.warnings, "only_a": self.only_a, "only_b": self.only_b,
@@ -446,7 +448,7 @@ def _manifest_warnings(run_a: LoadedRun, run_b: LoadedRun, a: SideInfo, b: SideI
             if diff:
                 w.append(f"{case}: case parameters differ between the sides ({', '.join(diff)})")
     ra, rb = Counter(v.case for v in run_a.verdicts), Counter(v.case for v in run_b.verdicts)
-    if set(ra.values()) | set(rb.values()) and len(set(ra.values()) | set(rb.values())) > 1:
+    if len(set(ra.values()) | set(rb.values())) > 1:
         w.append("attempt counts differ between cases or sides "
                  f"(A: {_span(ra)}, B: {_span(rb)} attempt(s) per case); rates are per side")
     return w
@@ -464,7 +466,7 @@ def _span(c: Counter) -> str:
 def format_text(cmp: Comparison) -> str:
     a, b = cmp.a, cmp.b
     n = max(a.repeat, b.repeat)
-    lines = [f"compare {a.title} → {b.title}, suite {a.suite}"
+    lines = [f"compare {a.title} → {b.title}, suite {cmp.suite}"
              + (f", {n} attempts per case" if n > 1 else ""),
              f"  A: {a.run}", f"  B: {b.run}", ""]
     rows = [("case", a.label, b.label, "class", "")]
@@ -492,7 +494,8 @@ def _md(s: str) -> str:
 def format_markdown(cmp: Comparison) -> str:
     a, b = cmp.a, cmp.b
     n = max(a.repeat, b.repeat)
-    out = [f"### pinrig compare: `{_md(a.label)}` → `{_md(b.label)}`, suite `{_md(a.suite)}`", "",
+    out = [f"### pinrig compare: `{_md(a.label)}` → `{_md(b.label)}`, suite `{_md(cmp.suite)}`",
+           "",
            f"- **A** `{_md(a.label)}`: {_md(a.release)}, {_md(' '.join(a.packages))}, "
            f"artifact `{a.hash}`",
            f"- **B** `{_md(b.label)}`: {_md(b.release)}, {_md(' '.join(b.packages))}, "

@@ -57,7 +57,7 @@ td.detail { color: #44515a; font-size: 13px; }
             padding: 8px 14px 8px 30px; margin: 14px 0; }
 .chart { background: #fff; border: 1px solid #dde3e7; border-radius: 6px; padding: 8px; }
 .chart svg { display: block; width: 100%; height: auto; }
-.muted { color: #6b7a80; }
+.muted { color: #6b7a80; } .pin { font-size: 12px; }
 a { color: #1f5fbf; text-decoration: none; } a:hover { text-decoration: underline; }
 footer { margin-top: 28px; color: #8a969d; font-size: 12px; }
 """
@@ -167,6 +167,9 @@ def _side_cell(stats) -> str:
     for o in stats.to_dict()["outcomes"]:
         label = o["outcome"] if stats.n == 1 else f'{o["outcome"]} {o["count"]}/{stats.n}'
         parts.append(verdict_chip(label, o["verdict"]))
+    pins = stats.to_dict()["pins"]
+    if pins:
+        parts.append(f'<span class="muted pin">pin {escape(" / ".join(pins))}</span>')
     return "<br>".join(parts)
 
 
@@ -176,7 +179,7 @@ def compare_html(cmp) -> str:
     cls = "bad" if cmp.regressions else ("warn" if cmp.errors_only else "good")
     counts = "".join(f'<span>{badge(k)} {c}</span>' for k, c in cmp.counts.items())
     body = [f"<h1>{escape(a.label)} → {escape(b.label)}</h1>",
-            f'<p class="sub">suite <b>{escape(a.suite)}</b> · {n} attempt(s) per case · '
+            f'<p class="sub">suite <b>{escape(cmp.suite)}</b> · {n} attempt(s) per case · '
             f'{len(cmp.cases)} case(s) compared</p>',
             f'<div class="verdict {cls}">{escape(cmp.verdict_line)}</div>',
             f'<div class="counts">{counts}</div>',
@@ -205,7 +208,7 @@ def compare_html(cmp) -> str:
     body.append("<h2>Outcome rates</h2>")
     rows = [(d.case, [d.a.verdict_rates(), d.b.verdict_rates()]) for d in cmp.cases]
     body.append(f'<div class="chart">{rate_chart_svg(rows, (a.label, b.label))}</div>')
-    return page(f"pinrig compare {a.label} → {b.label} ({a.suite})", "\n".join(body))
+    return page(f"pinrig compare {a.label} → {b.label} ({cmp.suite})", "\n".join(body))
 
 
 # ---------------------------------------------------------------------------- nightly

@@ -6,9 +6,11 @@ Cases that can share a guest share one boot; a case that kills or hangs its gues
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -61,13 +63,27 @@ def _manifest(env: Environment, suite: Suite, seed: int, kernel_arg: str, out: P
     }
 
 
-def group_sessions(cases: list) -> list:
+def group_sessions(cases: list, jobs: int = 1) -> list:
     """Cases sharing a boot, in order. Crash-and-verify cases need a guest of their own; the rest
-    share one, ordered page-cache filesystems first, then fsdax, so the namespace flips once."""
+    share one (or `jobs` guests, contiguous slices), ordered page-cache filesystems first, then
+    fsdax, so the namespace flips at most once per guest."""
     order = {"tmpfs": 0, "ext4": 1, "xfs": 2, "ext4-dax": 3, "xfs-dax": 4}
     shared = sorted([c for c in cases if not needs_own_guest(c)], key=lambda c: order[c.fs])
     own = [[c] for c in cases if needs_own_guest(c)]
-    return ([shared] if shared else []) + own
+    n = max(1, min(jobs, len(shared)))
+    size = -(-len(shared) // n) if shared else 0
+    slices = [shared[i:i + size] for i in range(0, len(shared), size)] if shared else []
+    return slices + own
+
+
+def default_jobs() -> int:
+    """Guests to run at once: one per two host cores, bounded by memory (~3 GiB per guest)."""
+    cores = os.cpu_count() or 1
+    try:
+        mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem_gb = 4
+    return max(1, min(cores // 2, int(mem_gb // 3)))
 
 
 def needs_own_guest(case: Case) -> bool:
@@ -80,7 +96,7 @@ def needs_own_guest(case: Case) -> bool:
 def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
               seed: Optional[int] = None, resume: Optional[Path] = None,
               junit: Optional[Path] = None, echo=print,
-              repeat: Optional[int] = None) -> RunOutcome:
+              repeat: Optional[int] = None, jobs: int = 1) -> RunOutcome:
     suite = load_suite(suite_arg)
     repeat = suite.repeat if repeat is None else repeat
     env = prepare_env(kernel_arg)
@@ -105,16 +121,29 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     n_todo = sum(1 for k in range(1, repeat + 1) for c in suite.cases if (c.id, k) not in done)
     echo(f"rig: {env.spec.name} ({env.art.release}) suite {suite.name}: {n_todo} case run(s), "
          f"accel {env.accel}, results in {run.path}")
+    tasks = []
     for attempt in range(1, repeat + 1):
         todo = [c for c in suite.cases if (c.id, attempt) not in done]
-        for group in group_sessions(todo):
-            if len(group) == 1 and needs_own_guest(group[0]):
-                v = _crash_case(env, run, group[0], seed, suite, attempt)
-                _echo_case(echo, v)
+        tasks += [(attempt, g) for g in group_sessions(todo, jobs)]
+    run.manifest["jobs"] = jobs
+
+    def task(attempt: int, group: list) -> list:
+        if len(group) == 1 and needs_own_guest(group[0]):
+            v = _crash_case(env, run, group[0], seed, suite, attempt)
+            _echo_case(echo, v)
+            return [v]
+        return list(_run_group(env, run, group, seed, suite, echo, attempt))
+
+    if jobs <= 1:
+        for attempt, group in tasks:
+            for v in task(attempt, group):
                 verdicts[v.key] = v
-                continue
-            for v in _run_group(env, run, group, seed, suite, echo, attempt):
-                verdicts[v.key] = v
+    else:
+        # independent guests (own overlay, pmem file, ssh port) side by side
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="guest") as pool:
+            for fut in [pool.submit(task, a, g) for a, g in tasks]:
+                for v in fut.result():
+                    verdicts[v.key] = v
     ordered = [verdicts[(c.id, k)] for k in range(1, repeat + 1) for c in suite.cases
                if (c.id, k) in verdicts]
     run.manifest["end"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -172,7 +201,7 @@ def _one_case(sess: Session, run: RunDir, case: Case, seed: int, suite: Suite,
               attempt: int = 1) -> Verdict:
     cseed = case_seed(seed, case.id)
     cr = run_case(sess, case, cseed, suite.pressure)
-    if cr.raw.infra_error and sess.alive() and "timeout" in cr.raw.infra_error:
+    if cr.raw.timed_out and sess.alive():
         sess.machine.kill()        # a hung workload: end its guest by pid
     elif sess.machine and not sess.alive():
         sess.machine.wait_exit(5)
@@ -226,7 +255,7 @@ def _crash_case(env: Environment, run: RunDir, case: Case, seed: int, suite: Sui
     cr = run_crash_case(boot, case, cseed, suite.pressure)
     consoles, slices = [], []
     for i, s in enumerate(cr.sessions):
-        if s.alive() and cr.raw.infra_error and "timeout" in cr.raw.infra_error:
+        if s.alive() and cr.raw.timed_out:
             s.machine.kill()
         text = s.machine.console_text() if s.machine else b""
         consoles.append(text)

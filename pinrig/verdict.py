@@ -21,6 +21,7 @@ class RawOutcome:
     skip_reason: Optional[str] = None            # the kernel/guest lacks what the case needs
     phase: str = "case"                          # boot / setup / case / verify
     guest_died: bool = False
+    timed_out: bool = False                      # the workload hung: its guest must be killed
     wall_s: float = 0.0
 
 

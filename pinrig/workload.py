@@ -273,6 +273,7 @@ def run_case(sess: Session, case: Case, seed: int, pressure: Pressure) -> CaseRu
         g.run(f"umount {MNT} 2>/dev/null; true", timeout=60)
     except CommandTimeout as e:
         run.raw.infra_error = f"timeout: {e}"
+        run.raw.timed_out = True
     except InfraError as e:
         run.raw.infra_error = str(e)
         run.raw.guest_died = not sess.alive()
@@ -335,6 +336,7 @@ def run_crash_case(boot: Callable[[str], Session], case: Case, seed: int,
         _verify(sess, case, run, remount=True)
     except CommandTimeout as e:
         run.raw.infra_error = f"timeout: {e}"
+        run.raw.timed_out = True
     except InfraError as e:
         run.raw.infra_error = str(e)
         run.raw.guest_died = bool(sess) and not sess.alive()

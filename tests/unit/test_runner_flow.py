@@ -1,0 +1,107 @@
+"""The runner's handling of guest trouble, with the process layer faked (no QEMU)."""
+from pathlib import Path
+
+from pinrig import runner
+from pinrig.config import Case, Suite
+from pinrig.results import RunDir
+from pinrig.transport import CmdResult, CommandTimeout
+from pinrig.errors import InfraError
+
+
+class FakeMachine:
+    def __init__(self, console=b""):
+        self.killed = False
+        self.console = console
+
+    def alive(self):
+        return not self.killed
+
+    def kill(self):
+        self.killed = True
+
+    def wait_exit(self, t):
+        return True
+
+    def console_text(self, start=0):
+        return self.console
+
+
+class FakeGuest:
+    """Answers every command with success, except the workload (which hangs or dies)."""
+
+    def __init__(self, machine, workload_behaviour):
+        self.machine, self.behaviour, self.client = machine, workload_behaviour, object()
+        self.commands = []
+
+    def run(self, cmd, timeout=60, check=False):
+        if not isinstance(cmd, str):
+            cmd = " ".join(cmd)
+        self.commands.append(cmd)
+        if self.machine.killed:
+            raise InfraError("lost the guest's ssh connection")
+        if "/opt/pinrig/bin/" in cmd:
+            return self.behaviour(self.machine)
+        return CmdResult(0, "", "", 0.01)
+
+
+class FakeSession:
+    def __init__(self, behaviour, console=b""):
+        self.machine = FakeMachine(console)
+        self.guest = FakeGuest(self.machine, behaviour)
+        self.info = {"rdma": "rxe0", "pmem": "/dev/pmem0"}
+
+    def alive(self):
+        return self.machine.alive()
+
+
+def _run(tmp_path, behaviour, console=b""):
+    sess = FakeSession(behaviour, console)
+    case = Case("ibverbs-pin", "ext4", "shared", timeout=5)
+    suite = Suite("t", (case,))
+    run = RunDir(tmp_path)
+    v = runner._one_case(sess, run, case, 1, suite)
+    return sess, v, run
+
+
+def test_hung_workload_is_error_and_its_guest_is_killed(tmp_path):
+    def hang(machine):
+        raise CommandTimeout("guest command timed out after 5s: ibverbs-pin")
+    sess, v, run = _run(tmp_path, hang)
+    assert v.verdict == "error" and "timed out" in v.reason
+    assert sess.machine.killed
+    assert (tmp_path / "cases/ibverbs-pin/ext4/shared/verdict.json").exists()
+
+
+def test_guest_dying_with_a_panic_is_a_crash_with_its_title(tmp_path):
+    panic = (b"[   12.0] pinrig: case-start ibverbs-pin/ext4/shared\n"
+             b"[   12.1] BUG: kernel NULL pointer dereference, address: 0000000000000008\n"
+             b"[   12.1] #PF: supervisor read access in kernel mode\n"
+             b"[   12.1] RIP: 0010:rxe_mr_copy+0x4a/0x1f0 [rdma_rxe]\n"
+             b"[   12.1] Call Trace:\n"
+             b"[   12.1]  <TASK>\n"
+             b"[   12.1]  rxe_mr_copy+0x4a/0x1f0 [rdma_rxe]\n"
+             b"[   12.1]  rxe_receiver+0x100/0x200 [rdma_rxe]\n"
+             b"[   12.1]  </TASK>\n"
+             b"[   12.2] Kernel panic - not syncing: Fatal exception\n")
+
+    def die(machine):
+        machine.killed = True
+        raise InfraError("lost the guest's ssh connection: EOF")
+    sess, v, run = _run(tmp_path, die, panic)
+    assert v.verdict == "crash"
+    assert v.title == "BUG: unable to handle kernel NULL pointer dereference in rxe_mr_copy"
+    assert "rxe_mr_copy" in (tmp_path / "cases/ibverbs-pin/ext4/shared/console.log").read_text()
+
+
+def test_granted_pin_is_ok_and_refused_carries_errno(tmp_path):
+    ok_json = '{"workload":"ibverbs-pin","pin":"granted","errno":null}\n'
+    _s, v, _r = _run(tmp_path / "a", lambda m: CmdResult(0, ok_json, "", 0.1))
+    assert v.verdict == "ok"
+    no_json = '{"workload":"ibverbs-pin","pin":"refused","errno":"EFAULT"}\n'
+    _s, v, _r = _run(tmp_path / "b", lambda m: CmdResult(0, no_json, "", 0.1))
+    assert (v.verdict, v.errno) == ("refused", "EFAULT")
+
+
+def test_workload_without_json_is_error_not_a_verdict(tmp_path):
+    _s, v, _r = _run(tmp_path, lambda m: CmdResult(139, "garbage\n", "Segmentation fault", 0.1))
+    assert v.verdict == "error" and "no JSON" in v.reason
