@@ -120,6 +120,21 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from . import kcidb
+    data = kcidb.export(Path(args.result_dir))
+    kcidb.validate(data)
+    text = json.dumps(data, indent=2) + "\n"
+    if args.output:
+        from .results import atomic_write
+        atomic_write(Path(args.output), text)
+        print(f"rig: KCIDB v{kcidb.SCHEMA[0]}.{kcidb.SCHEMA[1]}: {len(data['tests'])} tests, "
+              f"{len(data['issues'])} issues → {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rig", description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -162,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("logs", nargs="+", metavar="LOG")
     s.set_defaults(func=cmd_oops)
+
+    s = sub.add_parser("export", help="export a results directory (kcidb)")
+    esub = s.add_subparsers(dest="format", required=True)
+    e = esub.add_parser("kcidb", help="KCIDB JSON (schema v5.3), validated before writing")
+    e.add_argument("result_dir", metavar="RESULT_DIR")
+    e.add_argument("-o", "--output", help="write here instead of stdout")
+    e.set_defaults(func=cmd_export)
 
     s = sub.add_parser("bench", help="benchmarks")
     bsub = s.add_subparsers(dest="what", required=True)
