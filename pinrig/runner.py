@@ -20,7 +20,7 @@ from .config import Case, Suite, load_suite
 from .results import RunDir, atomic_write, host_info, junit_xml, make_run_id, summary_text
 from .session import Environment, Session, prepare_env
 from .verdict import RawOutcome, Verdict, decide
-from .errors import InfraError
+from .errors import InfraError, UserError
 from .workload import case_seed, run_case, run_crash_case
 
 
@@ -101,7 +101,14 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     repeat = suite.repeat if repeat is None else repeat
     env = prepare_env(kernel_arg)
     if resume:
-        run = RunDir(resume, json.loads((resume / "manifest.json").read_text()))
+        mpath = resume / "manifest.json"
+        if not mpath.exists():
+            raise UserError(f"--resume {resume}: not a results directory (no manifest.json)")
+        run = RunDir(resume, json.loads(mpath.read_text()))
+        was = (run.manifest.get("kernel", {}).get("name"), run.manifest.get("suite", {}).get("name"))
+        if was != (env.spec.name, suite.name):
+            raise UserError(f"--resume {resume}: that run is {was[0]} --suite {was[1]}, "
+                            f"not {env.spec.name} --suite {suite.name}")
         seed = run.manifest["seed"]
     else:
         seed = suite.seed if seed is None else seed
