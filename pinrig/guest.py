@@ -53,6 +53,13 @@ def build_image(spec: GuestSpec) -> GuestImage:
     d = image_dir(spec)
     if (d / "image.json").exists():
         return _load_image(d)
+    with paths.cache_lock(d):
+        if (d / "image.json").exists():      # built by someone else while we waited
+            return _load_image(d)
+        return _build_image(spec, d)
+
+
+def _build_image(spec: GuestSpec, d: Path) -> GuestImage:
     if os.geteuid() != 0:
         raise InfraError("building a guest image needs root (debootstrap); run as root")
     proc.require("debootstrap")
@@ -222,9 +229,12 @@ def boot_files(art: KernelArtifact) -> BootFiles:
     initrd, mdisk = out / "initrd.cpio.gz", out / "modules.img"
     if initrd.exists() and mdisk.exists():
         return BootFiles(initrd, mdisk)
-    out.mkdir(exist_ok=True)
-    _make_initrd(art, initrd)
-    _make_modules_disk(art, mdisk)
+    with paths.cache_lock(out):
+        out.mkdir(exist_ok=True)
+        if not initrd.exists():
+            _make_initrd(art, initrd)
+        if not mdisk.exists():
+            _make_modules_disk(art, mdisk)
     return BootFiles(initrd, mdisk)
 
 

@@ -164,6 +164,13 @@ def fetch(spec: KernelSpec, refresh: bool = False) -> KernelArtifact:
     meta = kdir / "artifact.json"
     if meta.exists():
         return _load_artifact(meta, spec.name)
+    with paths.cache_lock(kdir):
+        if meta.exists():
+            return _load_artifact(meta, spec.name)
+        return _fetch_into(spec, pkgs, key, kdir)
+
+
+def _fetch_into(spec: KernelSpec, pkgs: list, key: str, kdir: Path) -> KernelArtifact:
     proc.progress(f"kernel {spec.name}: fetching {key}")
     tmp = kdir.with_name(kdir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

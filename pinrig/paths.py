@@ -1,6 +1,8 @@
 """Where things live: the repo's own folders and the cache outside the repo."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 from pathlib import Path
 
@@ -22,3 +24,17 @@ def cache_dir() -> Path:
         base = Path(xdg) / "pinrig" if xdg else Path.home() / ".cache" / "pinrig"
     base.mkdir(parents=True, exist_ok=True)
     return base
+
+
+@contextlib.contextmanager
+def cache_lock(target: Path):
+    """Exclusive lock for building one cache entry: two rig processes (or threads) that need
+    the same image/kernel wait for each other instead of writing the same .tmp directory."""
+    lock = target.with_name(target.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -30,6 +30,13 @@ def build() -> Path:
     out = paths.cache_dir() / "workloads" / source_hash()
     if (out / ".built").exists():
         return out
+    with paths.cache_lock(out):
+        if (out / ".built").exists():
+            return out
+        return _build(out)
+
+
+def _build(out: Path) -> Path:
     proc.require("gcc")
     proc.require("make")
     for header, pkg in HEADERS.items():
