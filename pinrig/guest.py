@@ -66,16 +66,22 @@ def _build_image(spec: GuestSpec, d: Path) -> GuestImage:
     proc.require("mkfs.ext4")
     proc.require("ssh-keygen")
     tmp = d.with_name(d.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    _remove_tree(tmp)
     tmp.mkdir(parents=True)
     root = tmp / "root"
     proc.progress(f"image {spec.name}: debootstrap {spec.suite} (about a minute)")
-    proc.run(["debootstrap", "--variant=minbase", f"--include={','.join(spec.packages)}",
-              spec.suite, root, spec.mirror], what="debootstrap", timeout=3600)
+    try:
+        proc.run(["debootstrap", "--variant=minbase", f"--include={','.join(spec.packages)}",
+                  spec.suite, root, spec.mirror], what="debootstrap", timeout=3600)
+    except InfraError as e:
+        log = root / "debootstrap" / "debootstrap.log"
+        _unmount_under(tmp)
+        raise InfraError(f"{e} (log: {log})" if log.exists() else str(e))
     _customize(spec, root, tmp)
     proc.progress(f"image {spec.name}: mkfs.ext4 -d ({spec.size_mb} MiB)")
     proc.run(["mkfs.ext4", "-q", "-F", "-L", "pinrig-root", "-d", root, tmp / "rootfs.img",
               f"{spec.size_mb}M"], what="mkfs.ext4 -d (guest image)")
+    _unmount_under(root)
     shutil.rmtree(root)
     meta = {"name": spec.name, "hash": spec.recipe_hash()[:16], "suite": spec.suite,
             "packages": list(spec.packages)}
@@ -83,6 +89,25 @@ def _build_image(spec: GuestSpec, d: Path) -> GuestImage:
     shutil.rmtree(d, ignore_errors=True)
     tmp.rename(d)
     return _load_image(d)
+
+
+def _unmount_under(path: Path) -> None:
+    """debootstrap mounts /proc (and more) inside the target and leaves them on failure."""
+    prefix = str(path.resolve()) + "/"
+    try:
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return
+    for mnt in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
+
+
+def _remove_tree(path: Path) -> None:
+    if path.exists():
+        _unmount_under(path)
+        shutil.rmtree(path, ignore_errors=True)
+    if path.exists():
+        raise InfraError(f"cannot remove {path} (still mounted?)")
 
 
 def _customize(spec: GuestSpec, root: Path, out: Path) -> None:
