@@ -85,3 +85,20 @@ def test_run_outcome_exit_code(runner_module, tmp_path, verdicts, code):
                                    [Verdict(f"w/ext4/shared/{i}", v) for i, v in
                                     enumerate(verdicts)])
     assert out.exit_code == code
+
+
+def test_jobs_split_shared_cases_into_contiguous_slices(runner_module):
+    cases = [c("ibverbs-pin", fs) for fs in ("xfs-dax", "ext4", "tmpfs", "ext4-dax", "xfs")] + \
+        [c("lost-write", "ext4")]
+    groups = ids(runner_module.group_sessions(cases, jobs=2))
+    assert groups == [["ibverbs-pin/tmpfs/shared", "ibverbs-pin/ext4/shared",
+                       "ibverbs-pin/xfs/shared"],
+                      ["ibverbs-pin/ext4-dax/shared", "ibverbs-pin/xfs-dax/shared"],
+                      ["lost-write/ext4/shared"]]
+    # more jobs than cases: one case per guest, none empty
+    assert all(ids(runner_module.group_sessions(cases[:2], jobs=8)))
+    assert len(runner_module.group_sessions(cases[:2], jobs=8)) == 2
+
+
+def test_default_jobs_is_at_least_one(runner_module):
+    assert runner_module.default_jobs() >= 1
