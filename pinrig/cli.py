@@ -88,16 +88,40 @@ def _interactive(sess) -> int:
 def cmd_run(args) -> int:
     from .runner import default_jobs, run_suite
     echo = (lambda *_a, **_k: None) if args.json else print
+    pool = None
+    if args.hosts:
+        from .hosts import load_pool
+        pool = load_pool(args.hosts)         # bad pool: fail before any kernel work
     out = run_suite(args.kernel, args.suite, out=Path(args.out) if args.out else None,
                     seed=args.seed, resume=Path(args.resume) if args.resume else None,
                     junit=Path(args.junit) if args.junit else None, echo=echo,
-                    repeat=args.repeat, jobs=args.jobs or default_jobs())
+                    repeat=args.repeat,
+                    jobs=args.jobs if pool is not None else (args.jobs or default_jobs()),
+                    hosts=pool)
     if args.json:
         print(json.dumps({"run": str(out.run.path), "manifest": out.run.manifest,
                           "cases": [v.to_dict() for v in out.verdicts]}, indent=2))
     else:
         print((out.run.path / "summary.txt").read_text())
     return out.exit_code
+
+
+def cmd_hosts_check(args) -> int:
+    from .hosts import load_pool
+    from .remote import check_pool, format_checks
+    from .runner import default_jobs
+    pool = load_pool(args.pool)
+    checks = check_pool(pool, args.jobs, local_jobs=default_jobs())
+    if args.json:
+        print(json.dumps({"pool": pool.name, "hosts": [c.to_dict() for c in checks]}, indent=2))
+    else:
+        sys.stdout.write(format_checks(checks))
+    bad = [c.name for c in checks if not c.usable]
+    if bad:
+        print(f"rig: error: unusable host(s) in pool {pool.name}: {', '.join(bad)}",
+              file=sys.stderr)
+        return 2
+    return 0
 
 
 def cmd_oops(args) -> int:
@@ -168,10 +192,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--junit", help="also write JUnit XML here")
     s.add_argument("--seed", type=int, help="data pattern seed (default: the suite's)")
     s.add_argument("--repeat", type=int, help="run every case N times (default: the suite's)")
-    s.add_argument("--jobs", type=int, help="guests at once (default: from cores and memory)")
+    s.add_argument("--jobs", type=int, help="guests at once (default: from cores and memory; "
+                   "with --hosts: per host)")
+    s.add_argument("--hosts", metavar="POOL", help="shard the cases over a host pool "
+                   "(configs/hosts/POOL.yaml or a path)")
     s.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("hosts", help="host pools for sharded runs")
+    hsub = s.add_subparsers(dest="what", required=True)
+    h = hsub.add_parser("check", help="connect to each host of POOL; report what is missing")
+    h.add_argument("pool", metavar="POOL")
+    h.add_argument("--jobs", type=int, help="guests per host to check memory for")
+    h.add_argument("--json", action="store_true")
+    h.set_defaults(func=cmd_hosts_check)
 
     s = sub.add_parser("oops", help="console logs → crash reports")
     s.add_argument("--json", action="store_true")

@@ -96,7 +96,10 @@ def needs_own_guest(case: Case) -> bool:
 def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
               seed: Optional[int] = None, resume: Optional[Path] = None,
               junit: Optional[Path] = None, echo=print,
-              repeat: Optional[int] = None, jobs: int = 1) -> RunOutcome:
+              repeat: Optional[int] = None, jobs: Optional[int] = 1,
+              hosts=None) -> RunOutcome:
+    """hosts: a host pool (name, path or hosts.Pool): tasks are sharded over its hosts
+    (pinrig/remote.py), `jobs` then overrides each host's own figure; None runs here."""
     suite = load_suite(suite_arg)
     repeat = suite.repeat if repeat is None else repeat
     env = prepare_env(kernel_arg)
@@ -128,20 +131,32 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     n_todo = sum(1 for k in range(1, repeat + 1) for c in suite.cases if (c.id, k) not in done)
     echo(f"rig: {env.spec.name} ({env.art.release}) suite {suite.name}: {n_todo} case run(s), "
          f"accel {env.accel}, results in {run.path}")
+    shard = None
+    if hosts is not None:
+        from .remote import Shard
+        shard = Shard(hosts, env, run, echo, jobs, local_jobs=default_jobs())
+        jobs = shard.total_slots
+    jobs = jobs or 1
     tasks = []
     for attempt in range(1, repeat + 1):
         todo = [c for c in suite.cases if (c.id, attempt) not in done]
         tasks += [(attempt, g) for g in group_sessions(todo, jobs)]
     run.manifest["jobs"] = jobs
 
-    def task(attempt: int, group: list) -> list:
+    def task(attempt: int, group: list, host=None, rundir=None) -> list:
+        """host: a remote.RemoteSlot (QEMU on a pool host) or None; rundir: what the cases are
+        written through (default: the run directory itself)."""
+        rd = run if rundir is None else rundir
         if len(group) == 1 and needs_own_guest(group[0]):
-            v = _crash_case(env, run, group[0], seed, suite, attempt)
+            v = _crash_case(env, rd, group[0], seed, suite, attempt, host=host)
             _echo_case(echo, v)
             return [v]
-        return list(_run_group(env, run, group, seed, suite, echo, attempt))
+        return list(_run_group(env, rd, group, seed, suite, echo, attempt, host=host))
 
-    if jobs <= 1:
+    if shard is not None:
+        for v in shard.run_tasks(tasks, task, needs_own_guest):
+            verdicts[v.key] = v
+    elif jobs <= 1:
         for attempt, group in tasks:
             for v in task(attempt, group):
                 verdicts[v.key] = v
@@ -159,12 +174,13 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     atomic_write(run.path / "junit.xml", xml)
     if junit:
         atomic_write(junit, xml)
-    atomic_write(run.path / "summary.txt", summary_text(run, ordered))
+    atomic_write(run.path / "summary.txt", summary_text(run, ordered)
+                 + (shard.summary() if shard is not None else ""))
     return RunOutcome(run, ordered)
 
 
 def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Suite, echo,
-               attempt: int = 1):
+               attempt: int = 1, host=None):
     """Run cases in as few boots as possible; yields a Verdict as each case lands on disk."""
     pending = list(group)
     boot_no = 0
@@ -172,7 +188,7 @@ def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Sui
         boot_no += 1
         workdir = run.path / "boots" / f"{pending[0].id.replace('/', '_')}-{boot_no}" \
             f"{'@' + str(attempt) if attempt > 1 else ''}"
-        sess = Session(env, workdir)
+        sess = Session(env, workdir, host=host)
         try:
             br = sess.boot()
             if br.status != "ready":
@@ -243,7 +259,7 @@ def _one_case(sess: Session, run: RunDir, case: Case, seed: int, suite: Suite,
 
 
 def _crash_case(env: Environment, run: RunDir, case: Case, seed: int, suite: Suite,
-                attempt: int = 1) -> Verdict:
+                attempt: int = 1, host=None) -> Verdict:
     """A crash-and-verify case: its own guests on its own pmem file (kept with the case)."""
     cseed = case_seed(seed, case.id)
     base = run.path / "boots" / (case.id.replace("/", "_") + (f"@{attempt}" if attempt > 1 else ""))
@@ -251,7 +267,7 @@ def _crash_case(env: Environment, run: RunDir, case: Case, seed: int, suite: Sui
     pmem = base / "pmem.img"
 
     def boot(tag: str) -> Session:
-        s = Session(env, base / tag, pmem=pmem)
+        s = Session(env, base / tag, pmem=pmem, host=host)
         br = s.boot()
         if br.status != "ready":
             s.close()

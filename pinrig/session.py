@@ -60,19 +60,24 @@ class Session:
     machine: Optional[vm.Machine] = None
     guest: Optional[Guest] = None
     info: dict = field(default_factory=dict)
+    # where QEMU runs: None here; else a remote.RemoteSlot (a pool host: same prepare() call,
+    # files removed there, the guest reached through its SSH connection)
+    host: Optional[object] = None
 
     def boot(self) -> BootResult:
         t0 = time.monotonic()
-        self.machine = vm.prepare(self.env.art, self.env.boot, self.env.image, self.workdir,
-                                  self.env.accel, pmem=self.pmem, append=self.append)
+        prepare = self.host.prepare if self.host is not None else vm.prepare
+        self.machine = prepare(self.env.art, self.env.boot, self.env.image, self.workdir,
+                               self.env.accel, pmem=self.pmem, append=self.append)
         self.machine.start()
         end = time.monotonic() + BOOT_TIMEOUT
         # SSH handshake as soon as sshd runs, overlapping the guest's module loading
         state = self.machine.wait_console_ready(BOOT_TIMEOUT, sshd_only=True)
         if state == "ready":
             try:
+                sock = self.host.guest_sock(self.machine.ssh_port) if self.host else None
                 self.guest = Guest(self.machine.ssh_port, self.env.image.ssh_key,
-                                   self.env.image.host_key_pub).connect(SSH_TIMEOUT)
+                                   self.env.image.host_key_pub, sock=sock).connect(SSH_TIMEOUT)
             except InfraError as e:
                 self.machine.kill()
                 return BootResult("error", str(e), time.monotonic() - t0, self.console_tail())
@@ -120,9 +125,14 @@ class Session:
             if self.machine.alive():
                 self.machine.wait_exit(5)
             self.machine.kill()
-        (self.workdir / "overlay.qcow2").unlink(missing_ok=True)
+        self._remove(self.workdir / "overlay.qcow2")
 
     def discard_pmem(self) -> None:
         """Drop a pmem backing file nobody needs to look at (1 GiB each, sparse)."""
-        p = self.pmem or (self.workdir / "pmem.img")
-        p.unlink(missing_ok=True)
+        self._remove(self.pmem or (self.workdir / "pmem.img"))
+
+    def _remove(self, p: Path) -> None:
+        if self.host is not None:
+            self.host.remove(p)
+        else:
+            p.unlink(missing_ok=True)

@@ -38,10 +38,15 @@ class CmdResult:
 
 
 class Guest:
-    """An SSH session to a booted guest on 127.0.0.1:port."""
+    """An SSH session to a booted guest on 127.0.0.1:port.
 
-    def __init__(self, port: int, key: Path, host_key_pub: str, user: str = "root"):
-        self.port, self.key, self.user = port, key, user
+    sock: connect over this socket-like object instead (e.g. a paramiko direct-tcpip channel
+    through the SSH connection of the host that runs QEMU), or a callable returning a fresh one
+    per connection attempt (a failed handshake uses a channel up)."""
+
+    def __init__(self, port: int, key: Path, host_key_pub: str, user: str = "root",
+                 sock=None):
+        self.port, self.key, self.user, self.sock = port, key, user, sock
         kind, b64 = host_key_pub.split()[:2]
         self.host_key = paramiko.PKey.from_type_string(kind, base64.b64decode(b64))
         self.client: Optional[paramiko.SSHClient] = None
@@ -56,9 +61,10 @@ class Guest:
                                   self.host_key)
             c.set_missing_host_key_policy(paramiko.RejectPolicy())
             try:
+                sock = self.sock() if callable(self.sock) else self.sock
                 c.connect("127.0.0.1", port=self.port, username=self.user,
                           key_filename=str(self.key), look_for_keys=False, allow_agent=False,
-                          timeout=5, banner_timeout=10, auth_timeout=10)
+                          timeout=5, banner_timeout=10, auth_timeout=10, sock=sock)
                 self.client = c
                 return self
             except paramiko.BadHostKeyException as e:
@@ -67,6 +73,8 @@ class Guest:
             except (paramiko.SSHException, OSError, EOFError) as e:
                 last = e
                 c.close()
+                if self.sock is not None and not callable(self.sock):
+                    break               # one socket, one attempt
                 time.sleep(0.3)
         raise InfraError(f"guest ssh on 127.0.0.1:{self.port} not reachable after {timeout:.0f}s: {last}")
 
