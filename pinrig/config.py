@@ -107,30 +107,137 @@ def file_hash(*parts: bytes) -> str:
 @dataclass(frozen=True)
 class KernelSpec:
     name: str
-    kind: str                 # "debian" (prebuilt package)
-    suite: str
+    kind: str                 # "debian" (prebuilt package) or "source" (built by pinrig.build)
+    suite: str                # Debian suite ("" for a source kernel from git or a directory)
     package: str = "linux-image-amd64"
     version: Optional[str] = None   # pin an exact package version (else newest in suite)
     mirror: str = "http://deb.debian.org/debian"
     description: str = ""
     path: Optional[Path] = None
+    # kind: source only (plain strings/tuples: the manifest records these fields as JSON)
+    source: Optional[str] = None    # "debian:linux-source-6.1" | "git:/abs/repo" | "dir:/abs/tree"
+    ref: Optional[str] = None       # git source: commit-ish of the base tree
+    series: Optional[str] = None    # absolute path (quilt dir, mbox, .patch) or "git:A..B"
+    config_base: tuple = ()         # make targets for the base config
+    config: tuple = ()              # absolute paths of config fragments, merged in order
+
+
+SOURCE_KINDS = ("debian", "git", "dir")
+DEFAULT_CONFIG_BASE = ("defconfig", "kvm_guest.config")
 
 
 def load_kernel_spec(name_or_path: str) -> KernelSpec:
     path = _find(paths.KERNELS_DIR, name_or_path, "kernel")
     f = _Fields(path, _load(path))
-    spec = KernelSpec(
-        name=f.get("name", str, path.stem),
-        kind=f.get("kind", str, "debian", choices=("debian",)),
-        suite=f.get("suite", str, choices=DEBIAN_SUITES),
-        package=f.get("package", str, "linux-image-amd64"),
-        version=f.get("version", str, None),
-        mirror=f.get("mirror", str, "http://deb.debian.org/debian"),
-        description=f.get("description", str, ""),
-        path=path,
-    )
+    kind = f.get("kind", str, "debian", choices=("debian", "source"))
+    if kind == "source":
+        spec = _load_source_spec(path, f)
+    else:
+        spec = KernelSpec(
+            name=f.get("name", str, path.stem),
+            kind=kind,
+            suite=f.get("suite", str, choices=DEBIAN_SUITES),
+            package=f.get("package", str, "linux-image-amd64"),
+            version=f.get("version", str, None),
+            mirror=f.get("mirror", str, "http://deb.debian.org/debian"),
+            description=f.get("description", str, ""),
+            path=path,
+        )
     f.finish()
     return spec
+
+
+def _local_path(base: Path, text: str) -> Path:
+    p = Path(text).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def _load_source_spec(path: Path, f: "_Fields") -> KernelSpec:
+    """kind: source — a kernel built from a source tree, a patch series and config fragments.
+
+    source: debian:linux-source-6.1 (with suite:) | git:PATH (with ref:) | dir:PATH
+    series: NAME (kernels/patches/NAME[.mbox|.patch]) | PATH (quilt dir, mbox, patch) | git:A..B
+    config: [FRAGMENT…] (configs/kconfig/FRAGMENT.config or a path), base: [make targets…]
+    """
+    src = f.get("source", str)
+    kind, sep, arg = src.partition(":")
+    if not sep and src.startswith("linux-source-"):
+        kind, arg = "debian", src
+    if kind not in SOURCE_KINDS or not arg:
+        raise f.err("source", f"must be debian:PACKAGE, git:PATH or dir:PATH, got {src!r}")
+    suite = f.get("suite", str, "" if kind != "debian" else ..., choices=DEBIAN_SUITES)
+    if kind != "debian" and suite:
+        raise f.err("suite", "only a debian: source has a suite")
+    ref = f.get("ref", str, None)
+    if kind == "debian":
+        source = f"debian:{arg}"
+        if not arg.startswith("linux-source-"):
+            raise f.err("source", f"Debian package must be linux-source-X, got {arg!r}")
+    else:
+        tree = _local_path(path.parent, arg).resolve()
+        if not tree.is_dir():
+            raise f.err("source", f"{tree} is not a directory")
+        if kind == "git" and not (tree / ".git").exists() and not (tree / "HEAD").exists():
+            raise f.err("source", f"{tree} is not a git repository")
+        source = f"{kind}:{tree}"
+    if ref is not None and kind != "git":
+        raise f.err("ref", "only a git: source has a ref")
+    series_text = f.get("series", str, None)
+    series = None
+    if series_text is not None:
+        if series_text.startswith("git:"):
+            if kind != "git":
+                raise f.err("series", "a git range series needs a git: source")
+            lo, dots, hi = series_text[4:].partition("..")
+            if not dots or not lo or not hi:
+                raise f.err("series", f"git range must be git:A..B, got {series_text!r}")
+            series = series_text
+            ref = ref or lo
+        else:
+            series = str(_find_series(path, f, series_text))
+    if kind == "git" and not ref:
+        raise f.err("ref", "is required for a git: source (or give series: git:A..B)")
+    frags = []
+    for i, name in enumerate(f.str_list("config", [])):
+        frags.append(str(_find_fragment(path, f, i, name)))
+    base = f.str_list("base", list(DEFAULT_CONFIG_BASE))
+    if not base:
+        raise f.err("base", "empty: give at least one make target (e.g. defconfig)")
+    return KernelSpec(
+        name=f.get("name", str, path.stem), kind="source", suite=suite,
+        package=arg if kind == "debian" else "",
+        version=f.get("version", str, None),
+        mirror=f.get("mirror", str, "http://deb.debian.org/debian"),
+        description=f.get("description", str, ""), path=path,
+        source=source, ref=ref, series=series, config_base=tuple(base), config=tuple(frags))
+
+
+def _find_series(path: Path, f: "_Fields", text: str) -> Path:
+    if "/" not in text and not text.startswith("."):
+        d = paths.KERNELS_DIR / "patches"
+        for cand in (d / text, d / f"{text}.mbox", d / f"{text}.patch"):
+            if cand.exists():
+                return cand
+        known = ", ".join(sorted(p.stem for p in d.glob("*"))) if d.is_dir() else ""
+        raise f.err("series", f"unknown series {text!r} (known in {d}: {known or 'none'})")
+    p = _local_path(path.parent, text)
+    if not p.exists():
+        raise f.err("series", f"{p} does not exist")
+    return p.resolve()
+
+
+def _find_fragment(path: Path, f: "_Fields", i: int, text: str) -> Path:
+    if "/" not in text:
+        d = paths.CONFIGS_DIR / "kconfig"
+        cand = d / (text if text.endswith(".config") else f"{text}.config")
+        if cand.exists():
+            return cand
+        known = ", ".join(sorted(p.stem for p in d.glob("*.config"))) if d.is_dir() else ""
+        raise f.err(f"config[{i}]", f"unknown fragment {text!r} (known: {known or 'none'})")
+    p = _local_path(path.parent, text)
+    if not p.is_file():
+        raise f.err(f"config[{i}]", f"{p} does not exist")
+    return p.resolve()
 
 
 def kernel_names() -> list:

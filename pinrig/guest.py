@@ -273,7 +273,8 @@ def _make_initrd(art: KernelArtifact, dest: Path) -> None:
     for d in ("bin", "dev", "proc", "sys", "mods", "newroot"):
         (work / d).mkdir(parents=True)
     shutil.copy2(busybox, work / "bin/busybox")
-    dep = parse_modules_dep((art.moddir / "modules.dep").read_text())
+    depfile = art.moddir / "modules.dep"   # absent/empty for a kernel with everything built in
+    dep = parse_modules_dep(depfile.read_text()) if depfile.is_file() else {}
     order = module_load_order(dep, ROOT_MODULES)
     names = []
     for rel in order:

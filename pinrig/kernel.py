@@ -156,6 +156,9 @@ def _resolve_cached(spec: KernelSpec, refresh: bool) -> list:
 
 def fetch(spec: KernelSpec, refresh: bool = False) -> KernelArtifact:
     """Return the cached artifact for spec, downloading and unpacking it once."""
+    if spec.kind == "source":
+        from .build import build
+        return build(spec, refresh=refresh)
     if spec.kind != "debian":
         raise UserError(f"{spec.path}: kind: {spec.kind} kernels are not supported yet")
     pkgs = _resolve_cached(spec, refresh)
@@ -241,9 +244,9 @@ def _load_artifact_dict(d: dict, name: str, base: Optional[Path] = None) -> Kern
 
 
 def cached_artifacts() -> list:
-    base = paths.cache_dir() / "kernels" / "debian"
+    base = paths.cache_dir() / "kernels"
     out = []
-    for meta in sorted(base.glob("*/artifact.json")):
+    for meta in sorted(base.glob("debian/*/artifact.json")) + sorted(base.glob("source/*/artifact.json")):
         d = json.loads(meta.read_text())
         out.append((d.get("name"), d.get("release"), d.get("hash"), meta.parent))
     return out

@@ -31,6 +31,17 @@ TOOL_PACKAGES = {
     "gcc": "gcc",
     "make": "make",
     "ssh-keygen": "openssh-client",
+    "ccache": "ccache",
+    "flex": "flex",
+    "bison": "bison",
+    "bc": "bc",
+    "perl": "perl",
+    "patch": "patch",
+    "git": "git",
+    "tar": "tar",
+    "cp": "coreutils",
+    "nice": "coreutils",
+    "ld": "binutils",
 }
 
 

@@ -76,8 +76,8 @@ def test_kernel_spec_missing_required(tmp_path):
 
 
 def test_kernel_spec_bad_kind(tmp_path):
-    p = write(tmp_path / "k.yaml", "suite: bookworm\nkind: source\n")
-    assert user_error(load_kernel_spec, p).startswith(f"{p}: kind: unknown value 'source'")
+    p = write(tmp_path / "k.yaml", "suite: bookworm\nkind: rpm\n")
+    assert user_error(load_kernel_spec, p).startswith(f"{p}: kind: unknown value 'rpm'")
 
 
 def test_unknown_kernel_name_lists_known_ones():
