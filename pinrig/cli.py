@@ -159,6 +159,16 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_bisect(args) -> int:
+    from . import bisect
+    echo = (lambda *_a, **_k: None) if args.json else (lambda *a, **k: print(*a, file=sys.stderr))
+    res = bisect.run_bisect(args.kernel, args.suite, args.case, repeat=args.repeat,
+                            out=Path(args.out) if args.out else None, old=args.old, new=args.new,
+                            echo=echo)
+    print(json.dumps(res.to_dict(), indent=2) if args.json else res.text())
+    return 0 if res.first_new else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rig", description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -173,6 +183,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--refresh", action="store_true", help="re-resolve the newest package version")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("bisect", help="find the patch of a series that changes a case's verdict")
+    s.add_argument("kernel", help="a source kernel spec with a series")
+    s.add_argument("--suite", required=True)
+    s.add_argument("--case", required=True, help="case id, e.g. ibverbs-pin/ext4/shared")
+    s.add_argument("--repeat", type=int, default=1, help="attempts per step (flaky cases)")
+    s.add_argument("--old", help="outcome without the series (default: measured), "
+                                 "e.g. ok, refused:EFAULT, crash:TITLE")
+    s.add_argument("--new", help="outcome with the whole series (default: measured)")
+    s.add_argument("--out", help="directory for the steps (default results/bisect-…)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_bisect)
 
     s = sub.add_parser("image", help="build (or reuse) the guest image")
     s.add_argument("guest", nargs="?", default="bookworm")
