@@ -169,6 +169,15 @@ def cmd_bisect(args) -> int:
     return 0 if res.first_new else 1
 
 
+def cmd_kselftest(args) -> int:
+    from .build import kselftest
+    echo = (lambda *_a, **_k: None) if args.json else (lambda *a, **k: print(*a, file=sys.stderr))
+    res = kselftest.run(args.kernel, tests=args.test.split(","), filesystems=args.fs.split(","),
+                        out=Path(args.out) if args.out else None, echo=echo)
+    print(json.dumps(res.to_dict(), indent=2) if args.json else res.text())
+    return 1 if res.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rig", description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -195,6 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="directory for the steps (default results/bisect-…)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bisect)
+
+    s = sub.add_parser("kselftest", help="GUP selftests (gup_longterm, gup_test) of a source "
+                                         "kernel's own tree, in the guest on ext4/xfs/tmpfs")
+    s.add_argument("kernel", help="a source kernel spec")
+    s.add_argument("--test", default="gup_longterm,gup_test")
+    s.add_argument("--fs", default="ext4,xfs,tmpfs")
+    s.add_argument("--out", help="results directory (default results/kselftest-…)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_kselftest)
 
     s = sub.add_parser("image", help="build (or reuse) the guest image")
     s.add_argument("guest", nargs="?", default="bookworm")
