@@ -21,7 +21,14 @@ def cmd_kernels(args) -> int:
     for name in config.kernel_names():
         spec = config.load_kernel_spec(name)
         have = ", ".join(cached.get(name, [])) or "not cached"
-        print(f"{name:<14} {spec.kind:<7} {spec.suite:<12} {have}")
+        if spec.kind == "source":         # cached by content, whichever spec built it
+            from .build import builder
+            try:
+                art = builder.cached(builder.plan(spec))
+                have = f"{art.release} [{art.hash}]" if art else "not built"
+            except RigError as e:
+                have = f"? ({e})"
+        print(f"{name:<22} {spec.kind:<7} {spec.suite or '-':<12} {have}")
     return 0
 
 
