@@ -801,7 +801,8 @@ class HostRunDir:
     def __init__(self, run, host: str, slot: Optional[RemoteSlot], sched: Scheduler,
                  task: Task):
         self._run, self.host, self.slot, self.sched, self.task = run, host, slot, sched, task
-        self.written: list = []
+        self.written: list = []          # case ids on disk
+        self.verdicts: list = []         # their Verdicts (also when the task dies half-way)
 
     def __getattr__(self, name):
         return getattr(self._run, name)
@@ -820,6 +821,7 @@ class HostRunDir:
             hv.pmem_on_host = f"{self.slot.rhost.host.target}:{self.slot.last_pmem}"
         out = self._run.write_case(hv, files)
         self.written.append(verdict.case)
+        self.verdicts.append(verdict)
         self.sched.record(self.host, verdict.case, verdict.attempt)
         return out
 
@@ -899,6 +901,7 @@ class Shard:
             self._manifest()
             raise
         self._manifest()
+        self._tidy()
         if self.errors:
             raise self.errors[0]
         left = self.sched.leftover()
@@ -908,6 +911,22 @@ class Shard:
             raise InfraError(f"every host dropped out, {n} case(s) not run ({why}); finished "
                              f"cases are on disk: --resume {self.run.path}")
         return self.verdicts
+
+    def _tidy(self) -> None:
+        """Drop the run's empty directories on the hosts (kept pmem evidence stays)."""
+        for name, r in self.remote.items():
+            if not r.ready or name in self.sched.failed:
+                continue
+            root = shlex.quote(f"{r.host.workdir}/runs/{self.run.path.name}")
+            try:
+                conn = connect(r.host, timeout=5)
+                try:
+                    exec_command(conn.transport, f"find {root} -depth -type d -empty -delete "
+                                 "2>/dev/null; true", timeout=30)
+                finally:
+                    conn.close()
+            except Exception:
+                pass
 
     def _worker(self, name: str, files: list) -> None:
         sched = self.sched
@@ -929,7 +948,7 @@ class Shard:
                     return
                 rd = HostRunDir(self.run, name, slot, sched, task)
                 try:
-                    vs = self._task_fn(task.attempt, list(task.cases), host=slot, rundir=rd)
+                    self._task_fn(task.attempt, list(task.cases), host=slot, rundir=rd)
                 except _Stopped:
                     return
                 except HostLost as e:
@@ -942,8 +961,9 @@ class Shard:
                     self.errors.append(e)
                     sched.stop()
                     return
-                with self.mlock:
-                    self.verdicts.extend(vs)
+                finally:
+                    with self.mlock:         # what reached the disk counts, even half a task
+                        self.verdicts.extend(rd.verdicts)
                 sched.finish(name, task)
         finally:
             if slot is not None:

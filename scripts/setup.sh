@@ -6,6 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PKGS=(qemu-system-x86 qemu-utils debootstrap busybox-static cpio xz-utils zstd e2fsprogs kmod
       gcc make libc6-dev libibverbs-dev liburing-dev python3 python3-venv openssh-client
+      openssh-server iproute2
       debian-archive-keyring ca-certificates)
 
 missing=()
