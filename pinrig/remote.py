@@ -20,7 +20,7 @@ import random
 import re
 import select
 import shlex
-import socket
+import signal
 import threading
 import time
 import uuid
@@ -669,8 +669,17 @@ class RemoteSlot:
         self.conn = None
         self.last_pmem: Optional[str] = None
 
-    def open(self) -> "RemoteSlot":
-        self.conn = connect(self.rhost.host)
+    def open(self, tries: int = 3) -> "RemoteSlot":
+        """Connect; a refused or dropped handshake is retried (sshd's MaxStartups drops some
+        of many simultaneous ones) before the host counts as gone."""
+        for i in range(tries):
+            try:
+                self.conn = connect(self.rhost.host)
+                return self
+            except HostLost:
+                if i == tries - 1:
+                    raise
+                time.sleep(1.0 + i)
         return self
 
     def transport(self):
@@ -890,6 +899,7 @@ class Shard:
             for i in range(self.slots[name]):
                 threads.append(threading.Thread(target=self._worker, args=(name, files),
                                                 name=f"{name}-{i}", daemon=True))
+        restore = self._stop_on_signals()
         for t in threads:
             t.start()
         try:
@@ -900,6 +910,8 @@ class Shard:
             self.sched.stop()
             self._manifest()
             raise
+        finally:
+            restore()
         self._manifest()
         self._tidy()
         if self.errors:
@@ -911,6 +923,30 @@ class Shard:
             raise InfraError(f"every host dropped out, {n} case(s) not run ({why}); finished "
                              f"cases are on disk: --resume {self.run.path}")
         return self.verdicts
+
+    def _stop_on_signals(self) -> Callable:
+        """Ctrl-C / SIGTERM: stop the queue before the CLI's handler kills the guests, so the
+        cases they were running are not written as errors (they stay to be resumed)."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        saved = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            prev = signal.getsignal(sig)
+            saved[sig] = prev
+
+            def handler(signum, frame, prev=prev):
+                if prev == signal.SIG_IGN:
+                    return
+                self.sched.stop()
+                if callable(prev):
+                    prev(signum, frame)
+                raise KeyboardInterrupt
+            signal.signal(sig, handler)
+
+        def restore():
+            for sig, prev in saved.items():
+                signal.signal(sig, prev)
+        return restore
 
     def _tidy(self) -> None:
         """Drop the run's empty directories on the hosts (kept pmem evidence stays)."""

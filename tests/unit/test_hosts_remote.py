@@ -711,3 +711,25 @@ def test_a_bug_in_a_task_stops_the_run_and_is_raised(tmp_path, monkeypatch):
         raise InfraError("qemu-img create failed on a healthy host")
     with pytest.raises(InfraError, match="healthy host"):
         sh.run_tasks([(1, [C("ext4")])], boom, lambda c: False)
+
+
+def test_ctrl_c_stops_the_queue_before_guests_die_as_errors(tmp_path, monkeypatch):
+    import signal
+    sh, run = sharded(tmp_path, monkeypatch, [FakeRemoteHost(host("a"))])
+    refused = []
+
+    def interrupted(attempt, cases, host=None, rundir=None):
+        os.kill(os.getpid(), signal.SIGINT)     # the user presses Ctrl-C; QEMU gets killed
+        time.sleep(0.3)
+        try:
+            rundir.write_case(Verdict(cases[0].id, "error", reason="guest died"), {})
+        except InfraError as e:
+            refused.append(str(e))
+            raise
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        sh.run_tasks([(1, [C("ext4")]), (1, [C("xfs")])], interrupted, lambda c: False)
+    time.sleep(0.6)
+    assert refused == ["run interrupted"]
+    assert not (tmp_path / "run/cases").exists()           # left for --resume, not errors
+    assert signal.getsignal(signal.SIGINT) is before
