@@ -47,7 +47,7 @@ def _side(args, which: str, kernel_arg: str, reuse, out_dir, suite: str, echo):
         echo(f"rig: {kernel_arg}: continuing the run in {path}")
         run_suite(kernel_arg, args.suite, resume=path, echo=echo)
     else:
-        run_suite(kernel_arg, args.suite, out=path, repeat=args.repeat or 1, echo=echo)
+        run_suite(kernel_arg, args.suite, out=path, repeat=args.repeat, echo=echo)
     return load_run(path)
 
 
@@ -131,7 +131,8 @@ def register(sub) -> None:
     s.add_argument("kernel_a", metavar="KERNEL_A")
     s.add_argument("kernel_b", metavar="KERNEL_B")
     s.add_argument("--suite", help="suite to run on both (required unless both are reused)")
-    s.add_argument("--repeat", type=int, default=None, help="attempts per case (default 1)")
+    s.add_argument("--repeat", type=int, default=None, help="attempts per case (default: the suite's repeat, "
+                   "usually 1)")
     fmt = s.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print the comparison as JSON")
     fmt.add_argument("--markdown", action="store_true", help="print a markdown table")

@@ -140,9 +140,11 @@ def outcome_key(v: Verdict) -> tuple:
     return (v.verdict,)
 
 
-def outcome_label(key: tuple) -> str:
+def outcome_label(key: tuple, title: Optional[str] = None) -> str:
+    """How an outcome reads; `title` shows a crash as reported rather than normalised."""
     if key[0] == "crash":
-        return f"crash: {key[1]}" if key[1] else "crash"
+        shown = title or key[1]
+        return f"crash: {shown}" if shown else "crash"
     if key[0] == "refused":
         return f"refused {key[1]}".strip()
     return key[0]
@@ -208,12 +210,23 @@ class SideStats:
     def titles(self) -> set:
         return {normalize_title(t) for v in self.attempts for t in attempt_titles(v)}
 
+    def raw_title(self, normalised: str) -> str:
+        """The first title as reported whose normalised form is `normalised`."""
+        for v in self.attempts:
+            for t in attempt_titles(v):
+                if normalize_title(t) == normalised:
+                    return t
+        return normalised
+
+    def show(self, key: tuple) -> str:
+        return outcome_label(key, self.raw_title(key[1]) if key[0] == "crash" else None)
+
     def label(self) -> str:
         """'ok', 'refused EFAULT', 'ok 2/3 · data-loss 1/3'."""
         counts = self.outcomes
         if len(counts) == 1 and self.n == 1:
-            return outcome_label(next(iter(counts)))
-        return " · ".join(f"{outcome_label(k)} {c}/{self.n}" for k, c in counts.most_common())
+            return self.show(next(iter(counts)))
+        return " · ".join(f"{self.show(k)} {c}/{self.n}" for k, c in counts.most_common())
 
     def verdict_rates(self) -> dict:
         """verdict → fraction of attempts (what the chart draws)."""
@@ -224,12 +237,12 @@ class SideStats:
         return {
             "attempts": self.n,
             "label": self.label(),
-            "outcomes": [{"outcome": outcome_label(k), "verdict": k[0], "count": c,
+            "outcomes": [{"outcome": self.show(k), "verdict": k[0], "count": c,
                           "rate": round(c / self.n, 4)} for k, c in self.outcomes.most_common()],
             "failures": self.failures,
             "fail_rate": None if self.fail_rate is None else round(self.fail_rate, 4),
             "pins": sorted(pin_label(p) for p in self.pins),
-            "titles": sorted(self.titles),
+            "titles": sorted(self.titles),            # normalised
             "verdicts": [v.to_dict() for v in self.attempts],
         }
 
@@ -283,14 +296,14 @@ def classify(case: str, a: list, b: list) -> CaseDiff:
     gone_titles = sorted(sa.titles - sb.titles)
     if new_titles:
         tags.append("new crash")
-        notes.append("new crash: " + ", ".join(new_titles))
+        notes.append("new crash: " + ", ".join(sb.raw_title(t) for t in new_titles))
     fa, fb = sa.failures, sb.failures
     if fa == 0 and fb > 0:
         tags.append("regressed")
         notes.append(f"failures {_rate(sa)} → {_rate(sb)}")
     if gone_titles:
         tags.append("gone crash")
-        notes.append("gone crash: " + ", ".join(gone_titles))
+        notes.append("gone crash: " + ", ".join(sa.raw_title(t) for t in gone_titles))
     if fa > 0 and fb == 0:
         tags.append("fixed")
         notes.append(f"failures {_rate(sa)} → {_rate(sb)}")

@@ -49,7 +49,7 @@ class NightlyPlan:
     name: str
     kernels: tuple
     suites: tuple
-    repeat: int = 1
+    repeat: Optional[int] = None      # None: each suite's own repeat
     retention: int = 14
     results: Optional[Path] = None
     description: str = ""
@@ -73,13 +73,13 @@ def load_plan(path_arg: str) -> NightlyPlan:
     f = config._Fields(p, data)
     name = f.get("name", str, p.stem)
     description = f.get("description", str, "")
-    repeat = f.get("repeat", int, 1)
+    repeat = f.get("repeat", int, None)
     retention = f.get("retention", int, 14)
     results = f.get("results", str, None)
     raw_kernels = f.get("kernels", list)
     suites = f.str_list("suites")
     f.finish()
-    if repeat < 1:
+    if repeat is not None and repeat < 1:
         raise f.err("repeat", "must be at least 1")
     if retention < 1:
         raise f.err("retention", "must be at least 1 (nights whose results are kept)")
@@ -378,8 +378,13 @@ class NightReport:
                               for r, c in reg))
         n = sum(len(r.changes) for r in self.runs)
         bad = [r for r in self.runs if r.status != "done"]
-        line = "no change against the previous night" if not n else \
-            f"{n} change(s) against the previous night, no regression"
+        done = [r for r in self.runs if r.status == "done"]
+        if done and all(r.previous_night is None for r in done):
+            line = "first night for every run: baseline recorded"
+        elif not n:
+            line = "no change against the previous night"
+        else:
+            line = f"{n} change(s) against the previous night, no regression"
         if bad:
             line += f"; {len(bad)} run(s) could not be done"
         return line
@@ -533,7 +538,7 @@ def merge_junit(runs: list) -> str:
     """One <testsuites> holding every run's testsuite (named label:suite); a run the rig could
     not do becomes a testsuite with one errored testcase, so CI sees it."""
     top = ET.Element("testsuites")
-    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    totals = {"tests": 0, "failures": 0, "errors": 0, "disabled": 0}   # junit-10.xsd's set
     total_time = 0.0
     for r in runs:
         suites = []
@@ -631,11 +636,17 @@ def write_index(hist: History, root: Path) -> None:
         nights.append({"name": n["name"], "date": n["date"], "plan": n["plan"],
                        "status": n["status"], "runs": len(runs), "cases": total,
                        "failed": failed, "errors": errors, "changes": len(ch),
-                       "regressions": sum(c["regression"] for c in ch), "href": href})
+                       "regressions": sum(c["regression"] for c in ch), "href": href,
+                       "baseline": bool(runs) and all(r["previous_night"] is None
+                                                      for r in runs)})
     points = hist.pass_rates()
     series = sorted({s for s, _n in points})
-    marks = {(f"{c['label']}:{c['suite']}", n["name"]) for n in hist.nights()
-             for c in hist.changes(n["name"]) if c["regression"]}
+    marks: dict = {}
+    for n in hist.nights():
+        for c in hist.changes(n["name"]):
+            key = (f"{c['label']}:{c['suite']}", n["name"])
+            if c["regression"] or marks.get(key) != "regression":
+                marks[key] = "regression" if c["regression"] else "change"
     atomic_write(root / "index.html",
                  report_html.nightly_index_html("pinrig nightly", nights, series, points, marks))
 

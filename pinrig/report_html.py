@@ -14,6 +14,7 @@ VERDICT_COLOURS = {
 }
 VERDICT_ORDER = ("ok", "refused", "data-loss", "crash", "unexpected", "error", "skipped")
 CLASS_COLOURS = {   # (background, text)
+    "baseline": ("#e6ebee", "#445"),
     "new crash": ("#c62828", "#fff"), "regressed": ("#c62828", "#fff"),
     "gone crash": ("#2e7d32", "#fff"), "fixed": ("#2e7d32", "#fff"),
     "flaky": ("#f2b300", "#222"), "behaviour change": ("#3b7dd8", "#fff"),
@@ -47,6 +48,8 @@ th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid #edf0f2;
          vertical-align: top; }
 th { background: #eef2f4; font-weight: 600; font-size: 13px; position: sticky; top: 0; }
 tr.hl td { background: #fff8f7; }
+tr.same td { color: #7a868c; } tr.same .v { opacity: .75; }
+td.case { white-space: nowrap; }
 td.detail { color: #44515a; font-size: 13px; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px;
          font-weight: 600; white-space: nowrap; }
@@ -102,10 +105,10 @@ def rate_chart_svg(rows: list, side_labels: tuple) -> str:
     x0 = label_w + side_w
     used = [v for v in VERDICT_ORDER if any(r.get(v) for _c, pair in rows for r in pair)]
     s = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-         f'role="img" aria-label="outcome rates per case">',
+         f'style="max-width:{width}px" role="img" aria-label="outcome rates per case">',
          '<style>text{font:12px "DejaVu Sans",Arial,sans-serif;fill:#1d2327}'
          '.c{font:11.5px "DejaVu Sans Mono",monospace}.lg{font-size:12px}'
-         '.ax{fill:#6b7a80;font-size:10.5px}</style>']
+         '.ax{fill:#6b7a80;font-size:10.5px}.bad{fill:#c62828;font-weight:bold}</style>']
     s += legend_svg_items(x0, 16, used)
     for pct in (0, 25, 50, 75, 100):
         gx = x0 + bar_w * pct / 100
@@ -137,9 +140,11 @@ def rate_chart_svg(rows: list, side_labels: tuple) -> str:
                 s.append(f'<rect x="{x0}" y="{by}" width="{bar_w}" height="{bar_h}" '
                          f'fill="none" stroke="#c9d3d8" stroke-dasharray="3 3"/>')
             fail = sum(rates.get(v, 0) for v in ("data-loss", "crash", "unexpected"))
-            s.append(f'<text x="{x0 + bar_w + 8}" y="{by + bar_h - 2}" class="ax">'
-                     f'{"fail " + format(fail * 100, ".0f") + "%" if rates else "not run"}'
-                     f'</text>')
+            note = ("not run" if not rates else
+                    f"fail {fail * 100:.0f}%" if fail else "")
+            if note:
+                s.append(f'<text x="{x0 + bar_w + 8}" y="{by + bar_h - 2}" class="ax'
+                         f'{" bad" if fail else ""}">{note}</text>')
         y += 2 * bar_h + gap + group_gap
     s.append("</svg>")
     return "\n".join(s)
@@ -168,7 +173,7 @@ def _side_cell(stats) -> str:
         label = o["outcome"] if stats.n == 1 else f'{o["outcome"]} {o["count"]}/{stats.n}'
         parts.append(verdict_chip(label, o["verdict"]))
     pins = stats.to_dict()["pins"]
-    if pins:
+    if pins and any(v.verdict != "refused" for v in stats.attempts):   # else the chip says it
         parts.append(f'<span class="muted pin">pin {escape(" / ".join(pins))}</span>')
     return "<br>".join(parts)
 
@@ -192,8 +197,9 @@ def compare_html(cmp) -> str:
             f"<th>class</th><th>detail</th></tr>")
     trs = []
     for d in cmp.cases:
-        hl = ' class="hl"' if d.regression else ""
-        trs.append(f"<tr{hl}><td class=\"mono\">{escape(d.case)}</td><td>{_side_cell(d.a)}</td>"
+        hl = ' class="hl"' if d.regression else (' class="same"' if d.cls == "same" else "")
+        trs.append(f"<tr{hl}><td class=\"mono case\">{escape(d.case)}</td>"
+                   f"<td>{_side_cell(d.a)}</td>"
                    f"<td>{_side_cell(d.b)}</td><td>{badge(d.cls)}</td>"
                    f"<td class=\"detail\">{escape(d.detail)}</td></tr>")
     for case in cmp.only_a:
@@ -213,18 +219,22 @@ def compare_html(cmp) -> str:
 
 # ---------------------------------------------------------------------------- nightly
 
-def trend_chart_svg(nights: list, series: list, points: dict, marks: Optional[set] = None) -> str:
+def trend_chart_svg(nights: list, series: list, points: dict, marks=None) -> str:
     """nights: [night name] oldest first; series: [name]; points: (series, night) → pass rate
-    0..1; marks: {(series, night)} drawn as red rings (a new regression that night)."""
-    marks = marks or set()
-    left, right, top, bottom = 48, 210, 18, 58
-    plot_w = max(360, min(820, 90 * max(1, len(nights) - 1)))
+    0..1; marks: {(series, night): "regression"|"change"} drawn as rings (red: a new
+    regression that night, blue: a change that is not one). A set means all regressions."""
+    marks = marks or {}
+    if isinstance(marks, set):
+        marks = {k: "regression" for k in marks}
+    ring = {"regression": "#c62828", "change": "#3b7dd8"}
+    left, right, top, bottom = 78, 230, 18, 70
+    plot_w = max(420, min(820, 90 * max(1, len(nights) - 1)))
     plot_h = 220
     width, height = left + plot_w + right, top + plot_h + bottom
     s = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-         f'aria-label="pass rate per night">',
-         '<style>text{font:11.5px "DejaVu Sans",Arial,sans-serif;fill:#1d2327}'
-         '.ax{fill:#6b7a80;font-size:10.5px}</style>']
+         f'style="max-width:{width}px" aria-label="pass rate per night">',
+         '<style>text{font:12px "DejaVu Sans",Arial,sans-serif;fill:#1d2327}'
+         '.ax{fill:#6b7a80;font-size:11px}</style>']
 
     def xy(i, rate):
         x = left + (plot_w * i / (len(nights) - 1) if len(nights) > 1 else plot_w / 2)
@@ -233,8 +243,10 @@ def trend_chart_svg(nights: list, series: list, points: dict, marks: Optional[se
     for pct in (0, 25, 50, 75, 100):
         gy = top + plot_h * (1 - pct / 100)
         s.append(f'<line x1="{left}" y1="{gy:.1f}" x2="{left + plot_w}" y2="{gy:.1f}" '
-                 f'stroke="#e3e8eb"/><text x="{left - 6}" y="{gy + 4:.1f}" class="ax" '
+                 f'stroke="#e3e8eb"/><text x="{left - 8}" y="{gy + 4:.1f}" class="ax" '
                  f'text-anchor="end">{pct}%</text>')
+    s.append(f'<text x="14" y="{top + plot_h / 2:.0f}" class="ax" text-anchor="middle" '
+             f'transform="rotate(-90 14 {top + plot_h / 2:.0f})">pass rate</text>')
     step = max(1, len(nights) // 12)
     for i, n in enumerate(nights):
         if i % step and i != len(nights) - 1:
@@ -242,35 +254,42 @@ def trend_chart_svg(nights: list, series: list, points: dict, marks: Optional[se
         x, _ = xy(i, 0)
         s.append(f'<text x="{x:.1f}" y="{top + plot_h + 16}" class="ax" text-anchor="end" '
                  f'transform="rotate(-30 {x:.1f} {top + plot_h + 16})">{escape(n)}</text>')
+    n_series = len(series)
     for k, name in enumerate(series):
         colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
+        under = n_series - 1 - k          # earlier series drawn wider, so overlaps stay visible
         pts = [(i, points[(name, n)]) for i, n in enumerate(nights) if (name, n) in points]
         if len(pts) > 1:
             d = " ".join(f"{'M' if j == 0 else 'L'}{xy(i, r)[0]:.1f},{xy(i, r)[1]:.1f}"
                          for j, (i, r) in enumerate(pts))
-            s.append(f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="2"/>')
+            s.append(f'<path d="{d}" fill="none" stroke="{colour}" '
+                     f'stroke-width="{2 + 2.5 * under:.1f}" stroke-linejoin="round"/>')
         for i, r in pts:
             x, y = xy(i, r)
-            s.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}">'
-                     f'<title>{escape(name)} {escape(nights[i])}: {r * 100:.0f}% pass</title>'
-                     f'</circle>')
-            if (name, nights[i]) in marks:
-                s.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="8" fill="none" '
-                         f'stroke="#c62828" stroke-width="2"/>')
-        ly = top + 6 + k * 18
-        s.append(f'<rect x="{left + plot_w + 16}" y="{ly - 9}" width="12" height="12" rx="2" '
-                 f'fill="{colour}"/><text x="{left + plot_w + 33}" y="{ly + 1}">'
+            s.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{3.5 + 1.5 * under:.1f}" '
+                     f'fill="{colour}"><title>{escape(name)} {escape(nights[i])}: '
+                     f'{r * 100:.0f}% pass</title></circle>')
+            kind = marks.get((name, nights[i]))
+            if kind:
+                s.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{9 + 1.5 * under:.1f}" '
+                         f'fill="none" stroke="{ring[kind]}" stroke-width="2"/>')
+        ly = top + 6 + k * 20
+        s.append(f'<rect x="{left + plot_w + 18}" y="{ly - 10}" width="12" height="12" rx="2" '
+                 f'fill="{colour}"/><text x="{left + plot_w + 36}" y="{ly + 1}">'
                  f'{escape(_clip(name, 26))}</text>')
-    if marks:
-        ly = top + 6 + len(series) * 18 + 6
-        s.append(f'<circle cx="{left + plot_w + 22}" cy="{ly - 3}" r="6" fill="none" '
-                 f'stroke="#c62828" stroke-width="2"/><text x="{left + plot_w + 33}" '
-                 f'y="{ly + 1}">new regression</text>')
+    ly = top + 6 + n_series * 20 + 8
+    for kind in ("regression", "change"):
+        if kind in marks.values():
+            s.append(f'<circle cx="{left + plot_w + 24}" cy="{ly - 4}" r="6" fill="none" '
+                     f'stroke="{ring[kind]}" stroke-width="2"/><text x="{left + plot_w + 36}" '
+                     f'y="{ly + 1}">{"new regression" if kind == "regression" else "change"}'
+                     f'</text>')
+            ly += 20
     s.append("</svg>")
     return "\n".join(s)
 
 
-def nightly_index_html(title: str, nights: list, series: list, points: dict, marks: set) -> str:
+def nightly_index_html(title: str, nights: list, series: list, points: dict, marks) -> str:
     """nights: dicts newest first with keys name, date, plan, status, runs, cases, failed,
     errors, changes, regressions, href (relative link to the night page, or None)."""
     chrono = [n["name"] for n in reversed(nights)]
@@ -285,10 +304,14 @@ def nightly_index_html(title: str, nights: list, series: list, points: dict, mar
         name = (f'<a href="{escape(n["href"])}">{escape(n["name"])}</a>' if n.get("href")
                 else escape(n["name"]))
         reg = n.get("regressions", 0)
-        state = badge("regressed") if reg else (badge("same") if not n.get("changes")
-                                                 else badge("behaviour change"))
-        state_txt = (f"{reg} new regression(s)" if reg else
-                     ("no change" if not n.get("changes") else f'{n["changes"]} change(s)'))
+        if reg:
+            state, state_txt = badge("regressed"), f"{reg} new regression(s)"
+        elif n.get("changes"):
+            state, state_txt = badge("behaviour change"), f'{n["changes"]} change(s)'
+        elif n.get("baseline"):
+            state, state_txt = badge("baseline"), "first night for its runs"
+        else:
+            state, state_txt = badge("same"), "no change"
         hl = ' class="hl"' if reg else ""
         trs.append(f"<tr{hl}><td class=\"mono\">{name}</td>"
                    f"<td>{escape(n.get('plan') or '')}</td><td>{escape(n.get('status') or '')}"
@@ -310,9 +333,10 @@ def night_html(night: dict, runs: list, changes: list) -> str:
             ("no change against the previous night" if not changes
              else f"{len(changes)} change(s) against the previous night, no regression"))
     body = [f"<h1>night {escape(night['name'])}</h1>",
-            f'<p class="sub">plan <b>{escape(night.get("plan") or "")}</b> · '
-            f'status {escape(night.get("status") or "")} · started '
-            f'{escape(night.get("started") or "")}</p>',
+            f'<p class="sub"><a href="../index.html">all nights</a> · plan '
+            f'<b>{escape(night.get("plan") or "")}</b> · status '
+            f'{escape(night.get("status") or "")} · started {escape(night.get("started") or "")}'
+            f' · <a href="junit.xml">junit.xml</a></p>',
             f'<div class="verdict {cls}">{escape(line)}</div>', "<h2>Runs</h2>"]
     trs = []
     for r in runs:
@@ -320,7 +344,7 @@ def night_html(night: dict, runs: list, changes: list) -> str:
         if r.get("href"):
             name = f'<a href="{escape(r["href"])}">{name}</a>'
         counts = " ".join(verdict_chip(f"{c} {v}", v) for v, c in r.get("counts", {}).items())
-        trs.append(f"<tr><td class=\"mono\">{name}</td><td class=\"mono\">"
+        trs.append(f"<tr><td class=\"mono case\">{name}</td><td class=\"mono\">"
                    f"{escape(r.get('release') or '')}</td><td>{escape(r.get('status') or '')}"
                    f"</td><td>{counts}</td><td class=\"detail\">"
                    f"{escape(r.get('message') or '')}</td></tr>")
@@ -334,7 +358,7 @@ def night_html(night: dict, runs: list, changes: list) -> str:
         for c in changes:
             hl = ' class="hl"' if c.get("regression") else ""
             trs.append(f"<tr{hl}>"
-                       f"<td class=\"mono\">{escape(c['label'])} × {escape(c['suite'])}</td>"
+                       f"<td class=\"mono case\">{escape(c['label'])} × {escape(c['suite'])}</td>"
                        f"<td class=\"mono\">{escape(c['case'])}</td>"
                        f"<td>{escape(c.get('a') or '')}</td><td>{escape(c.get('b') or '')}</td>"
                        f"<td>{badge(c['class'])}</td>"

@@ -22,7 +22,7 @@ import yaml
 
 from . import paths
 from .compare import LoadedRun, attempt_titles, normalize_title, outcome_key, outcome_label
-from .errors import InfraError, RigError, UserError
+from .errors import InfraError, UserError
 from .verdict import FAILURES, Verdict
 
 CASE_KEYS = ("workload", "fs", "mapping", "variant", "expect", "size", "timeout")
@@ -199,7 +199,8 @@ def describe(v: Optional[Verdict]) -> str:
     if v.verdict == "crash":
         return f"crash: {v.title}" if v.title else "crash"
     if v.verdict == "data-loss":
-        return f"data-loss, {v.blocks_lost} of {v.blocks_checked} blocks lost at {v.first_bad_offset}"
+        return (f"data-loss, {v.blocks_lost} of {v.blocks_checked} blocks lost at "
+                f"{v.first_bad_offset}")
     if v.verdict == "refused":
         return f"refused {v.errno}"
     if v.verdict in ("error", "skipped", "unexpected"):
@@ -367,7 +368,8 @@ def run_repro(plan: ReproPlan, out: Path, attempts: int = 3, stop_after: Optiona
         adir = out / f"attempt-{i}"
         echo(f"rig: repro attempt {i}/{attempts} → {adir}")
         try:
-            res = run_suite(str(kpath), str(spath), out=adir, seed=plan.seed, echo=echo)
+            res = run_suite(str(kpath), str(spath), out=adir, seed=plan.seed, echo=echo,
+                            repeat=1)
             got = {v.case: v for v in res.verdicts if v.attempt == 1}
             if rep.kernel_hash is None:
                 rep.kernel_hash = res.run.manifest.get("kernel", {}).get("hash")
