@@ -308,6 +308,12 @@ def _make_modules_disk(art: KernelArtifact, dest: Path) -> None:
     tmp.rename(dest)
 
 
+def cached_image(name: str, image_hash: str) -> Optional[GuestImage]:
+    """A previously built image by its recorded hash (for exact replays), if still cached."""
+    d = paths.cache_dir() / "images" / f"{name}-{image_hash}"
+    return _load_image(d) if (d / "image.json").exists() else None
+
+
 def image_status(spec: GuestSpec) -> Optional[Path]:
     d = image_dir(spec)
     return d if (d / "image.json").exists() else None

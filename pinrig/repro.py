@@ -326,7 +326,9 @@ def preflight(plan: ReproPlan, kernel_path: Path) -> tuple:
     except UserError as e:
         warnings.append(f"guest recipe: {e}")
         local = None
-    if local and g.get("hash") and local != g["hash"]:
+    from . import guest as guest_mod
+    if local and g.get("hash") and local != g["hash"] and \
+            not guest_mod.cached_image(gname, g["hash"]):
         warnings.append(f"guest image hash: the local recipe '{gname}' hashes to {local}, the "
                         f"run used {g['hash']}: the replay boots a different guest image")
     return art.hash, warnings
@@ -369,7 +371,7 @@ def run_repro(plan: ReproPlan, out: Path, attempts: int = 3, stop_after: Optiona
         echo(f"rig: repro attempt {i}/{attempts} → {adir}")
         try:
             res = run_suite(str(kpath), str(spath), out=adir, seed=plan.seed, echo=echo,
-                            repeat=1)
+                            repeat=1, guest_hash=(plan.run.manifest.get("guest") or {}).get("hash"))
             got = {v.case: v for v in res.verdicts if v.attempt == 1}
             if rep.kernel_hash is None:
                 rep.kernel_hash = res.run.manifest.get("kernel", {}).get("hash")

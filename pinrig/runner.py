@@ -97,12 +97,12 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
               seed: Optional[int] = None, resume: Optional[Path] = None,
               junit: Optional[Path] = None, echo=print,
               repeat: Optional[int] = None, jobs: Optional[int] = 1,
-              hosts=None) -> RunOutcome:
+              hosts=None, guest_hash: Optional[str] = None) -> RunOutcome:
     """hosts: a host pool (name, path or hosts.Pool): tasks are sharded over its hosts
     (pinrig/remote.py), `jobs` then overrides each host's own figure; None runs here."""
     suite = load_suite(suite_arg)
     repeat = suite.repeat if repeat is None else repeat
-    env = prepare_env(kernel_arg)
+    env = prepare_env(kernel_arg, image_hash=guest_hash)
     if resume:
         mpath = resume / "manifest.json"
         if not mpath.exists():

@@ -32,12 +32,15 @@ class Environment:
 
 
 def prepare_env(kernel_name: str, guest_name: str = "bookworm", with_bins: bool = True,
-                refresh: bool = False) -> Environment:
+                refresh: bool = False, image_hash: Optional[str] = None) -> Environment:
+    """image_hash: boot exactly that previously built guest image when it is still cached
+    (replays); otherwise the image of the current recipe."""
     spec = config.load_kernel_spec(kernel_name)
     gspec = config.load_guest_spec(guest_name)
     art = kernel.fetch(spec, refresh=refresh)
     boot = guest.boot_files(art)
-    image = guest.build_image(gspec)
+    image = (guest.cached_image(gspec.name, image_hash) if image_hash else None) \
+        or guest.build_image(gspec)
     bins = workbins.build() if with_bins else None
     accel = qemu.probe_accel(art.vmlinuz)
     return Environment(spec, art, boot, image, bins, accel, qemu.qemu_version())
