@@ -101,6 +101,10 @@ def connect(host: Host, timeout: float = CONNECT_TIMEOUT):
 
 
 def _why(e: BaseException) -> str:
+    errors = getattr(e, "errors", None)          # paramiko's NoValidConnectionsError
+    if isinstance(errors, dict) and errors:
+        return "; ".join(sorted({getattr(x, "strerror", None) or str(x) or type(x).__name__
+                                 for x in errors.values()}))
     return str(e) or type(e).__name__
 
 
@@ -668,6 +672,7 @@ class RemoteSlot:
         self.accel = rhost.accel
         self.conn = None
         self.last_pmem: Optional[str] = None
+        self.boot_dirs: list = []        # local boot directories of the current task
 
     def open(self, tries: int = 3) -> "RemoteSlot":
         """Connect; a refused or dropped handshake is retried (sshd's MaxStartups drops some
@@ -731,6 +736,7 @@ class RemoteSlot:
             self.last_pmem = rpmem
         workdir.mkdir(parents=True, exist_ok=True)
         _rotate_console(workdir / "console.log")
+        self.boot_dirs.append(workdir)
         return RemoteMachine(argv=qemu.build_argv(cfg), workdir=workdir,
                              console_log=workdir / "console.log", ssh_port=port, accel=self.accel,
                              image=image, slot=self, remote_dir=rdir)
@@ -788,9 +794,9 @@ def _rotate_console(log: Path) -> None:
     console next to it instead of appending to it."""
     if log.exists():
         n = 1
-        while log.with_name(f"console.lost-{n}.log").exists():
+        while log.with_name(f"console.prev-{n}.log").exists():
             n += 1
-        log.rename(log.with_name(f"console.lost-{n}.log"))
+        log.rename(log.with_name(f"console.prev-{n}.log"))
 
 
 # ---------------------------------------------------------------------------- the sharded run
@@ -900,9 +906,9 @@ class Shard:
                 threads.append(threading.Thread(target=self._worker, args=(name, files),
                                                 name=f"{name}-{i}", daemon=True))
         restore = self._stop_on_signals()
-        for t in threads:
-            t.start()
         try:
+            for t in threads:
+                t.start()
             for t in threads:
                 while t.is_alive():
                     t.join(0.5)
@@ -983,6 +989,8 @@ class Shard:
                 if task is None:
                     return
                 rd = HostRunDir(self.run, name, slot, sched, task)
+                if slot is not None:
+                    slot.boot_dirs = []
                 try:
                     self._task_fn(task.attempt, list(task.cases), host=slot, rundir=rd)
                 except _Stopped:
@@ -991,6 +999,8 @@ class Shard:
                     why = str(e)
                     if slot is not None and not why.startswith(f"host {name}"):
                         why = f"host {name}: {why}"
+                    for d in (slot.boot_dirs if slot is not None else []):
+                        _rotate_console(d / "console.log")   # whoever reruns it starts clean
                     self._lost(name, why, task, tuple(rd.written))
                     return
                 except BaseException as e:

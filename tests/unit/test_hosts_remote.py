@@ -381,8 +381,8 @@ def test_console_rotation_keeps_a_lost_hosts_console(tmp_path):
     log.write_text("second host")
     remote._rotate_console(log)
     assert not log.exists()
-    assert (tmp_path / "console.lost-1.log").read_text() == "first host"
-    assert (tmp_path / "console.lost-2.log").read_text() == "second host"
+    assert (tmp_path / "console.prev-1.log").read_text() == "first host"
+    assert (tmp_path / "console.prev-2.log").read_text() == "second host"
 
 
 # ---------------------------------------------------------------------------- Session hooks
@@ -620,6 +620,10 @@ def fake_task(log, die_on=None):
             count[name] = count.get(name, 0) + 1
             log.append((name, c.id))
             if die_on and name == die_on[0] and count[name] == die_on[1]:
+                boot = rundir.path / "boots" / c.id.replace("/", "_")
+                boot.mkdir(parents=True)
+                (boot / "console.log").write_text(f"the console of {name}")
+                host.boot_dirs.append(boot)
                 host.rhost.dead = f"host {name}: ssh connection lost; reconnect failed"
                 rundir.write_case(Verdict(c.id, "error", reason="lost the guest"), {})
             v = Verdict(c.id, "ok", attempt=attempt)
@@ -674,6 +678,8 @@ def test_host_dying_mid_task_hands_the_rest_over_and_keeps_what_finished(tmp_pat
     assert m["participants"]["b"]["status"] == "failed"
     text = sh.summary()
     assert "FAILED" in text and "moved to other hosts: ibverbs-pin/ext4/shared" in text
+    boot = tmp_path / "run/boots/ibverbs-pin_ext4_shared"   # the rerun must not append to it
+    assert [p.name for p in boot.iterdir()] == ["console.prev-1.log"]
 
 
 def test_unreachable_host_is_reported_and_others_run_everything(tmp_path, monkeypatch):
@@ -733,3 +739,10 @@ def test_ctrl_c_stops_the_queue_before_guests_die_as_errors(tmp_path, monkeypatc
     assert refused == ["run interrupted"]
     assert not (tmp_path / "run/cases").exists()           # left for --resume, not errors
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_connection_errors_read_like_errno_text():
+    from paramiko.ssh_exception import NoValidConnectionsError
+    e = NoValidConnectionsError({("10.0.0.1", 22): ConnectionRefusedError(111, "Connection refused")})
+    assert remote._why(e) == "Connection refused"
+    assert remote._why(EOFError()) == "EOFError"
