@@ -259,7 +259,8 @@ def test_sharded_smoke_matches_local(ns_hosts, pool, local_smoke, tmp_path):
 
 
 def test_killed_host_hands_its_task_to_the_other(ns_hosts, pool, local_smoke, tmp_path):
-    """ns2's sshd is killed while its guest runs: its case goes to ns1, nothing is lost."""
+    """ns2's sshd is killed while its guest runs a case: the case goes to ns1, nothing is lost,
+    ns2's QEMU does not outlive the connection."""
     out = tmp_path / "failover"
     victim = ns_hosts[1]
     log = open(tmp_path / "rig.log", "w")
@@ -272,7 +273,13 @@ def test_killed_host_hands_its_task_to_the_other(ns_hosts, pool, local_smoke, tm
             assert p.poll() is None, (tmp_path / "rig.log").read_text()
             assert time.monotonic() < end, "no guest started on ns2"
             time.sleep(0.2)
-        time.sleep(4)                     # mid-boot
+        boot = next(runs.glob("boots/*/overlay.qcow2")).parent.name
+        console = out / "boots" / boot / "console.log"        # streamed back from ns2
+        while "pinrig: case-start" not in (console.read_text(errors="replace")
+                                          if console.exists() else ""):
+            assert p.poll() is None, (tmp_path / "rig.log").read_text()
+            assert time.monotonic() < end, "ns2's guest never started its case"
+            time.sleep(0.1)
         assert _qemu_pids(victim.workdir), "ns2's QEMU is not running"
         kill_sshd(victim)
         rc = p.wait(900)
@@ -294,5 +301,6 @@ def test_killed_host_hands_its_task_to_the_other(ns_hosts, pool, local_smoke, tm
     summary = (out / "summary.txt").read_text()
     assert "FAILED" in summary and "ns2" in summary and "moved to other hosts" in summary
     assert "host ns2 dropped out" in text
+    assert (out / "boots" / boot / "console.prev-1.log").exists()     # ns2's console, kept
     time.sleep(2)
     assert not _qemu_pids(victim.workdir), "QEMU outlived its host's sshd"

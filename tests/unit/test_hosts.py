@@ -1,4 +1,5 @@
 """pinrig.hosts: pool YAML validation, jobs per host, placement order, failover bookkeeping."""
+import json
 import threading
 from pathlib import Path
 
@@ -241,3 +242,38 @@ def test_stop_wakes_and_ends_everyone():
     s.stop()
     assert s.take("b") is None
     assert len(s.leftover()) == 1
+
+
+# ---------------------------------------------------------------------------- CLI
+
+def test_cli_hosts_check_bad_pool_names_file_and_field(tmp_path, capsys, keep_signal_handlers):
+    from pinrig import cli
+    p = pool_file(tmp_path, "hosts:\n" + GOOD_HOST.replace("memory: 16G", "memory: lots"))
+    assert cli.main(["hosts", "check", str(p)]) == 2
+    assert "p.yaml: hosts[0].memory: must be a size with a unit" in capsys.readouterr().err
+
+
+def test_cli_run_with_bad_pool_fails_before_any_kernel_work(tmp_path, capsys, monkeypatch,
+                                                           keep_signal_handlers):
+    from pinrig import cli, runner
+    monkeypatch.setattr(runner, "prepare_env", lambda *a, **k: pytest.fail("kernel work"))
+    p = pool_file(tmp_path, "hosts: []\n")
+    assert cli.main(["run", "debian-6.1", "--suite", "smoke", "--hosts", str(p)]) == 2
+    assert "no hosts and local: false" in capsys.readouterr().err
+
+
+def test_cli_hosts_check_exit_codes(tmp_path, capsys, monkeypatch, keep_signal_handlers):
+    from pinrig import cli, remote
+    p = pool_file(tmp_path, "hosts:\n" + GOOD_HOST)
+    good = remote.HostCheck("a", "root@192.0.2.1:22", facts={"qemu": "QEMU 7.2"})
+    monkeypatch.setattr(remote, "check_pool", lambda pool, jobs, local_jobs: [good])
+    assert cli.main(["hosts", "check", str(p)]) == 0
+    assert capsys.readouterr().out.split() == ["a", "root@192.0.2.1:22", "ok", "QEMU", "7.2"]
+    bad = remote.HostCheck("a", "root@192.0.2.1:22")
+    bad.problem("qemu-img missing: apt-get install qemu-utils")
+    monkeypatch.setattr(remote, "check_pool", lambda pool, jobs, local_jobs: [bad])
+    assert cli.main(["hosts", "check", str(p), "--json"]) == 2
+    out = capsys.readouterr()
+    assert json.loads(out.out)["hosts"][0]["problems"] == ["qemu-img missing: apt-get install "
+                                                           "qemu-utils"]
+    assert "unusable host(s) in pool p: a" in out.err
