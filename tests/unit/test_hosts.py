@@ -8,7 +8,7 @@ import pytest
 from pinrig import hosts, paths
 from pinrig.config import Case
 from pinrig.errors import UserError
-from pinrig.hosts import LOCAL, Scheduler, Task, load_pool, make_tasks, parse_memory
+from pinrig.hosts import LOCAL, Scheduler, load_pool, make_tasks, parse_memory
 
 GOOD_HOST = """  - name: a
     address: 192.0.2.1

@@ -11,8 +11,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from pinrig import qemu, remote, session
-from pinrig.config import Case, Suite
+from pinrig import remote, session
+from pinrig.config import Case
 from pinrig.errors import InfraError
 from pinrig.hosts import Host, Pool, Scheduler, Task
 from pinrig.qemu import QemuConfig, build_argv
