@@ -62,7 +62,10 @@ class SourceRef:
 
 
 def _safe(s: str) -> str:
-    return re.sub(r"[^\w.+=-]", "_", s)[:120]
+    """A directory name safe inside make rules: no '=' (a path like out/x=y/… in a rule is read as
+    a variable assignment — the tools/objtool build then relinks on every make, and with it every
+    kernel object is rebuilt), ':', '#', '%' or spaces."""
+    return re.sub(r"[^\w.+-]", "_", s)[:120]
 
 
 def sources_dir() -> Path:

@@ -389,3 +389,15 @@ def test_debian_source_unpacks_the_tarball_in_the_package(tmp_path, tree, isolat
     ref = sources.resolve(spec)
     assert (ref.pristine / "mm/gup.c").is_file() and (ref.slot / "pristine.done").exists()
     assert art.release == "6.1.99"
+
+
+def test_source_slots_have_make_safe_names(tmp_path, isolated_cache):
+    """A '=' in the build directory's path makes the kernel's tools/ build (objtool) relink on
+    every make, which rebuilds every object: slot names must not carry one."""
+    p = tmp_path / "d.yaml"
+    p.write_text("kind: source\nsource: debian:linux-source-6.1\nsuite: bookworm\n"
+                 "version: 1:6.1.99-1~bpo12+1\n")
+    ref = sources.resolve(config.load_kernel_spec(str(p)))
+    assert ref.slot.name == "linux-source-6.1_1_6.1.99-1_bpo12+1"
+    for ch in "=:#% ":
+        assert ch not in str(ref.out.relative_to(isolated_cache))
