@@ -210,8 +210,7 @@ def _build(p: BuildPlan, jobs: int):
     have = kconfig.parse_config(cfg.read_text())
     targets = ["bzImage"] + (["modules"] if have.get("CONFIG_MODULES") == "y" else [])
     proc.progress(f"build {spec.name}: make -j{jobs} {' '.join(targets)} (log: {log})")
-    _make(["nice", "-n", str(nice_level())] + make + [f"-j{jobs}", *cc_vars()] + targets,
-          log, env, "kernel build", progress=True)
+    _make(make + [f"-j{jobs}", *cc_vars()] + targets, log, env, "kernel build", progress=True)
     t_build = time.monotonic()
     # 4. collect
     release = (out / "include/config/kernel.release").read_text().strip()
@@ -289,7 +288,8 @@ def _log_header(log: Path, p: BuildPlan, jobs: int) -> None:
 
 
 def _make(argv: list, log: Path, env: dict, what: str, progress: bool = False) -> None:
-    rc = STREAM(argv, log, env=env, progress=progress)
+    """Every make runs niced: the box is shared with QEMU guests."""
+    rc = STREAM(["nice", "-n", str(nice_level())] + argv, log, env=env, progress=progress)
     if rc != 0:
         tail = _log_tail(log)
         raise InfraError(f"{what} failed (exit {rc}); full log: {log}" + (f" | {tail}" if tail else ""))

@@ -225,7 +225,7 @@ def test_build_from_dir_with_series_and_fragments(tmp_path, tree, monkeypatch):
     assert targets[0] == ["defconfig", "kvm_guest.config"]
     assert targets[1] == ["olddefconfig"]
     assert targets[2] == ["-j2", *builder.cc_vars(), "bzImage", "modules"]
-    assert calls[2][:3] == ["nice", "-n", "19"]
+    assert all(c[:3] == ["nice", "-n", "19"] for c in calls)
     # the user's directory was never written
     assert (tree / "mm" / "gup.c").read_text() == (FAKE / "mm" / "gup.c").read_text()
     assert not (tree / "mm" / "new.c").exists()
