@@ -774,7 +774,7 @@ _OOPSES: Tuple[Oops, ...] = (
 # kinds of the open report it may continue; () = any).
 _CONTINUATIONS: Tuple[Tuple["re.Pattern[str]", int, Tuple[str, ...]], ...] = (
     (_rx(r"invalid opcode: 0000"), 60, ()),
-    (_rx(r"Oops: [0-9a-f]{4} \[#[0-9]+\]"), 60, ()),
+    (_rx(r"Oops: (?:[a-z][a-z ]{0,40}: )?[0-9a-f]{4} \[#[0-9]+\]"), 60, ()),   # 6.12: "Oops: stack guard page: 0000 [#1]"
     (_rx(r"Internal error:"), 60, ()),
     (_rx(r"PANIC: double fault"), 60, ()),
     (_rx(r"unregister_netdevice: waiting for"), 1000, ()),

@@ -506,3 +506,12 @@ def test_long_report_without_terminator_is_fast():
     reports = parse_console(data)
     assert time.perf_counter() - start < 3.0
     assert reports[0].kind == "KASAN" and reports[0].corrupted
+
+
+def test_oops_line_after_a_bug_is_no_second_report_6_12():
+    """Real 6.12 capture: 'BUG: TASK stack guard page was hit' is followed by 6.12's
+    'Oops: stack guard page: 0000 [#1]' — the same crash, not a second report."""
+    from pinrig.oops import parse_console
+    data = (Path(__file__).parent / "data/oops/stack-overflow-guard-page-module-debian-6.12.log").read_bytes()
+    reports = parse_console(data.split(b"\n\n", 1)[1])
+    assert [r.title for r in reports] == ["BUG: stack guard page was hit in proc_reg_write"]
