@@ -164,7 +164,7 @@ def step_spec(spec: config.KernelSpec, k: int, step_dir: Path, patches) -> Path:
     if spec.mirror != "http://deb.debian.org/debian":
         d["mirror"] = spec.mirror
     if k:
-        d["series"] = str(qdir)
+        d["series"] = str(qdir.resolve())
     d["base"] = list(spec.config_base)
     d["config"] = list(spec.config)
     path = step_dir / "kernel.yaml"
@@ -212,6 +212,7 @@ def run_bisect(kernel: str, suite_name: str, case_id: str, repeat: int = 1,
         raise UserError("--repeat: must be at least 1")
     out = out or paths.RESULTS_DIR / (f"bisect-{time.strftime('%Y%m%d-%H%M%S')}-{spec.name}-"
                                       + case_id.replace("/", "_"))
+    out = out.resolve()            # the step specs name their quilt prefix by absolute path
     out.mkdir(parents=True, exist_ok=True)
     suite_file = case_suite(suite, case_id, out / "suite.yaml")
     run = runner or _run_with_run_suite

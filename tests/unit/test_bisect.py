@@ -210,3 +210,13 @@ def test_bisect_cli_parses(monkeypatch, fake_spec, tmp_path, capsys):
     assert rc == 0
     assert seen["repeat"] == 3 and seen["case"] == "ibverbs-pin/ext4/shared"
     assert json.loads(capsys.readouterr().out)["patch"]["subject"] == "mm/gup: refuse"
+
+
+def test_bisect_with_a_relative_out_dir(fake_spec, tmp_path, monkeypatch):
+    spec, suite = fake_spec
+    monkeypatch.chdir(tmp_path)
+    res = B.run_bisect(str(spec), str(suite), "ibverbs-pin/ext4/shared", out=Path("rel/b"),
+                       echo=lambda *a: None, runner=fake_runner([]))
+    assert res.first_new == 3
+    k4 = yaml.safe_load((tmp_path / "rel/b/step-4/kernel.yaml").read_text())
+    assert Path(k4["series"]).is_absolute()
