@@ -152,7 +152,7 @@ def register(sub) -> None:
     s.add_argument("--stop-after", type=int, metavar="K",
                    help="stop once every case reproduced K times")
     s.add_argument("--mirror", metavar="URL", help="Debian mirror for the pinned packages, "
-                   "e.g. a snapshot.debian.org URL once the version left the archive")
+                   "e.g. an archive snapshot once the version left the suite")
     s.add_argument("--out", metavar="DIR", help="results directory for the attempts")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_repro)
