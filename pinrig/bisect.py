@@ -142,9 +142,10 @@ def _norm(title: str) -> str:
     return normalize_title(title)
 
 
-def step_spec(spec: config.KernelSpec, k: int, step_dir: Path, patches) -> Path:
+def step_spec(spec: config.KernelSpec, k: int, step_dir: Path, patches,
+              series_name: str = "series") -> Path:
     """A kernel spec for 'base + patches 1..k': same source and config, the prefix as quilt."""
-    qdir = step_dir / "patches"
+    qdir = step_dir / f"{series_name.replace('/', '_').replace(':', '_')}-1..{k}"
     if k:
         qdir.mkdir(parents=True, exist_ok=True)
         for p in patches[:k]:
@@ -222,7 +223,7 @@ def run_bisect(kernel: str, suite_name: str, case_id: str, repeat: int = 1,
         if k in steps:
             return steps[k]
         sdir = out / f"step-{k}"
-        kyaml = step_spec(spec, k, sdir, patches)
+        kyaml = step_spec(spec, k, sdir, patches, series.name)
         echo(f"rig: bisect step {k}/{n}: building and running {case_id} ×{repeat}")
         t0 = time.monotonic()
         verdicts = run(kyaml, suite_file, sdir / "run", repeat)

@@ -148,7 +148,7 @@ def test_bisect_finds_the_patch_that_flips_the_verdict(fake_spec, tmp_path):
     assert "first new patch: 3/4 0003-step-3.patch — mm/gup: refuse" in res.text()
     # each step is replayable: a kernel spec and its quilt prefix
     k2 = yaml.safe_load((tmp_path / "b" / "step-2" / "kernel.yaml").read_text())
-    assert (tmp_path / "b" / "step-2" / "patches" / "series").read_text().split() == \
+    assert (tmp_path / "b" / "step-2" / "series-1..2" / "series").read_text().split() == \
         ["0001-step-1.patch", "0002-step-2.patch"]
     assert k2["name"] == "fake-deny@2" and "series" in k2
     assert "series" not in yaml.safe_load((tmp_path / "b" / "step-0" / "kernel.yaml").read_text())
