@@ -82,3 +82,22 @@ def test_build_cache_key_is_stable_across_processes():
                           "print(builder.plan(config.load_kernel_spec('src-6.1-longterm-deny')).key)"],
                          capture_output=True, text=True, cwd=REPO)
     assert res.stdout.strip() == p1.key
+
+
+def test_kselftest_gup_test_sees_the_series_on_both_paths(tmp_path):
+    from pinrig.build import kselftest
+    res = kselftest.run("src-6.1-longterm-deny", tests=["gup_test"], filesystems=["ext4", "tmpfs"],
+                        out=tmp_path / "ks", echo=lambda *a: None)
+    got = {(s.fs, s.name): s.result for s in res.subtests}
+    assert got[("ext4", "longterm-rw-shared")] == "refused"
+    assert got[("ext4", "fast-longterm-rw-shared")] == "refused"
+    assert got[("ext4", "longterm-rw-private")] == "pinned"
+    assert got[("tmpfs", "fast-longterm-rw-shared")] == "pinned"
+
+
+def test_bisect_finds_the_behaviour_change(tmp_path):
+    from pinrig import bisect
+    res = bisect.run_bisect("src-6.1-longterm-deny", "smoke", "ibverbs-pin/ext4/shared",
+                            out=tmp_path / "b", echo=lambda *a: None)
+    assert res.first_new == 3
+    assert res.patches[2][1].startswith("mm/gup: refuse writable long-term pins")
