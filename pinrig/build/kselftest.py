@@ -26,20 +26,42 @@ from typing import Optional
 from .. import paths, proc
 from ..errors import InfraError, UserError
 
-FOLL_WRITE, FOLL_LONGTERM = 0x01, 0x10000
+KSELFTEST_FORMAT = "ks-2"        # bump when how the binaries are built changes
 GUEST_DIR = "/opt/pinrig/kselftest"
 MNT = "/mnt/test"
 FILESYSTEMS = ("ext4", "xfs", "tmpfs")
 TESTS = ("gup_longterm", "gup_test")
 
-# gup_test matrix: (subtest name, argv after the binary, file mapping)
+# gup_test matrix: (subtest name, argv after the binary); "{LONGTERM}" is the tree's FOLL_LONGTERM
 GUP_TEST_MATRIX = (
     ("longterm-rw-shared", ["-L", "-w", "-S"]),
     ("longterm-ro-shared", ["-L", "-W", "-S"]),
     ("longterm-rw-private", ["-L", "-w"]),
-    ("fast-longterm-rw-shared", ["-a", "-F", hex(FOLL_LONGTERM), "-w", "-S"]),
-    ("fast-longterm-rw-private", ["-a", "-F", hex(FOLL_LONGTERM), "-w"]),
+    ("fast-longterm-rw-shared", ["-a", "-F", "{LONGTERM}", "-w", "-S"]),
+    ("fast-longterm-rw-private", ["-a", "-F", "{LONGTERM}", "-w"]),
 )
+
+
+def foll_longterm(tree: Path) -> int:
+    """FOLL_LONGTERM's value in this tree: `#define FOLL_LONGTERM 0x10000` (≤ 6.2) or
+    `FOLL_LONGTERM = 1 << 8,` in an enum (6.3+). gup_test passes -F flags to the kernel as is."""
+    for rel in ("include/linux/mm_types.h", "include/linux/mm.h"):
+        try:
+            text = (tree / rel).read_text(errors="replace")
+        except OSError:
+            continue
+        m = re.search(r"#define\s+FOLL_LONGTERM\s+(0x[0-9a-fA-F]+|\d+)", text)
+        if m:
+            return int(m.group(1), 0)
+        m = re.search(r"\bFOLL_LONGTERM\s*=\s*1\s*<<\s*(\d+)", text)
+        if m:
+            return 1 << int(m.group(1))
+    raise UserError(f"{tree}: cannot find FOLL_LONGTERM in include/linux/mm*.h")
+
+
+def gup_test_matrix(longterm: int) -> list:
+    return [(name, [a.replace("{LONGTERM}", hex(longterm)) for a in args])
+            for name, args in GUP_TEST_MATRIX]
 
 
 @dataclass
@@ -106,13 +128,14 @@ def parse_gup_test(name: str, number: int, fs: str, rc: int, out: str) -> Subtes
         return Subtest("gup_test", fs, number, name, "skip", out.strip()[-200:])
     if rc != 0:
         return Subtest("gup_test", fs, number, name, "error", f"exit {rc}: {out.strip()[-200:]}")
+    timing = next((l.strip() for l in out.splitlines() if "Time:" in l), "")
     m = re.search(r"truncated \(size: (\d+)\)", out)
     if m and int(m.group(1)) == 0:
-        return Subtest("gup_test", fs, number, name, "refused", out.strip().splitlines()[-1])
+        return Subtest("gup_test", fs, number, name, "refused", timing)
     if m:
-        return Subtest("gup_test", fs, number, name, "partial", out.strip().splitlines()[-1])
-    if "Time:" in out:
-        return Subtest("gup_test", fs, number, name, "pinned", out.strip().splitlines()[-1])
+        return Subtest("gup_test", fs, number, name, "partial", timing)
+    if timing:
+        return Subtest("gup_test", fs, number, name, "pinned", timing)
     return Subtest("gup_test", fs, number, name, "error", out.strip()[-200:] or "no output")
 
 
@@ -131,7 +154,8 @@ def build(tree: Path, label: str, ident: str) -> dict:
     sdir = selftest_dir(tree)
     if sdir is None:
         raise UserError(f"{label}: no GUP selftests in this tree (tools/testing/selftests/mm)")
-    out = paths.cache_dir() / "kselftest" / hashlib.sha256(ident.encode()).hexdigest()[:20]
+    out = paths.cache_dir() / "kselftest" / hashlib.sha256(
+        f"{KSELFTEST_FORMAT}|{ident}".encode()).hexdigest()[:20]
     meta = out / "binaries.json"
     if meta.exists():
         return {k: Path(v) for k, v in json.loads(meta.read_text()).items()}
@@ -155,13 +179,16 @@ def build(tree: Path, label: str, ident: str) -> dict:
         src = sdir / f"{test}.c"
         if not src.is_file():
             continue
-        srcs = [src]
+        # relative source names: gup_longterm names its "local tmpfile" after __FILE__, which
+        # must be a plain file name for mkstemp() in the guest's current directory
+        srcs = [src.name]
         if (sdir / "vm_util.c").is_file() and '"vm_util.h"' in src.read_text():
-            srcs.append(sdir / "vm_util.c")
+            srcs.append("vm_util.c")
         libs = ["-lpthread", "-lrt", "-lm"] + (["-luring"] if have_uring else [])
         dest = tmp / "bin" / test
         proc.progress(f"kselftest: gcc {src.relative_to(tree)}")
-        proc.run(["gcc", *cflags, *srcs, "-o", dest, *libs], what=f"gcc {test}.c", timeout=600)
+        proc.run(["gcc", *cflags, *srcs, "-o", dest, *libs], what=f"gcc {test}.c", timeout=600,
+                 cwd=sdir)
         bins[test] = out / "bin" / test
     (tmp / "binaries.json").write_text(json.dumps({k: str(v) for k, v in bins.items()}))
     shutil.rmtree(tmp / "hdr", ignore_errors=True)
@@ -220,6 +247,7 @@ def run(kernel_name: str, tests=TESTS, filesystems=FILESYSTEMS, out: Optional[Pa
     with builder._locked(plan.ref):
         sources.materialize(plan.ref, spec)
     bins = build(plan.ref.pristine, plan.ref.label, plan.ref.ident + "|" + plan.toolchain)
+    matrix = gup_test_matrix(foll_longterm(plan.ref.pristine))
     out = out or paths.RESULTS_DIR / f"kselftest-{time.strftime('%Y%m%d-%H%M%S')}-{spec.name}"
     out.mkdir(parents=True, exist_ok=True)
     res = KselftestRun(spec.name, env.art.release, out)
@@ -261,7 +289,7 @@ def run(kernel_name: str, tests=TESTS, filesystems=FILESYSTEMS, out: Optional[Pa
                                          f"(exit {r.rc})")
                 else:
                     log = []
-                    for i, (name, args) in enumerate(GUP_TEST_MATRIX, 1):
+                    for i, (name, args) in enumerate(matrix, 1):
                         f = f"{MNT}/gup_test.{i}"
                         cmd = (f"rm -f {f}; dd if=/dev/zero of={f} bs=1M count=1 status=none && "
                                f"{GUEST_DIR}/gup_test {' '.join(args)} -m 1 -r 1 -f {f} 2>&1")

@@ -49,7 +49,23 @@ def test_parse_gup_test_outputs():
     assert KS.parse_gup_test("a", 1, "ext4", 1, "ioctl: Bad address").result == "error"
 
 
-def test_gup_test_matrix_uses_longterm_on_the_fast_path():
-    m = dict(KS.GUP_TEST_MATRIX)
-    assert m["fast-longterm-rw-shared"][:3] == ["-a", "-F", "0x10000"]
+def test_gup_test_matrix_uses_the_trees_foll_longterm_on_the_fast_path(tmp_path):
+    inc = tmp_path / "include" / "linux"
+    inc.mkdir(parents=True)
+    (inc / "mm.h").write_text("#define FOLL_WRITE\t0x01\n#define FOLL_LONGTERM\t0x10000\t/* x */\n")
+    assert KS.foll_longterm(tmp_path) == 0x10000                   # 6.1
+    (inc / "mm_types.h").write_text("enum {\n\tFOLL_WRITE = 1 << 0,\n\tFOLL_LONGTERM = 1 << 8,\n};\n")
+    assert KS.foll_longterm(tmp_path) == 0x100                     # 6.3+
+    m = dict(KS.gup_test_matrix(0x100))
+    assert m["fast-longterm-rw-shared"][:3] == ["-a", "-F", "0x100"]
     assert "-S" in m["longterm-rw-shared"] and "-S" not in m["longterm-rw-private"]
+
+
+def test_parse_gup_test_tap_style_output_of_newer_trees():
+    out = ("TAP version 13\n1..1\n# PIN_FAST_BENCHMARK: Time: get:22 put:1 us# , truncated "
+           "(size: 0)# \nok 1 ioctl status 0\n# Totals: pass:1 fail:0\n")
+    r = KS.parse_gup_test("fast", 4, "ext4", 0, out)
+    assert r.result == "refused" and "truncated (size: 0)" in r.detail
+    ok = "TAP version 13\n1..1\n# PIN_LONGTERM_BENCHMARK: Time: get:472 put:26 us# \nok 1 ioctl status 0\n"
+    r = KS.parse_gup_test("lt", 1, "ext4", 0, ok)
+    assert r.result == "pinned" and r.detail.startswith("# PIN_LONGTERM_BENCHMARK: Time:")
