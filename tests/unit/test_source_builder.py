@@ -401,3 +401,25 @@ def test_source_slots_have_make_safe_names(tmp_path, isolated_cache):
     assert ref.slot.name == "linux-source-6.1_1_6.1.99-1_bpo12+1"
     for ch in "=:#% ":
         assert ch not in str(ref.out.relative_to(isolated_cache))
+
+
+@pytest.mark.skipif(not (shutil.which("busybox") and shutil.which("cpio")),
+                    reason="needs busybox-static and cpio")
+def test_initrd_for_a_kernel_with_everything_built_in(tmp_path):
+    """A source kernel may have no modules at all: no modules.dep, empty module tree."""
+    import gzip
+    from pinrig import guest
+    from pinrig.kernel import KernelArtifact
+    busybox = Path(shutil.which("busybox"))
+    if b"/ld-linux" in busybox.read_bytes()[:8192]:
+        pytest.skip("busybox is dynamically linked")
+    modroot = tmp_path / "modroot"
+    (modroot / "lib/modules/6.1.99-pinrig").mkdir(parents=True)
+    art = KernelArtifact("k", "6.1.99-pinrig", tmp_path / "vmlinuz", modroot, None, (), "h",
+                         tmp_path)
+    dest = tmp_path / "initrd.cpio.gz"
+    guest._make_initrd(art, dest)
+    listing = subprocess.run(["cpio", "-it", "--quiet"], input=gzip.decompress(dest.read_bytes()),
+                             capture_output=True).stdout.decode()
+    assert "init" in listing.split() and "modules.order" in listing.split()
+    assert not [l for l in listing.split() if l.startswith("mods/") and l.endswith(".ko")]
