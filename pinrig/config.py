@@ -11,8 +11,8 @@ from typing import Any, Optional
 
 import yaml
 
-from . import paths
-from .errors import UserError
+from pinrig import paths
+from pinrig.errors import UserError
 
 DEBIAN_SUITES = ("bullseye", "bookworm", "bookworm-backports", "trixie", "sid", "unstable")
 WORKLOADS = ("ibverbs-pin", "lost-write", "odirect-into-mmap", "iouring-fixed")
@@ -107,7 +107,7 @@ def file_hash(*parts: bytes) -> str:
 @dataclass(frozen=True)
 class KernelSpec:
     name: str
-    kind: str                 # "debian" (prebuilt package) or "source" (built by pinrig.build)
+    kind: str                 # "debian" (prebuilt package) or "source" (built by pinrig.kernels.source.builder)
     suite: str                # Debian suite ("" for a source kernel from git or a directory)
     package: str = "linux-image-amd64"
     version: Optional[str] = None   # pin an exact package version (else newest in suite)

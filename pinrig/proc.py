@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .errors import InfraError, MissingTool
+from pinrig.errors import InfraError, MissingTool
 
 # host tool -> Debian package that provides it
 TOOL_PACKAGES = {

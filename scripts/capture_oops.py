@@ -46,9 +46,16 @@ from typing import Optional
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pinrig import config, kernel, oops, paths, proc  # noqa: E402
+from pinrig import (
+    config,  # noqa: E402
+    oops,
+    paths,
+    proc,
+)
 from pinrig.errors import InfraError, RigError, UserError  # noqa: E402
-from pinrig.session import Session, prepare_env  # noqa: E402
+from pinrig.guest.session import Session, prepare_env  # noqa: E402
+from pinrig.kernels.apt import PrivateApt, depends_names  # noqa: E402
+from pinrig.kernels.artifact import KernelArtifact  # noqa: E402
 
 MODULE_SRC = REPO / "workloads" / "oopsmod"
 MODULE_FILES = ("pinrig_oops.c", "Kbuild")
@@ -73,7 +80,7 @@ class Headers:
     cc: str             # compiler the kernel was built with (from .kernelvariables), e.g. gcc-12
 
 
-def _image_version(art: kernel.KernelArtifact) -> str:
+def _image_version(art: KernelArtifact) -> str:
     for p in art.packages:
         name, _, ver = p.partition("=")
         if name.startswith(("linux-image-", "linux-binary-")) and ver:
@@ -81,12 +88,12 @@ def _image_version(art: kernel.KernelArtifact) -> str:
     raise InfraError(f"{art.name}: no linux-image package version in {art.packages}")
 
 
-def headers_packages(apt: kernel.PrivateApt, release: str, version: str) -> list:
+def headers_packages(apt: PrivateApt, release: str, version: str) -> list:
     """[(name, version)] of linux-headers-<release> and the two packages it builds with."""
     top = f"linux-headers-{release}"
     info = apt.show(top, version)
     out = [(top, info["Version"])]
-    for dep in kernel.depends_names(info.get("Depends", "")):
+    for dep in depends_names(info.get("Depends", "")):
         if (dep.startswith("linux-headers-") and dep.endswith("-common")) \
                 or dep.startswith("linux-kbuild-"):
             dinfo = apt.show(dep, version) if dep.endswith("-common") else apt.show(dep)
@@ -114,13 +121,13 @@ def _relocate(root: Path) -> None:
             mk.write_text(fixed)
 
 
-def fetch_headers(spec: config.KernelSpec, art: kernel.KernelArtifact) -> Headers:
+def fetch_headers(spec: config.KernelSpec, art: KernelArtifact) -> Headers:
     base = paths.cache_dir() / "headers" / art.release
     root = base / "root"
     stamp = base / "headers.json"
     if not stamp.exists():
         version = _image_version(art)
-        apt = kernel.PrivateApt(spec.suite, spec.mirror)
+        apt = PrivateApt(spec.suite, spec.mirror)
         if not any(apt.root.joinpath("lists").glob("*Packages*")):
             apt.update()
         pkgs = headers_packages(apt, art.release, version)
@@ -184,22 +191,22 @@ def build_module(h: Headers, chroot: Optional[Path] = None) -> Path:
     return out
 
 
-def build_root(spec: config.KernelSpec, art: kernel.KernelArtifact) -> Path:
+def build_root(spec: config.KernelSpec, art: KernelArtifact) -> Path:
     """A debootstrap'd root of the kernel's own suite with its compiler and kbuild's runtime
     libraries, plus the kernel's headers unpacked at their packaged paths: for kernels whose
     compiler (or whose kbuild tools' glibc) the host does not have. Cached; never touches /usr."""
     if os.geteuid() != 0:
         raise InfraError("a build root needs root (debootstrap, chroot)")
     proc.require("debootstrap")
-    apt = kernel.PrivateApt(spec.suite, spec.mirror)
+    apt = PrivateApt(spec.suite, spec.mirror)
     if not any(apt.root.joinpath("lists").glob("*Packages*")):
         apt.update()
     pkgs = headers_packages(apt, art.release, _image_version(art))
     extra = {"make"}
     top = apt.show(pkgs[0][0], pkgs[0][1])
     kbuild = next(n for n, _ in pkgs if n.startswith("linux-kbuild-"))
-    for dep in kernel.depends_names(top.get("Depends", "")) + \
-            kernel.depends_names(apt.show(kbuild).get("Depends", "")):
+    for dep in depends_names(top.get("Depends", "")) + \
+            depends_names(apt.show(kbuild).get("Depends", "")):
         if not dep.startswith("linux-"):
             extra.add(dep)
     key = hashlib.sha256(" ".join(sorted(extra) + [f"{n}={v}" for n, v in pkgs]).encode())
@@ -222,7 +229,7 @@ def build_root(spec: config.KernelSpec, art: kernel.KernelArtifact) -> Path:
     return root
 
 
-def module_for(spec: config.KernelSpec, art: kernel.KernelArtifact, mode: str) -> Path:
+def module_for(spec: config.KernelSpec, art: KernelArtifact, mode: str) -> Path:
     """Build (or reuse) the module: on the host when it has the kernel's compiler, else (or with
     mode 'always') in a build root of the kernel's suite."""
     h = fetch_headers(spec, art)

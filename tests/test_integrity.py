@@ -1,11 +1,19 @@
-"""Unit tests for pinrig.integrity: pattern generator, FNV-1a, verify()."""
+"""Unit tests for pinrig.cases.integrity: pattern generator, FNV-1a, verify()."""
 import struct
 
 import pytest
 
-from pinrig.integrity import (BAD_BLOCKS_CAP, BLOCK, IntegrityResult, block_checksums, fnv1a64,
-                              pattern_bytes, pattern_checksums, pattern_word, verify)
-
+from pinrig.cases.integrity import (
+    BAD_BLOCKS_CAP,
+    BLOCK,
+    IntegrityResult,
+    block_checksums,
+    fnv1a64,
+    pattern_bytes,
+    pattern_checksums,
+    pattern_word,
+    verify,
+)
 
 # --- FNV-1a 64 ---------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 import pytest
 
-from pinrig.session import prepare_env
+from pinrig.guest.session import prepare_env
 
 
 @pytest.fixture(scope="session")

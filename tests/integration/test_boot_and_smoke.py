@@ -11,8 +11,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from pinrig import cli, oops
-from pinrig.runner import run_suite
-from pinrig.session import Session
+from pinrig.guest.session import Session
+from pinrig.runs.runner import run_suite
 
 pytestmark = pytest.mark.integration
 

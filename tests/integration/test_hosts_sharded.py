@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from pinrig import paths
-from pinrig.runner import run_suite
+from pinrig.runs.runner import run_suite
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from pinrig import oops
-from pinrig.session import Session
+from pinrig.guest.session import Session
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from pinrig import config, kernel
-from pinrig.build import builder
-from pinrig.runner import run_suite
+from pinrig import config
+from pinrig.kernels import fetch as kernel
+from pinrig.kernels.source import builder
+from pinrig.runs.runner import run_suite
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -78,14 +79,14 @@ def test_pinned_warn_turns_lost_write_into_a_crash_report(tmp_path):
 def test_build_cache_key_is_stable_across_processes():
     p1 = builder.plan(config.load_kernel_spec("src-6.1-longterm-deny"))
     res = subprocess.run([sys.executable, "-c",
-                          "from pinrig import config; from pinrig.build import builder; "
+                          "from pinrig import config; from pinrig.kernels.source import builder; "
                           "print(builder.plan(config.load_kernel_spec('src-6.1-longterm-deny')).key)"],
                          capture_output=True, text=True, cwd=REPO)
     assert res.stdout.strip() == p1.key
 
 
 def test_kselftest_gup_test_sees_the_series_on_both_paths(tmp_path):
-    from pinrig.build import kselftest
+    from pinrig.cases import kselftest
     res = kselftest.run("src-6.1-longterm-deny", tests=["gup_test"], filesystems=["ext4", "tmpfs"],
                         out=tmp_path / "ks", echo=lambda *a: None)
     got = {(s.fs, s.name): s.result for s in res.subtests}
@@ -96,7 +97,7 @@ def test_kselftest_gup_test_sees_the_series_on_both_paths(tmp_path):
 
 
 def test_bisect_finds_the_behaviour_change(tmp_path):
-    from pinrig import bisect
+    from pinrig.runs import bisect
     res = bisect.run_bisect("src-6.1-longterm-deny", "smoke", "ibverbs-pin/ext4/shared",
                             out=tmp_path / "b", echo=lambda *a: None)
     assert res.first_new == 3

@@ -49,7 +49,7 @@ def fake_runner(monkeypatch):
 
 @pytest.fixture
 def runner_module(monkeypatch):
-    """pinrig.runner, importable even while pinrig/oops.py is still being written.
+    """pinrig.runs.runner, importable even while pinrig/oops.py is still being written.
 
     runner does `from . import oops`; only group_sessions & co. are exercised here, so when the
     real module is missing (or half-written) a stub stands in, and runner is dropped from
@@ -62,11 +62,11 @@ def runner_module(monkeypatch):
         stub = types.ModuleType("pinrig.oops")
         monkeypatch.setitem(sys.modules, "pinrig.oops", stub)
         monkeypatch.setattr(pinrig, "oops", stub, raising=False)
-        sys.modules.pop("pinrig.runner", None)
-    runner = importlib.import_module("pinrig.runner")
+        sys.modules.pop("pinrig.runs.runner", None)
+    runner = importlib.import_module("pinrig.runs.runner")
     yield runner
     if stubbed:
-        sys.modules.pop("pinrig.runner", None)
+        sys.modules.pop("pinrig.runs.runner", None)
         if hasattr(pinrig, "runner"):
             delattr(pinrig, "runner")
 

@@ -1,4 +1,4 @@
-"""pinrig.bisect: the search, flaky steps, skipped steps, and whole bisections over a fake series
+"""pinrig.runs.bisect: the search, flaky steps, skipped steps, and whole bisections over a fake series
 built on the fake kernel tree (each step really builds the cumulative prefix)."""
 import json
 import shutil
@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pinrig import bisect as B, config, kernel
-from pinrig.build import builder
+from pinrig import config
+from pinrig.cases.verdict import Verdict
 from pinrig.errors import UserError
-from pinrig.verdict import Verdict
+from pinrig.kernels import fetch as kernel
+from pinrig.kernels.source import builder
+from pinrig.runs import bisect as B
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE = REPO / "tests" / "data" / "fake-kernel"

@@ -1,14 +1,20 @@
-"""pinrig.compare: per-case classification of two results directories, and its formats."""
+"""pinrig.results.compare: per-case classification of two results directories, and its formats."""
 import json
 
 import pytest
 
 from pinrig import cli
-from pinrig.compare import classify, compare_runs, format_json, format_markdown, format_text, \
-    load_run
+from pinrig.cases.verdict import Verdict
 from pinrig.errors import UserError
-from pinrig.results import RunDir
-from pinrig.verdict import Verdict
+from pinrig.results.compare import (
+    classify,
+    compare_runs,
+    format_json,
+    format_markdown,
+    format_text,
+    load_run,
+)
+from pinrig.results.rundir import RunDir
 
 
 def manifest(kernel, release, suite="smoke", cases=(), seed=1, repeat=1):

@@ -1,5 +1,4 @@
 """pinrig.config: YAML → KernelSpec / GuestSpec / Suite, errors that name file and field."""
-import os
 import textwrap
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""pinrig.guest: modules.dep parsing, initramfs module load order, compressed module reading."""
+"""pinrig.guest.image: modules.dep parsing, initramfs module load order, compressed module reading."""
 import gzip
 import lzma
 import shutil
@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from pinrig import guest
-from pinrig.guest import _read_module, module_load_order, parse_modules_dep
+from pinrig.guest import image as guest
+from pinrig.guest.image import _read_module, module_load_order, parse_modules_dep
 
 MODULES_DEP = """\
 kernel/fs/ext4/ext4.ko.xz: kernel/lib/crc16.ko.xz kernel/fs/mbcache.ko.xz kernel/fs/jbd2/jbd2.ko.xz

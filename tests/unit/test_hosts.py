@@ -1,14 +1,15 @@
-"""pinrig.hosts: pool YAML validation, jobs per host, placement order, failover bookkeeping."""
+"""pinrig.fleet.pool: pool YAML validation, jobs per host, placement order, failover bookkeeping."""
 import json
 import threading
 from pathlib import Path
 
 import pytest
 
-from pinrig import hosts, paths
+from pinrig import paths
 from pinrig.config import Case
 from pinrig.errors import UserError
-from pinrig.hosts import LOCAL, Scheduler, load_pool, make_tasks, parse_memory
+from pinrig.fleet import pool as hosts
+from pinrig.fleet.pool import LOCAL, Scheduler, load_pool, make_tasks, parse_memory
 
 GOOD_HOST = """  - name: a
     address: 192.0.2.1
@@ -255,7 +256,8 @@ def test_cli_hosts_check_bad_pool_names_file_and_field(tmp_path, capsys, keep_si
 
 def test_cli_run_with_bad_pool_fails_before_any_kernel_work(tmp_path, capsys, monkeypatch,
                                                            keep_signal_handlers):
-    from pinrig import cli, runner
+    from pinrig import cli
+    from pinrig.runs import runner
     monkeypatch.setattr(runner, "prepare_env", lambda *a, **k: pytest.fail("kernel work"))
     p = pool_file(tmp_path, "hosts: []\n")
     assert cli.main(["run", "debian-6.1", "--suite", "smoke", "--hosts", str(p)]) == 2
@@ -263,7 +265,8 @@ def test_cli_run_with_bad_pool_fails_before_any_kernel_work(tmp_path, capsys, mo
 
 
 def test_cli_hosts_check_exit_codes(tmp_path, capsys, monkeypatch, keep_signal_handlers):
-    from pinrig import cli, remote
+    from pinrig import cli
+    from pinrig.fleet import remote
     p = pool_file(tmp_path, "hosts:\n" + GOOD_HOST)
     good = remote.HostCheck("a", "root@192.0.2.1:22", facts={"qemu": "QEMU 7.2"})
     monkeypatch.setattr(remote, "check_pool", lambda pool, jobs, local_jobs: [good])

@@ -1,4 +1,4 @@
-"""pinrig.remote without a network: remote argv/paths, host checks, sparse shipping, the remote
+"""pinrig.fleet.remote without a network: remote argv/paths, host checks, sparse shipping, the remote
 Machine's pid handling, the RunDir that records hosts, and a sharded run's failover with fake
 hosts (the SSH side is exercised for real by tests/integration/test_hosts.py)."""
 import json
@@ -11,15 +11,15 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from pinrig import remote, session
+from pinrig.cases.verdict import Verdict
 from pinrig.config import Case
 from pinrig.errors import InfraError
-from pinrig.hosts import Host, Pool, Scheduler, Task
-from pinrig.qemu import QemuConfig, build_argv
-from pinrig.remote import HostLost, HostRunDir, RemoteMachine, Shard
-from pinrig.results import RunDir
-from pinrig.verdict import Verdict
-
+from pinrig.fleet import remote
+from pinrig.fleet.pool import Host, Pool, Scheduler, Task
+from pinrig.fleet.remote import HostLost, HostRunDir, RemoteMachine, Shard
+from pinrig.guest import session
+from pinrig.guest.qemu import QemuConfig, build_argv
+from pinrig.results.rundir import RunDir
 
 # ---------------------------------------------------------------------------- argv and paths
 
@@ -470,8 +470,10 @@ def test_guest_connects_over_a_given_socket(tmp_path):
     """Guest(sock=factory): the handshake goes over what the factory returns (a jump channel in
     real runs), whatever port is named."""
     import socket as so
+
     from test_transport import FakeSshd, keygen
-    from pinrig.transport import Guest
+
+    from pinrig.guest.transport import Guest
     hk, hk_pub = keygen(tmp_path / "host")
     ck, ck_pub = keygen(tmp_path / "client")
     srv = FakeSshd(hk, ck_pub, handler=lambda cmd: ("over the sock\n", "", 0))
@@ -492,8 +494,10 @@ def test_guest_connects_over_a_given_socket(tmp_path):
 
 def test_guest_with_one_socket_tries_once(tmp_path):
     import socket as so
-    from pinrig.transport import Guest
+
     from test_transport import keygen
+
+    from pinrig.guest.transport import Guest
     _hk, hk_pub = keygen(tmp_path / "host")
     ck, _ = keygen(tmp_path / "client")
     a, b = so.socketpair()

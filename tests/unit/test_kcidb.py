@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from pinrig import kcidb
+from pinrig.cases.verdict import Verdict
 from pinrig.errors import UserError
-from pinrig.results import RunDir
-from pinrig.verdict import Verdict
+from pinrig.results import kcidb
+from pinrig.results.rundir import RunDir
 
 
 def make_run(tmp_path):

@@ -1,13 +1,17 @@
-"""pinrig.kernel: control parsing, package resolution from suite metadata, kernel file layout."""
+"""pinrig.kernels (apt, artifact, debian, fetch): control parsing, package resolution from suite metadata, kernel file layout."""
 import re
 from pathlib import Path
 
 import pytest
 
-from pinrig import kernel, proc
+from pinrig import proc
 from pinrig.config import KernelSpec
 from pinrig.errors import InfraError, RigError, UserError
-from pinrig.kernel import depends_names, find_kernel_files, parse_control, resolve_packages
+from pinrig.kernels import artifact, debian
+from pinrig.kernels import fetch as kernel
+from pinrig.kernels.apt import PrivateApt, depends_names, parse_control
+from pinrig.kernels.artifact import find_kernel_files
+from pinrig.kernels.debian import resolve_packages
 
 # ------------------------------------------------------------------------------- parse_control
 
@@ -167,7 +171,7 @@ def test_resolve_unknown_package():
     ("linux-base", False),
 ])
 def test_kernel_package_regex(name, match):
-    assert bool(kernel.KERNEL_PKG_RE.match(name)) == match
+    assert bool(debian.KERNEL_PKG_RE.match(name)) == match
 
 
 # ------------------------------------------------------------------------------- PrivateApt via RUNNER
@@ -176,7 +180,7 @@ def test_private_apt_show_goes_through_runner_with_private_state(tmp_path, fake_
                                                                  monkeypatch):
     monkeypatch.setattr(proc, "require", lambda tool: f"/usr/bin/{tool}")
     fake_runner.handler = lambda argv, kw: (0, APT_SHOW, "")
-    apt = kernel.PrivateApt("bookworm", "http://deb.example/debian", root=tmp_path / "apt")
+    apt = PrivateApt("bookworm", "http://deb.example/debian", root=tmp_path / "apt")
     fields = apt.show("linux-image-6.1.0-28-amd64")
     assert fields["Version"] == "6.1.119-1"
     (argv, _), = fake_runner.calls
@@ -192,7 +196,7 @@ def test_private_apt_show_goes_through_runner_with_private_state(tmp_path, fake_
 def test_private_apt_show_missing_package(tmp_path, fake_runner, monkeypatch):
     monkeypatch.setattr(proc, "require", lambda tool: f"/usr/bin/{tool}")
     fake_runner.handler = lambda argv, kw: (100, "", "E: No packages found")
-    apt = kernel.PrivateApt("trixie", "http://deb.example/debian", root=tmp_path / "apt")
+    apt = PrivateApt("trixie", "http://deb.example/debian", root=tmp_path / "apt")
     with pytest.raises(UserError, match="package nope not found in Debian suite trixie"):
         apt.show("nope")
 
@@ -289,7 +293,7 @@ def test_find_files_no_modules(tmp_path):
 
 
 def test_artifact_moddir_and_to_dict(tmp_path):
-    art = kernel.KernelArtifact(name="debian-6.1", release=R, vmlinuz=tmp_path / "vmlinuz",
+    art = artifact.KernelArtifact(name="debian-6.1", release=R, vmlinuz=tmp_path / "vmlinuz",
                                 modroot=tmp_path / "modroot", config=None,
                                 packages=(f"linux-image-{R}=6.1.119-1",), hash="abc",
                                 dir=tmp_path)
@@ -300,4 +304,4 @@ def test_artifact_moddir_and_to_dict(tmp_path):
 
 
 def test_cached_artifacts_empty_cache():
-    assert kernel.cached_artifacts() == []
+    assert artifact.cached_artifacts() == []

@@ -1,4 +1,4 @@
-"""pinrig.nightly: plan validation, nights in the history, comparisons with the previous night,
+"""pinrig.runs.nightly: plan validation, nights in the history, comparisons with the previous night,
 resume of an interrupted night, the merged JUnit, retention."""
 import json
 import sqlite3
@@ -7,10 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from pinrig import cli, config, nightly
+from pinrig import cli, config
+from pinrig.cases.verdict import Verdict
 from pinrig.errors import InfraError, UserError
-from pinrig.results import RunDir
-from pinrig.verdict import Verdict
+from pinrig.results.rundir import RunDir
+from pinrig.runs import nightly
 
 OK = {"verdict": "ok", "pin": "granted", "reason": "pin granted"}
 EFAULT = {"verdict": "refused", "pin": "refused", "errno": "EFAULT"}

@@ -1,4 +1,4 @@
-"""pinrig.qemu: the QEMU argv is a pure function compared exactly; the accel probe's shortcuts."""
+"""pinrig.guest.qemu: the QEMU argv is a pure function compared exactly; the accel probe's shortcuts."""
 import json
 import os
 import socket
@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pinrig import paths, proc, qemu
-from pinrig.qemu import QemuConfig, build_argv, kernel_cmdline
+from pinrig import paths, proc
+from pinrig.guest import qemu
+from pinrig.guest.qemu import QemuConfig, build_argv, kernel_cmdline
 
 BASE_CMDLINE = ("console=ttyS0,115200 root=/dev/vda rw panic=-1 oops=panic loglevel=7 "
                 "printk.time=1 net.ifnames=0 tsc=reliable no_timer_check mitigations=off")

@@ -1,12 +1,12 @@
-"""pinrig.report_html: self-contained pages (no scripts, no external assets), escaped text,
+"""pinrig.results.html: self-contained pages (no scripts, no external assets), escaped text,
 well-formed inline SVG charts."""
 import re
 import xml.etree.ElementTree as ET
 
-from pinrig import report_html
-from pinrig.compare import compare_runs, load_run
-from pinrig.results import RunDir
-from pinrig.verdict import Verdict
+from pinrig.cases.verdict import Verdict
+from pinrig.results import html as report_html
+from pinrig.results.compare import compare_runs, load_run
+from pinrig.results.rundir import RunDir
 
 
 def run(path, kernel, outcomes):

@@ -1,4 +1,4 @@
-"""pinrig.repro: a replay plan from the manifest alone, judging attempts, early stop."""
+"""pinrig.runs.repro: a replay plan from the manifest alone, judging attempts, early stop."""
 import json
 import shutil
 from types import SimpleNamespace
@@ -6,12 +6,13 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from pinrig import cli, config, paths, repro
-from pinrig.compare import load_run
+from pinrig import cli, config, paths
+from pinrig.cases.execute import case_seed
+from pinrig.cases.verdict import Verdict
 from pinrig.errors import InfraError, UserError
-from pinrig.results import RunDir
-from pinrig.verdict import Verdict
-from pinrig.workload import case_seed
+from pinrig.results.compare import load_run
+from pinrig.results.rundir import RunDir
+from pinrig.runs import repro
 
 CASES = [
     {"workload": "ibverbs-pin", "fs": "ext4", "mapping": "shared", "variant": None,

@@ -1,13 +1,10 @@
-"""pinrig.results: atomic per-case directories, resume, JUnit XML, summary."""
+"""pinrig.results.rundir: atomic per-case directories, resume, JUnit XML, summary."""
 import json
-import os
 import xml.etree.ElementTree as ET
 
-import pytest
-
-from pinrig import results
-from pinrig.results import RunDir, atomic_write, junit_xml, summary_text
-from pinrig.verdict import Verdict
+from pinrig.cases.verdict import Verdict
+from pinrig.results import rundir as results
+from pinrig.results.rundir import RunDir, atomic_write, junit_xml, summary_text
 
 MANIFEST = {
     "kernel": {"name": "debian-6.1", "release": "6.1.0-28-amd64", "hash": "0123456789abcdef",

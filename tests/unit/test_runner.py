@@ -1,8 +1,8 @@
-"""pinrig.runner: which cases share a boot, and the run's exit code."""
+"""pinrig.runs.runner: which cases share a boot, and the run's exit code."""
 import pytest
 
+from pinrig.cases.verdict import Verdict
 from pinrig.config import Case
-from pinrig.verdict import Verdict
 
 
 def c(workload, fs, mapping="shared", variant=None):
@@ -80,7 +80,7 @@ def test_needs_own_guest(runner_module, case, own):
     (["unexpected"], 1),
 ])
 def test_run_outcome_exit_code(runner_module, tmp_path, verdicts, code):
-    from pinrig.results import RunDir
+    from pinrig.results.rundir import RunDir
     out = runner_module.RunOutcome(RunDir(tmp_path),
                                    [Verdict(f"w/ext4/shared/{i}", v) for i, v in
                                     enumerate(verdicts)])

@@ -1,11 +1,10 @@
 """The runner's handling of guest trouble, with the process layer faked (no QEMU)."""
-from pathlib import Path
 
-from pinrig import runner
 from pinrig.config import Case, Suite
-from pinrig.results import RunDir
-from pinrig.transport import CmdResult, CommandTimeout
 from pinrig.errors import InfraError
+from pinrig.guest.transport import CmdResult, CommandTimeout
+from pinrig.results.rundir import RunDir
+from pinrig.runs import runner
 
 
 class FakeMachine:

@@ -1,4 +1,4 @@
-"""pinrig.build: source kernels end to end on a tiny fake kernel tree (tests/data/fake-kernel):
+"""pinrig.kernels.source.builder: source kernels end to end on a tiny fake kernel tree (tests/data/fake-kernel):
 patch failures before any build, config checks, cache keys and hits, series switching."""
 import json
 import shutil
@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pinrig import config, kernel, proc
-from pinrig.build import apply, builder, series as S, sources
+from pinrig import config
 from pinrig.errors import InfraError, UserError
+from pinrig.kernels import fetch as kernel
+from pinrig.kernels.source import apply, builder, sources
+from pinrig.kernels.source import series as S
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE = REPO / "tests" / "data" / "fake-kernel"
@@ -408,8 +410,9 @@ def test_source_slots_have_make_safe_names(tmp_path, isolated_cache):
 def test_initrd_for_a_kernel_with_everything_built_in(tmp_path):
     """A source kernel may have no modules at all: no modules.dep, empty module tree."""
     import gzip
-    from pinrig import guest
-    from pinrig.kernel import KernelArtifact
+
+    from pinrig.guest import image as guest
+    from pinrig.kernels.artifact import KernelArtifact
     busybox = Path(shutil.which("busybox"))
     if b"/ld-linux" in busybox.read_bytes()[:8192]:
         pytest.skip("busybox is dynamically linked")

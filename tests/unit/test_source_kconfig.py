@@ -1,10 +1,10 @@
-"""pinrig.build.kconfig: fragments parsed, merged into .config, every requested option checked."""
+"""pinrig.kernels.source.kconfig: fragments parsed, merged into .config, every requested option checked."""
 from pathlib import Path
 
 import pytest
 
-from pinrig.build import kconfig as K
 from pinrig.errors import UserError
+from pinrig.kernels.source import kconfig as K
 
 REPO = Path(__file__).resolve().parents[2]
 

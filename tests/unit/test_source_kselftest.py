@@ -1,5 +1,5 @@
-"""pinrig.build.kselftest: kselftest TAP (gup_longterm) and gup_test output → per-subtest results."""
-from pinrig.build import kselftest as KS
+"""pinrig.cases.kselftest: kselftest TAP (gup_longterm) and gup_test output → per-subtest results."""
+from pinrig.cases import kselftest as KS
 
 TAP = """\
 TAP version 13

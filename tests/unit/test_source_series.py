@@ -1,12 +1,12 @@
-"""pinrig.build.series: quilt directories, mboxes (one or many patches), git ranges, diff parsing."""
+"""pinrig.kernels.source.series: quilt directories, mboxes (one or many patches), git ranges, diff parsing."""
 import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from pinrig.build import series as S
 from pinrig.errors import UserError
+from pinrig.kernels.source import series as S
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""pinrig.transport: the guest's SSH adapter, against an in-process paramiko server (no QEMU)."""
+"""pinrig.guest.transport: the guest's SSH adapter, against an in-process paramiko server (no QEMU)."""
 import shlex
 import socket
 import subprocess
@@ -9,8 +9,8 @@ import paramiko
 import pytest
 
 from pinrig.errors import InfraError
-from pinrig.qemu import free_port
-from pinrig.transport import CommandTimeout, Guest
+from pinrig.guest.qemu import free_port
+from pinrig.guest.transport import CommandTimeout, Guest
 
 
 def keygen(path, comment="pinrig-test"):

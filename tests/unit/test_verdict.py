@@ -1,11 +1,11 @@
-"""pinrig.verdict: decide() precedence, expectations, one-line messages."""
+"""pinrig.cases.verdict: decide() precedence, expectations, one-line messages."""
 from dataclasses import dataclass
 
 import pytest
 
+from pinrig.cases.integrity import IntegrityResult
+from pinrig.cases.verdict import RawOutcome, Verdict, decide
 from pinrig.config import Case
-from pinrig.integrity import IntegrityResult
-from pinrig.verdict import RawOutcome, Verdict, decide
 
 
 @dataclass

@@ -1,14 +1,20 @@
-"""pinrig.workload: the pure parts — result parsing, fs setup lines, pressure, seeds, argv."""
+"""pinrig.cases.execute: the pure parts — result parsing, fs setup lines, pressure, seeds, argv."""
 import json
 
 import pytest
 
+from pinrig.cases.execute import (
+    MNT,
+    case_seed,
+    fs_setup_commands,
+    in_memcg,
+    parse_result,
+    pressure_commands,
+    workload_argv,
+)
 from pinrig.config import Case, Pressure
 from pinrig.errors import InfraError
-from pinrig.session import GUEST_BIN
-from pinrig.workload import (MNT, case_seed, fs_setup_commands, in_memcg, parse_result,
-                             pressure_commands,
-                             workload_argv)
+from pinrig.guest.session import GUEST_BIN
 
 # ------------------------------------------------------------------------------- parse_result
 

@@ -1,0 +1,362 @@
+"""Stage `workload`: run one Case in a booted guest → RawOutcome (+ files for the case dir).
+
+Filesystem setup on /dev/pmem0 (page cache, or an fsdax namespace mounted -o dax), tmpfs as the
+control, writeback pressure around the run, then the guest program; its one JSON line is the
+outcome. Kernel reports are judged elsewhere (oops), from the console slice between markers.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from pinrig.cases import integrity
+from pinrig.cases.verdict import RawOutcome
+from pinrig.config import Case, Pressure
+from pinrig.errors import InfraError
+from pinrig.guest.session import GUEST_BIN, Session
+from pinrig.guest.transport import CommandTimeout
+
+MNT = "/mnt/test"
+
+
+def case_seed(run_seed: int, case_id: str) -> int:
+    """Stable per-case seed: the run's seed mixed with the case id (replays byte for byte)."""
+    return (run_seed * 1000003 + zlib.crc32(case_id.encode())) & 0x7FFFFFFF
+
+
+def marker(kind: str, case_id: str) -> str:
+    return f"echo 'pinrig: case-{kind} {case_id}' > /dev/kmsg"
+
+
+@dataclass
+class CaseRun:
+    """What one case produced: the outcome and the text files kept with it."""
+    raw: RawOutcome
+    guest_log: list = field(default_factory=list)
+    checksums: Optional[dict] = None
+    integrity: object = None
+    sessions: list = field(default_factory=list)   # boots of a crash case (consoles to judge)
+
+    def log_text(self, text: str) -> None:
+        self.guest_log.append(text)
+
+    def log(self, title: str, res) -> None:
+        self.guest_log.append(f"$ {title}\n[exit {res.rc}, {res.wall_s:.2f}s]\n{res.stdout}"
+                              f"{res.stderr and '--- stderr ---' + chr(10) + res.stderr or ''}")
+
+
+def fs_setup_commands(fs: str, dax_state: str) -> list:
+    """Shell lines that put a fresh filesystem of kind fs on MNT. dax_state: 'raw'/'fsdax'."""
+    cmds = [f"umount {MNT} 2>/dev/null; true"]
+    if fs.endswith("-dax") and dax_state != "fsdax":
+        cmds.append("ndctl create-namespace -f -e namespace0.0 --mode=fsdax >/dev/null")
+    if fs in ("ext4", "xfs") and dax_state == "fsdax":
+        cmds.append("ndctl create-namespace -f -e namespace0.0 --mode=raw >/dev/null")
+    base = fs.replace("-dax", "")
+    if base == "ext4":
+        cmds.append("mkfs.ext4 -q -F /dev/pmem0")
+    elif base == "xfs":
+        cmds.append("mkfs.xfs -q -f -m reflink=0 /dev/pmem0" if fs.endswith("-dax")
+                    else "mkfs.xfs -q -f /dev/pmem0")
+    if fs == "tmpfs":
+        cmds.append(f"mount -t tmpfs -o size=768m tmpfs {MNT}")
+    elif fs.endswith("-dax"):
+        cmds.append(f"mount -t {base} -o dax /dev/pmem0 {MNT}")
+        cmds.append(f"grep -q ' {MNT} .*dax' /proc/mounts")
+    else:
+        cmds.append(f"mount -t {base} /dev/pmem0 {MNT}")
+    return cmds
+
+
+CGROUP = "/sys/fs/cgroup/pinrig"
+
+
+def pressure_commands(p: Pressure) -> tuple:
+    """(start lines, stop lines) for the writeback pressure of a suite. The stop lines also
+    restore the kernel's defaults, so a shared guest's next case starts clean."""
+    start, stop = [], []
+    for knob in ("dirty_ratio", "dirty_background_ratio", "dirty_expire_centisecs",
+                 "dirty_writeback_centisecs"):
+        val = getattr(p, knob)
+        if val is not None:
+            start.append(f"cat /proc/sys/vm/{knob} > /run/pinrig-{knob}.orig; "
+                         f"sysctl -q -w vm.{knob}={val}")
+            stop.append(f"cat /run/pinrig-{knob}.orig > /proc/sys/vm/{knob} 2>/dev/null; true")
+    if p.sync_storm:
+        start.append("(while :; do sync; sleep 0.2; done) >/dev/null 2>&1 & "
+                     "echo $! > /run/pinrig-storm.pid")
+        stop.append("kill $(cat /run/pinrig-storm.pid) 2>/dev/null; rm -f /run/pinrig-storm.pid; true")
+    if p.drop_caches:
+        start.append("(while :; do echo 1 > /proc/sys/vm/drop_caches; sleep 0.5; done) "
+                     ">/dev/null 2>&1 & echo $! > /run/pinrig-drop.pid")
+        stop.append("kill $(cat /run/pinrig-drop.pid) 2>/dev/null; rm -f /run/pinrig-drop.pid; true")
+    if p.memcg_limit_mb:
+        start.append(f"echo +memory > /sys/fs/cgroup/cgroup.subtree_control && mkdir -p {CGROUP} && "
+                     f"echo {p.memcg_limit_mb}M > {CGROUP}/memory.max")
+        stop.append(f"rmdir {CGROUP} 2>/dev/null; true")
+    return start, stop
+
+
+def in_memcg(argv: list, p: Pressure) -> list:
+    """Run argv inside the pressure cgroup (memory.max forces reclaim of its file pages)."""
+    if not p.memcg_limit_mb:
+        return argv
+    return ["sh", "-c", f'echo $$ > {CGROUP}/cgroup.procs && exec "$@"', "pinrig-memcg", *argv]
+
+
+def workload_argv(case: Case, seed: int, hold: bool = False) -> list:
+    """The guest command line of a case's program."""
+    b, size = GUEST_BIN, str(case.size)
+    if case.workload == "ibverbs-pin":
+        access = {"ro": "ro", "none": "none"}.get(case.variant or "", "rw")
+        return [f"{b}/ibverbs-pin", "--file", f"{MNT}/pin.dat", "--size", size,
+                "--map", case.mapping, "--access", access, "--device", "rxe0",
+                "--seed", str(seed)]
+    if case.workload == "lost-write":
+        argv = [f"{b}/lost-write", "--file", f"{MNT}/lost.dat", "--size", size,
+                "--device", "rxe0", "--seed", str(seed)]
+        if case.variant == "control":
+            argv.append("--control")      # deregister before the final fsync
+        return argv + (["--hold"] if hold else [])
+    if case.workload == "odirect-into-mmap":
+        argv = [f"{b}/odirect-into-mmap", "--src", f"{MNT}/src.dat", "--dst", f"{MNT}/dst.dat",
+                "--size", size, "--seed", str(seed)]
+        return argv + (["--pressure"] if case.variant != "nopressure" else [])
+    if case.workload == "iouring-fixed":
+        return [f"{b}/iouring-fixed", "--file", f"{MNT}/ring.dat", "--src", f"{MNT}/ring-src.dat",
+                "--size", size, "--seed", str(seed), "--map", case.mapping] + \
+            (["--hold"] if hold else [])
+    raise InfraError(f"unknown workload {case.workload}")
+
+
+def data_file(case: Case) -> str:
+    """The file whose blocks are verified after the case (integrity workloads)."""
+    return {"lost-write": f"{MNT}/lost.dat", "odirect-into-mmap": f"{MNT}/dst.dat",
+            "iouring-fixed": f"{MNT}/ring.dat"}[case.workload]
+
+
+def mount_existing_commands(fs: str) -> list:
+    """Mount the filesystem a previous boot left on /dev/pmem0 (journal recovery happens here)."""
+    if fs == "tmpfs":
+        raise InfraError("tmpfs does not survive a crash: no integrity check possible")
+    base = fs.replace("-dax", "")
+    opts = " -o dax" if fs.endswith("-dax") else ""
+    return [f"umount {MNT} 2>/dev/null; true", f"mount -t {base}{opts} /dev/pmem0 {MNT}"]
+
+
+def parse_result(stdout: str) -> Optional[dict]:
+    """The last line of stdout that is a JSON object (guest output is untrusted: be lenient)."""
+    for line in reversed(stdout.splitlines()[-200:]):
+        line = line.strip()
+        if line.startswith("{") and line.endswith("}") and len(line) < (4 << 20):
+            try:
+                d = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(d, dict):
+                return d
+    return None
+
+
+def needs(case: Case, sess: Session) -> Optional[str]:
+    """Why the case cannot run on this kernel/guest, or None."""
+    if case.workload in ("ibverbs-pin", "lost-write") and sess.info.get("rdma", "none") == "none":
+        return "no RDMA device in the guest (kernel without rdma_rxe?)"
+    if case.fs != "tmpfs" and "pmem0" not in sess.info.get("pmem", ""):
+        return "no /dev/pmem0 in the guest (kernel without nfit/nd_pmem?)"
+    return None
+
+
+def _setup(sess: Session, case: Case, run: CaseRun) -> bool:
+    """Start marker, requirements, a fresh filesystem. False (with the outcome set) on failure."""
+    g = sess.guest
+    g.run(marker("start", case.id), timeout=15)
+    reason = needs(case, sess)
+    if reason:
+        run.raw.skip_reason = reason
+        return False
+    run.raw.phase = "setup"
+    for cmd in fs_setup_commands(case.fs, sess.info.get("dax_state", "raw")):
+        res = g.run(cmd, timeout=120)
+        run.log(cmd, res)
+        if res.rc != 0:
+            err = res.stderr.strip()[-200:]
+            if case.fs.endswith("-dax"):
+                run.raw.skip_reason = f"fsdax unavailable: '{cmd}' failed: {err}"
+            else:
+                run.raw.infra_error = f"filesystem setup failed: '{cmd}' exit {res.rc}: {err}"
+            return False
+    if case.fs.endswith("-dax"):
+        sess.info["dax_state"] = "fsdax"
+    elif case.fs in ("ext4", "xfs"):
+        sess.info["dax_state"] = "raw"
+    run.raw.phase = "case"
+    return True
+
+
+def _take_result(run: CaseRun, case: Case, stdout: str, rc: Optional[int]) -> bool:
+    """Record the program's JSON. False when there is none or the program failed."""
+    result = parse_result(stdout)
+    run.raw.exit_code = rc
+    if result is None:
+        run.raw.infra_error = f"{case.workload} printed no JSON result (exit {rc})"
+        return False
+    run.raw.result = result
+    run.raw.pin = result.get("pin")
+    run.raw.errno = result.get("errno")
+    if (rc not in (0, None)) or result.get("error"):
+        run.raw.infra_error = f"{case.workload} failed (exit {rc}): {result.get('error') or ''}"
+        return False
+    return True
+
+
+def _verify(sess: Session, case: Case, run: CaseRun, remount: bool) -> None:
+    """Read the data file back from the medium and compare per-block checksums."""
+    g = sess.guest
+    run.raw.phase = "verify"
+    expected = run.raw.result.get("expected")
+    if not expected:
+        return
+    cmds = ["sync", "echo 3 > /proc/sys/vm/drop_caches"]
+    if remount and case.fs != "tmpfs":
+        cmds += mount_existing_commands(case.fs)
+    for cmd in cmds:
+        res = g.run(cmd, timeout=120)
+        run.log(cmd, res)
+        if res.rc != 0:
+            run.raw.infra_error = f"verification setup failed: '{cmd}': {res.stderr.strip()[-200:]}"
+            return
+    argv = [f"{GUEST_BIN}/blocksum", "--file", data_file(case), "--size", str(case.size)]
+    res = g.run(argv, timeout=120)
+    run.log(shlex.join(argv), res)
+    got = parse_result(res.stdout)
+    if res.rc != 0 or not got or "blocks" not in got:
+        if "No such file" in res.stderr or (got and "ENOENT" in str(got.get("errno"))):
+            got = {"blocks": []}          # the file itself is gone: every block is lost
+        else:
+            run.raw.infra_error = f"blocksum failed (exit {res.rc}): {res.stderr.strip()[-200:]}"
+            return
+    run.integrity = integrity.verify(expected, got["blocks"])
+    run.checksums = {"file": data_file(case), "seed": run.raw.result.get("seed"),
+                     "block_size": integrity.BLOCK, "expected": expected,
+                     "actual": got["blocks"], "result": run.integrity.to_dict()}
+
+
+def run_case(sess: Session, case: Case, seed: int, pressure: Pressure) -> CaseRun:
+    """One case in a shared guest. Never raises for guest trouble: it becomes the outcome."""
+    t0 = time.monotonic()
+    run = CaseRun(RawOutcome(case.id))
+    g = sess.guest
+    try:
+        if not _setup(sess, case, run):
+            return run
+        start, stop = pressure_commands(pressure)
+        for cmd in start:
+            run.log(cmd, g.run(cmd, timeout=30))
+        argv = in_memcg(workload_argv(case, seed), pressure)
+        try:
+            res = g.run(argv, timeout=case.timeout)
+        finally:
+            if sess.alive():
+                for cmd in stop:
+                    try:
+                        g.run(cmd, timeout=15)
+                    except InfraError:
+                        pass
+        run.log(shlex.join(argv), res)
+        if _take_result(run, case, res.stdout, res.rc) and case.workload != "ibverbs-pin":
+            _verify(sess, case, run, remount=True)
+        g.run(f"umount {MNT} 2>/dev/null; true", timeout=60)
+    except CommandTimeout as e:
+        run.raw.infra_error = f"timeout: {e}"
+        run.raw.timed_out = True
+    except InfraError as e:
+        run.raw.infra_error = str(e)
+        run.raw.guest_died = not sess.alive()
+    finally:
+        if sess.alive() and sess.guest and sess.guest.client:
+            try:
+                sess.guest.run(marker("end", case.id), timeout=15)
+            except InfraError:
+                pass
+        run.raw.wall_s = time.monotonic() - t0
+    return run
+
+
+HOLD_OUT, HOLD_ERR = "/run/pinrig-case.out", "/run/pinrig-case.err"
+
+
+def run_crash_case(boot: Callable[[str], Session], case: Case, seed: int,
+                   pressure: Pressure) -> CaseRun:
+    """Pin, write through the pin, fsync, then power-cut the guest (QEMU killed by pid) while the
+    pin is held; boot again on the same pmem file, mount (journal recovery), verify every block.
+
+    `boot(tag)` returns a booted Session on the case's pmem file (or raises InfraError).
+    """
+    t0 = time.monotonic()
+    run = CaseRun(RawOutcome(case.id))
+    sess = None
+    try:
+        if case.fs == "tmpfs":
+            run.raw.skip_reason = "tmpfs does not survive a guest crash"
+            return run
+        sess = boot("pin")
+        run.sessions.append(sess)
+        if not _setup(sess, case, run):
+            return run
+        g = sess.guest
+        start, _stop = pressure_commands(pressure)
+        for cmd in start:
+            run.log(cmd, g.run(cmd, timeout=30))
+        argv = in_memcg(workload_argv(case, seed, hold=True), pressure)
+        line = f"cd / && nohup {shlex.join(argv)} > {HOLD_OUT} 2> {HOLD_ERR} < /dev/null & echo $!"
+        pid = g.run(line, timeout=15, check=True).stdout.strip()
+        out = _wait_hold(g, pid, case.timeout)
+        errs = g.run(f"cat {HOLD_ERR}", timeout=15).stdout
+        run.guest_log.append(f"$ {shlex.join(argv)}\n{out}--- stderr ---\n{errs}")
+        running = g.run(f"kill -0 {pid}", timeout=15).rc == 0
+        if not _take_result(run, case, out, None if running else 0):
+            return run
+        if run.raw.pin != "granted":
+            return run           # refused: nothing was pinned, nothing to lose
+        # Power cut with the pin still held: no unpin, no sync, no unmount.
+        g.run(marker("end", case.id), timeout=15)
+        time.sleep(0.5)          # let the marker reach the console
+        sess.guest.close()
+        sess.guest = None
+        sess.machine.kill()
+        run.log_text("host: QEMU killed by pid with the MR still registered (power cut)")
+        sess = boot("verify")
+        run.sessions.append(sess)
+        sess.guest.run(marker("start", case.id), timeout=15)
+        _verify(sess, case, run, remount=True)
+    except CommandTimeout as e:
+        run.raw.infra_error = f"timeout: {e}"
+        run.raw.timed_out = True
+    except InfraError as e:
+        run.raw.infra_error = str(e)
+        run.raw.guest_died = bool(sess) and not sess.alive()
+    finally:
+        if sess and sess.alive() and sess.guest and sess.guest.client:
+            try:
+                sess.guest.run(marker("end", case.id), timeout=15)
+            except InfraError:
+                pass
+        run.raw.wall_s = time.monotonic() - t0
+    return run
+
+
+def _wait_hold(g, pid: str, timeout: float) -> str:
+    """Poll the program's stdout until its JSON line is there or it exits. Raises on timeout."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        out = g.run(f"cat {HOLD_OUT}; kill -0 {pid} 2>/dev/null || echo PINRIG-EXITED",
+                    timeout=15).stdout
+        if parse_result(out) or "PINRIG-EXITED" in out:
+            return out.replace("PINRIG-EXITED\n", "")
+        time.sleep(0.5)
+    raise CommandTimeout(f"workload gave no result within {timeout}s")

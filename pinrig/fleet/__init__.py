@@ -1,0 +1,1 @@
+"""Guests beyond this machine: pool.py (host pools, placement), remote.py (guests on pool hosts)."""

@@ -1,0 +1,148 @@
+"""A booted guest ready for cases: kernel + image + QEMU + SSH, with the workloads uploaded.
+
+Boot outcomes are values: ready, crash at boot (the console shows a kernel report), or error
+(never reachable, QEMU failed) — never a hang: every wait is bounded and QEMU is killed by pid.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from pinrig import config
+from pinrig.cases import programs as workbins
+from pinrig.errors import InfraError
+from pinrig.guest import image as guest
+from pinrig.guest import qemu, vm
+from pinrig.guest.transport import Guest
+from pinrig.kernels import fetch as kernel
+from pinrig.kernels.artifact import KernelArtifact
+
+GUEST_BIN = "/opt/pinrig/bin"
+BOOT_TIMEOUT = 180.0      # QEMU start → init ready line, under TCG with margin
+SSH_TIMEOUT = 60.0
+
+
+@dataclass
+class Environment:
+    """Everything resolved before the first boot (all cached after the first run)."""
+    spec: config.KernelSpec
+    art: KernelArtifact
+    boot: guest.BootFiles
+    image: guest.GuestImage
+    bins: Optional[Path]
+    accel: str
+    qemu_version: str
+
+
+def prepare_env(kernel_name: str, guest_name: str = "bookworm", with_bins: bool = True,
+                refresh: bool = False, image_hash: Optional[str] = None) -> Environment:
+    """image_hash: boot exactly that previously built guest image when it is still cached
+    (replays); otherwise the image of the current recipe."""
+    spec = config.load_kernel_spec(kernel_name)
+    gspec = config.load_guest_spec(guest_name)
+    art = kernel.fetch(spec, refresh=refresh)
+    boot = guest.boot_files(art)
+    image = (guest.cached_image(gspec.name, image_hash) if image_hash else None) \
+        or guest.build_image(gspec)
+    bins = workbins.build() if with_bins else None
+    accel = qemu.probe_accel(art.vmlinuz)
+    return Environment(spec, art, boot, image, bins, accel, qemu.qemu_version())
+
+
+@dataclass
+class BootResult:
+    status: str                 # ready / crash / error
+    reason: str = ""
+    boot_s: float = 0.0
+    console_tail: str = ""
+
+
+@dataclass
+class Session:
+    env: Environment
+    workdir: Path
+    pmem: Optional[Path] = None
+    append: tuple = ()
+    machine: Optional[vm.Machine] = None
+    guest: Optional[Guest] = None
+    info: dict = field(default_factory=dict)
+    # where QEMU runs: None here; else a remote.RemoteSlot (a pool host: same prepare() call,
+    # files removed there, the guest reached through its SSH connection)
+    host: Optional[object] = None
+
+    def boot(self) -> BootResult:
+        t0 = time.monotonic()
+        prepare = self.host.prepare if self.host is not None else vm.prepare
+        self.machine = prepare(self.env.art, self.env.boot, self.env.image, self.workdir,
+                               self.env.accel, pmem=self.pmem, append=self.append)
+        self.machine.start()
+        end = time.monotonic() + BOOT_TIMEOUT
+        # SSH handshake as soon as sshd runs, overlapping the guest's module loading
+        state = self.machine.wait_console_ready(BOOT_TIMEOUT, sshd_only=True)
+        if state == "ready":
+            try:
+                sock = self.host.guest_sock(self.machine.ssh_port) if self.host else None
+                self.guest = Guest(self.machine.ssh_port, self.env.image.ssh_key,
+                                   self.env.image.host_key_pub, sock=sock).connect(SSH_TIMEOUT)
+            except InfraError as e:
+                self.machine.kill()
+                return BootResult("error", str(e), time.monotonic() - t0, self.console_tail())
+            state = self.machine.wait_console_ready(max(1.0, end - time.monotonic()))
+        if state != "ready":
+            if self.guest:
+                self.guest.close()
+                self.guest = None
+            self.machine.kill()
+            tail = self.console_tail()
+            if state == "timeout":
+                return BootResult("error", f"guest not ready after {BOOT_TIMEOUT:.0f}s "
+                                  "(QEMU killed)", time.monotonic() - t0, tail)
+            return BootResult("crash" if self.machine.console.panicked else "error",
+                              "QEMU exited during boot", time.monotonic() - t0, tail)
+        self.info = dict(self.machine.info)
+        return BootResult("ready", "", time.monotonic() - t0)
+
+    def upload_bins(self) -> None:
+        if not self.env.bins:
+            return
+        self.guest.run(["mkdir", "-p", GUEST_BIN], check=True)
+        for b in workbins.binaries(self.env.bins):
+            self.guest.put(b, f"{GUEST_BIN}/{b.name}", mode=0o755)
+
+    def alive(self) -> bool:
+        return bool(self.machine) and self.machine.alive()
+
+    def console_tail(self, n: int = 60) -> str:
+        if not self.machine:
+            return ""
+        text = self.machine.console_text().decode(errors="replace")
+        return "\n".join(text.splitlines()[-n:])
+
+    def close(self) -> None:
+        """Power off politely when the guest is healthy, then make sure QEMU is gone."""
+        if self.guest:
+            try:
+                # minbase has no poweroff binary: sysrq o powers off at once (-no-reboot ends QEMU)
+                self.guest.run("sync; (sleep 0.2; echo o > /proc/sysrq-trigger) >/dev/null 2>&1 &",
+                               timeout=10)
+            except InfraError:
+                pass
+            self.guest.close()
+            self.guest = None
+        if self.machine:
+            if self.machine.alive():
+                self.machine.wait_exit(5)
+            self.machine.kill()
+        self._remove(self.workdir / "overlay.qcow2")
+
+    def discard_pmem(self) -> None:
+        """Drop a pmem backing file nobody needs to look at (1 GiB each, sparse)."""
+        self._remove(self.pmem or (self.workdir / "pmem.img"))
+
+    def _remove(self, p: Path) -> None:
+        if self.host is not None:
+            self.host.remove(p)
+        else:
+            p.unlink(missing_ok=True)

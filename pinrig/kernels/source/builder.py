@@ -1,0 +1,378 @@
+"""Build a kernel from source: KernelSpec (kind: source) → KernelArtifact, cached by content.
+
+The cache key is a hash of the exact source version, the series content (every patch's name,
+strip level and text, in order), the config (base make targets and each fragment's text) and the
+toolchain (gcc and binutils version lines): a hit costs a few stat() calls and two `--version`
+runs. A miss goes: lock the source's work tree → restore the files a previous series touched →
+apply the series (a patch that does not apply stops here, naming patch, file and hunk) → base
+config + fragments + olddefconfig → check every requested option → make bzImage modules
+(out-of-tree, ccache, niced; progress on a TTY; the full log kept) → modules_install → artifact.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from pinrig import paths, proc
+from pinrig.config import KernelSpec
+from pinrig.errors import InfraError, MissingTool, UserError
+from pinrig.kernels.source import apply, kconfig, sources
+from pinrig.kernels.source.series import Series, load_series
+
+BUILDER_FORMAT = "srcbuild-1"   # bump when the build recipe changes what an artifact contains
+ARCH_IMAGE = "arch/x86/boot/bzImage"
+# host tools and headers a kernel build needs (checked before anything is unpacked or patched)
+REQUIRED_TOOLS = ("make", "gcc", "ld", "patch", "cp", "tar", "nice", "flex", "bison", "bc", "perl")
+REQUIRED_HEADERS = (("/usr/include/libelf.h", "libelf-dev"),       # objtool
+                    ("/usr/include/openssl/opensslv.h", "libssl-dev"))  # certs, sign-file
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything the cache key is made of (computed without touching the source tree)."""
+    spec: KernelSpec
+    ref: sources.SourceRef
+    series: Series
+    fragments: tuple
+    config_base: tuple
+    toolchain: str
+    key: str
+
+    @property
+    def artifact_dir(self) -> Path:
+        return artifacts_dir() / self.key[:20]
+
+    def packages(self) -> tuple:
+        out = []
+        if self.ref.package:
+            out.append(f"{self.ref.package[0]}={self.ref.package[1]}")
+        else:
+            out.append(f"source={self.ref.ident.split('@')[0]}")
+        if self.series.patches:
+            out.append(f"series={self.series.name or 'series'}@{self.series.digest[:12]}"
+                       f"+{len(self.series.patches)}")
+        out.append(f"config={kconfig.config_digest(self.config_base, self.fragments)[:12]}")
+        return tuple(out)
+
+
+def artifacts_dir() -> Path:
+    return paths.cache_dir() / "kernels" / "source"
+
+
+def ccache_dir() -> Path:
+    return paths.cache_dir() / "ccache"
+
+
+def cache_key(source_ident: str, series_digest: str, config_digest: str, toolchain: str) -> str:
+    h = hashlib.sha256()
+    for part in (BUILDER_FORMAT, source_ident, series_digest, config_digest, toolchain):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+_TOOLCHAIN: dict = {}
+
+
+def toolchain_id(cc: str = "gcc") -> str:
+    """First line of `gcc --version` and `ld --version` (what changes the generated code)."""
+    if cc not in _TOOLCHAIN:
+        parts = []
+        for tool in (cc, "ld"):
+            res = proc.run([tool, "--version"], check=False)
+            parts.append((res.stdout.splitlines() or ["?"])[0].strip())
+        _TOOLCHAIN[cc] = " | ".join(parts)
+    return _TOOLCHAIN[cc]
+
+
+def plan(spec: KernelSpec, refresh: bool = False, series: Optional[Series] = None) -> BuildPlan:
+    if spec.kind != "source":
+        raise UserError(f"{spec.path}: kind: {spec.kind} is not a source kernel")
+    ref = sources.resolve(spec, refresh)
+    if series is None:
+        series = load_series(spec.series, ref.repo if ref.kind == "git" else None)
+    fragments = kconfig.load_fragments(spec.config)
+    base = tuple(spec.config_base) or ("defconfig", "kvm_guest.config")
+    tc = toolchain_id()
+    key = cache_key(ref.ident, series.digest, kconfig.config_digest(base, fragments), tc)
+    return BuildPlan(spec, ref, series, fragments, base, tc, key)
+
+
+def cached(p: BuildPlan):
+    meta = p.artifact_dir / "artifact.json"
+    if meta.exists():
+        from pinrig.kernels.artifact import load_artifact
+        return load_artifact(meta, p.spec.name)
+    return None
+
+
+def build(spec: KernelSpec, refresh: bool = False, series: Optional[Series] = None,
+          jobs: Optional[int] = None):
+    """The artifact for spec (and optionally another series, e.g. a bisection prefix)."""
+    p = plan(spec, refresh, series)
+    art = cached(p)
+    if art is not None:
+        return art
+    with _locked(p.ref):
+        art = cached(p)                 # built by someone else while we waited
+        if art is not None:
+            return art
+        return _build(p, jobs or default_jobs())
+
+
+def default_jobs() -> int:
+    env = os.environ.get("PINRIG_BUILD_JOBS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    return os.cpu_count() or 1
+
+
+@contextmanager
+def _locked(ref: sources.SourceRef):
+    ref.slot.mkdir(parents=True, exist_ok=True)
+    with open(ref.lock_file, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            proc.progress(f"build: waiting for another build in {ref.slot}")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------------------- the build
+
+def _build(p: BuildPlan, jobs: int):
+    spec, ref = p.spec, p.ref
+    t0 = time.monotonic()
+    for tool in REQUIRED_TOOLS:
+        proc.require(tool)
+    for header, package in REQUIRED_HEADERS:
+        if not Path(header).exists():
+            raise MissingTool(Path(header).name, package)
+    sources.materialize(ref, spec)
+    work, out = ref.work, ref.out
+    # 1. the work tree back to pristine, then the series (fails here, before any build)
+    state = sources.read_state(ref)
+    apply.restore(work, ref.pristine, state.get("touched", []))
+    sources.write_state(ref, {"touched": []})
+
+    def remember(touched):
+        sources.write_state(ref, {"touched": touched, "series": p.series.name})
+
+    target = ref.label
+    try:
+        if p.series.patches:
+            proc.progress(f"build {spec.name}: applying {len(p.series.patches)} patch(es) "
+                          f"of {p.series.name}")
+            apply.apply_series(work, p.series, ref.slot / "patches.tmp", target, remember)
+    except apply.PatchDoesNotApply:
+        apply.restore(work, ref.pristine, sources.read_state(ref).get("touched", []))
+        sources.write_state(ref, {"touched": []})
+        raise
+    # 2. config
+    tmp = p.artifact_dir.with_name(p.artifact_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    log = tmp / "build.log"
+    out.mkdir(parents=True, exist_ok=True)
+    env = build_env(ref)
+    make = ["make", "-C", str(work), f"O={out}"]
+    _log_header(log, p, jobs)
+    proc.progress(f"build {spec.name}: config {' + '.join(p.config_base)}"
+                  + (f" + {', '.join(f.name for f in p.fragments)}" if p.fragments else ""))
+    _make(make + list(p.config_base), log, env, "base config")
+    cfg = out / ".config"
+    cfg.write_text(kconfig.merge_into(cfg.read_text(), p.fragments))
+    _make(make + ["olddefconfig"], log, env, "olddefconfig")
+    bad = kconfig.check(cfg.read_text(), p.fragments)
+    if bad:
+        hints = kconfig_hints(work, [m.option.symbol for m in bad])
+        msg = kconfig.describe(bad, f"kernel {spec.name}")
+        if hints:
+            msg += " — " + "; ".join(f"{s}: {h}" for s, h in hints.items())
+        raise UserError(msg)
+    t_cfg = time.monotonic()
+    # 3. compile
+    have = kconfig.parse_config(cfg.read_text())
+    targets = ["bzImage"] + (["modules"] if have.get("CONFIG_MODULES") == "y" else [])
+    proc.progress(f"build {spec.name}: make -j{jobs} {' '.join(targets)} (log: {log})")
+    _make(make + [f"-j{jobs}", *cc_vars()] + targets, log, env, "kernel build", progress=True)
+    t_build = time.monotonic()
+    # 4. collect
+    release = (out / "include/config/kernel.release").read_text().strip()
+    modroot = tmp / "modroot"
+    moddir = modroot / "lib" / "modules" / release
+    if "modules" in targets:
+        _make(make + [f"INSTALL_MOD_PATH={modroot}", "INSTALL_MOD_STRIP=1", "modules_install"],
+              log, env, "modules_install")
+        for link in ("build", "source"):
+            l = moddir / link
+            if l.is_symlink():
+                l.unlink()
+    moddir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(out / ARCH_IMAGE, tmp / "vmlinuz")
+    shutil.copy2(cfg, tmp / "config")
+    if (out / "System.map").exists():
+        shutil.copy2(out / "System.map", tmp / "System.map")
+    h = hashlib.sha256()
+    h.update((tmp / "vmlinuz").read_bytes())
+    h.update(p.key.encode())
+    d = {"name": spec.name, "release": release, "vmlinuz": "vmlinuz", "modroot": "modroot",
+         "config": "config", "packages": list(p.packages()), "hash": p.key[:16],
+         "kind": "source",
+         "inputs": {"key": p.key, "source": p.ref.ident, "source_label": p.ref.label,
+                    "series": p.series.name, "series_origin": p.series.origin,
+                    "series_digest": p.series.digest,
+                    "patches": [x.name for x in p.series.patches],
+                    "config_base": list(p.config_base),
+                    "fragments": [f.name for f in p.fragments],
+                    "toolchain": p.toolchain, "builder": BUILDER_FORMAT},
+         "vmlinuz_sha256": h.hexdigest(),
+         "timings": {"prepare_s": round(t_cfg - t0, 1), "compile_s": round(t_build - t_cfg, 1),
+                     "total_s": round(time.monotonic() - t0, 1), "jobs": jobs},
+         "built": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    (tmp / "artifact.json").write_text(json.dumps(d, indent=2))
+    shutil.rmtree(p.artifact_dir, ignore_errors=True)
+    tmp.rename(p.artifact_dir)
+    proc.progress(f"build {spec.name}: {release} in {d['timings']['total_s']:.0f}s → "
+                  f"{p.artifact_dir}")
+    return cached(p)
+
+
+def nice_level() -> int:
+    env = os.environ.get("PINRIG_BUILD_NICE", "19")
+    return int(env) if env.lstrip("-").isdigit() else 19
+
+
+def cc_vars() -> list:
+    """CC/HOSTCC through ccache when it is installed (it is what makes rebuilds cheap)."""
+    if shutil.which("ccache"):
+        return ["CC=ccache gcc", "HOSTCC=ccache gcc"]
+    proc.progress("build: ccache not installed (apt-get install ccache): rebuilds will be slow")
+    return []
+
+
+def build_env(ref: sources.SourceRef) -> dict:
+    env = dict(os.environ)
+    env.update({"CCACHE_DIR": str(ccache_dir()), "CCACHE_BASEDIR": str(ref.slot),
+                "CCACHE_NOHASHDIR": "1", "CCACHE_SLOPPINESS": "time_macros",
+                "KBUILD_BUILD_USER": "pinrig", "KBUILD_BUILD_HOST": "pinrig",
+                "LC_ALL": "C"})
+    env.pop("MAKEFLAGS", None)
+    env.pop("MFLAGS", None)
+    return env
+
+
+def _log_header(log: Path, p: BuildPlan, jobs: int) -> None:
+    with open(log, "a") as fh:
+        fh.write(f"# pinrig source build {p.spec.name}\n# source: {p.ref.label}\n"
+                 f"# series: {p.series.name or '(none)'} "
+                 f"({', '.join(x.name for x in p.series.patches) or 'no patches'})\n"
+                 f"# config: {' '.join(p.config_base)} + "
+                 f"{' '.join(f.name for f in p.fragments) or '(no fragments)'}\n"
+                 f"# toolchain: {p.toolchain}\n# key: {p.key}\n# jobs: {jobs}\n")
+
+
+def _make(argv: list, log: Path, env: dict, what: str, progress: bool = False) -> None:
+    """Every make runs niced: the box is shared with QEMU guests."""
+    rc = STREAM(["nice", "-n", str(nice_level())] + argv, log, env=env, progress=progress)
+    if rc != 0:
+        tail = _log_tail(log)
+        raise InfraError(f"{what} failed (exit {rc}); full log: {log}" + (f" | {tail}" if tail else ""))
+
+
+def _log_tail(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    errs = [l for l in lines if re.search(r"\berror\b|Error \d|\*\*\*", l)]
+    return " | ".join((errs or lines)[-3:]).strip()
+
+
+_STEP_RE = re.compile(r"^\s+(CC|LD|AR|AS|HOSTCC|OBJCOPY|GEN|CHK|UPD|BUILD|MODPOST|CC \[M\])\s+(\S+)")
+
+
+def stream(argv: list, log: Path, env: Optional[dict] = None, progress: bool = False) -> int:
+    """Run argv with stdout+stderr appended to log; on a TTY, one progress line updated in place.
+    The build's only subprocess outside proc.run: its output is too long to hold in memory and
+    progress needs it line by line (tests replace STREAM)."""
+    exe = argv[0]
+    proc.require(exe)
+    tty = progress and sys.stderr.isatty()
+    steps, last, t0 = 0, 0.0, time.monotonic()
+    with open(log, "ab") as fh:
+        fh.write(("$ " + " ".join(map(str, argv)) + "\n").encode())
+        fh.flush()
+        p = subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, env=env)
+        assert p.stdout is not None
+        for raw in p.stdout:
+            fh.write(raw)
+            if tty:
+                m = _STEP_RE.match(raw.decode(errors="replace"))
+                if m:
+                    steps += 1
+                    now = time.monotonic()
+                    if now - last > 0.5:
+                        last = now
+                        msg = f"rig: build: {now - t0:5.0f}s {steps:6d} steps  {m.group(2)}"
+                        sys.stderr.write("\r" + msg[:100].ljust(100))
+                        sys.stderr.flush()
+        rc = p.wait()
+    if tty and steps:
+        sys.stderr.write("\r" + " " * 100 + "\r")
+    return rc
+
+
+STREAM = stream
+
+
+def kconfig_hints(tree: Path, symbols: list, limit_s: float = 5.0) -> dict:
+    """For options that did not stick: their `depends on` lines from the tree's Kconfig files,
+    or that no Kconfig file declares them (a typo, or not in this version)."""
+    want = {s[len("CONFIG_"):]: s for s in symbols}
+    out: dict = {}
+    declared = set()
+    t0 = time.monotonic()
+    complete = True
+    for root, dirs, files in os.walk(tree):
+        dirs[:] = [d for d in dirs if d not in (".git", "Documentation", "tools")]
+        for name in files:
+            if not name.startswith("Kconfig"):
+                continue
+            try:
+                text = (Path(root) / name).read_text(errors="replace")
+            except OSError:
+                continue
+            for m in re.finditer(r"^(?:menu)?config[ \t]+(\w+)[ \t]*\n((?:(?![ \t]*(?:menu)?config[ \t])"
+                                 r".*\n){0,40})", text, re.M):
+                sym = m.group(1)
+                if sym in want:
+                    declared.add(sym)
+                    deps = re.findall(r"^\s*depends on\s+(.+)$", m.group(2), re.M)
+                    if deps:
+                        out[want[sym]] = "depends on " + " && ".join(
+                            f"({d.strip()})" if len(deps) > 1 else d.strip() for d in deps)
+        if time.monotonic() - t0 > limit_s:
+            complete = False
+            break
+    if complete:
+        for short, sym in want.items():
+            if short not in declared:
+                out[sym] = "declared in no Kconfig file of this tree"
+    return out

@@ -1,0 +1,141 @@
+"""Stage `results`: the run directory (manifest, per-case files, junit.xml, summary.txt).
+
+Per-case files are written into `<case>.new/` and swapped in by rename when the case finishes, so
+a killed run keeps every finished case and never shows a half-written one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from junit_xml import TestCase, TestSuite, to_xml_report_string
+
+from pinrig.cases.verdict import Verdict
+
+
+def atomic_write(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".new")
+    if isinstance(data, str):
+        tmp.write_text(data)
+    else:
+        tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def make_run_id(kernel: str, suite: str) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{kernel}-{suite}".replace("/", "_")
+
+
+@dataclass
+class RunDir:
+    path: Path
+    manifest: dict = field(default_factory=dict)
+
+    def case_dir(self, case_id: str, attempt: int = 1) -> Path:
+        """cases/<case-id>/ for the first attempt, cases/<case-id>/@<k>/ for repeat k ('@'
+        never appears in a variant name, so repeats and variant cases cannot collide)."""
+        base = self.path / "cases" / case_id
+        return base if attempt == 1 else base / f"@{attempt}"
+
+    def write_manifest(self) -> None:
+        atomic_write(self.path / "manifest.json", json.dumps(self.manifest, indent=2) + "\n")
+
+    def write_case(self, verdict: Verdict, files: dict) -> Path:
+        """files: name → str|bytes. Each file is written as .new and renamed into place;
+        verdict.json goes last, so a case without it never counts as finished. Only this
+        case's files are replaced: a variant case lives in a subdirectory and is kept."""
+        final = self.case_dir(verdict.case, verdict.attempt)
+        shutil.rmtree(final.with_name(final.name + ".new"), ignore_errors=True)  # older layout
+        final.mkdir(parents=True, exist_ok=True)
+        (final / "verdict.json").unlink(missing_ok=True)
+        names = {n for n, d in files.items() if d is not None}
+        for old in final.iterdir():
+            if old.is_file() and old.name not in names:
+                old.unlink()
+        for name in sorted(names):
+            atomic_write(final / name, files[name])
+        atomic_write(final / "verdict.json", json.dumps(verdict.to_dict(), indent=2) + "\n")
+        return final
+
+    def finished_cases(self) -> dict:
+        """(case id, attempt) → Verdict dict for every case already on disk."""
+        out = {}
+        base = self.path / "cases"
+        for vj in base.rglob("verdict.json") if base.exists() else []:
+            if vj.parent.name.endswith(".new"):
+                continue
+            try:
+                d = json.loads(vj.read_text())
+                out[(d["case"], int(d.get("attempt", 1)))] = d
+            except (ValueError, KeyError, TypeError, OSError):
+                continue
+        return out
+
+    def read_case_file(self, case_id: str, name: str, attempt: int = 1) -> str:
+        p = self.case_dir(case_id, attempt) / name
+        return p.read_text(errors="replace") if p.exists() else ""
+
+
+def host_info() -> dict:
+    return {"hostname": socket.gethostname(), "cpus": os.cpu_count(),
+            "kernel": os.uname().release}
+
+
+def junit_xml(run: RunDir, verdicts: list) -> str:
+    m = run.manifest
+    props = {
+        "kernel": m.get("kernel", {}).get("name"),
+        "kernel_release": m.get("kernel", {}).get("release"),
+        "kernel_artifact_hash": m.get("kernel", {}).get("hash"),
+        "kernel_packages": " ".join(m.get("kernel", {}).get("packages", [])),
+        "guest_image_hash": m.get("guest", {}).get("hash"),
+        "accel": m.get("accel"),
+        "qemu_version": m.get("qemu_version"),
+        "seed": m.get("seed"),
+        "cpus": m.get("host", {}).get("cpus"),
+        "guest_memory_mb": m.get("guest_memory_mb"),
+        "command": m.get("reproducer"),
+    }
+    suite_name = m.get("suite", {}).get("name", "suite")
+    cases = []
+    for v in verdicts:
+        name = v.case if v.attempt == 1 else f"{v.case} #{v.attempt}"
+        tc = TestCase(name=name, classname=suite_name, elapsed_sec=v.wall_s,
+                      stdout=run.read_case_file(v.case, "guest.log", v.attempt)[-65536:] or None,
+                      stderr=run.read_case_file(v.case, "dmesg.log", v.attempt)[-65536:] or None)
+        if v.verdict in ("crash", "data-loss", "unexpected"):
+            tc.add_failure_info(message=v.message(), failure_type=v.verdict, output=v.reason)
+        elif v.verdict == "error":
+            tc.add_error_info(message=v.message(), error_type="error")
+        elif v.verdict == "skipped":
+            tc.add_skipped_info(message=v.reason or "skipped")
+        cases.append(tc)
+    ts = TestSuite(f"{props['kernel']}:{suite_name}", cases,
+                   properties={k: str(v) for k, v in props.items() if v is not None},
+                   hostname=m.get("host", {}).get("hostname"))
+    return to_xml_report_string([ts], prettyprint=True)
+
+
+def summary_text(run: RunDir, verdicts: list) -> str:
+    m = run.manifest
+    k = m.get("kernel", {})
+    lines = [f"pinrig run {run.path.name}",
+             f"kernel {k.get('name')} ({k.get('release')}), suite {m.get('suite', {}).get('name')},"
+             f" accel {m.get('accel')}, seed {m.get('seed')}", ""]
+    def label(v):
+        return v.case if v.attempt == 1 else f"{v.case} #{v.attempt}"
+    w = max([len(label(v)) for v in verdicts] + [10])
+    for v in verdicts:
+        extra = v.message() if v.verdict != "ok" else v.reason
+        lines.append(f"  {label(v):<{w}}  {v.verdict:<10}  {v.wall_s:6.1f}s  {extra}")
+    counts: dict = {}
+    for v in verdicts:
+        counts[v.verdict] = counts.get(v.verdict, 0) + 1
+    lines += ["", "  " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))]
+    return "\n".join(lines) + "\n"

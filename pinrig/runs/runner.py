@@ -1,0 +1,316 @@
+"""`rig run`: a suite of cases on one kernel → results/<run-id>/ with verdicts and JUnit.
+
+Cases that can share a guest share one boot; a case that kills or hangs its guest ends that boot
+(QEMU killed by pid) and the next case gets a fresh one. Each case is on disk when it finishes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from pinrig import __version__, oops, paths
+from pinrig.cases.execute import case_seed, run_case, run_crash_case
+from pinrig.cases.verdict import RawOutcome, Verdict, decide
+from pinrig.config import Case, Suite, load_suite
+from pinrig.errors import InfraError, UserError
+from pinrig.guest.session import Environment, Session, prepare_env
+from pinrig.results.rundir import (
+    RunDir,
+    atomic_write,
+    host_info,
+    junit_xml,
+    make_run_id,
+    summary_text,
+)
+
+
+@dataclass
+class RunOutcome:
+    run: RunDir
+    verdicts: list
+
+    @property
+    def exit_code(self) -> int:
+        if any(v.failed for v in self.verdicts):
+            return 1
+        if any(v.verdict == "error" for v in self.verdicts):
+            return 2
+        return 0
+
+
+def _manifest(env: Environment, suite: Suite, seed: int, kernel_arg: str, out: Path) -> dict:
+    return {
+        "rig_version": __version__,
+        "run_id": out.name,
+        "kernel": {"name": env.spec.name, "spec": str(env.spec.path), "suite": env.spec.suite,
+                   "release": env.art.release, "packages": list(env.art.packages),
+                   "hash": env.art.hash,
+                   "spec_fields": {k: v for k, v in env.spec.__dict__.items() if k != "path"}},
+        "guest": {"name": env.image.name, "hash": env.image.hash},
+        "suite": {"name": suite.name, "path": str(suite.path),
+                  "cases": [c.__dict__ | {"id": c.id} for c in suite.cases],
+                  "pressure": suite.pressure.__dict__},
+        "seed": seed,
+        "accel": env.accel,
+        "qemu_version": env.qemu_version,
+        "guest_memory_mb": 2048,
+        "host": host_info(),
+        "start": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "end": None,
+        "reproducer": shlex.join(["rig", "run", kernel_arg, "--suite", suite.name,
+                                  "--seed", str(seed)]),
+        "repeat": 1,
+    }
+
+
+def group_sessions(cases: list, jobs: int = 1) -> list:
+    """Cases sharing a boot, in order. Crash-and-verify cases need a guest of their own; the rest
+    share one (or `jobs` guests, contiguous slices), ordered page-cache filesystems first, then
+    fsdax, so the namespace flips at most once per guest."""
+    order = {"tmpfs": 0, "ext4": 1, "xfs": 2, "ext4-dax": 3, "xfs-dax": 4}
+    shared = sorted([c for c in cases if not needs_own_guest(c)], key=lambda c: order[c.fs])
+    own = [[c] for c in cases if needs_own_guest(c)]
+    n = max(1, min(jobs, len(shared)))
+    size = -(-len(shared) // n) if shared else 0
+    slices = [shared[i:i + size] for i in range(0, len(shared), size)] if shared else []
+    return slices + own
+
+
+def default_jobs() -> int:
+    """Guests to run at once: one per two host cores, bounded by memory (~3 GiB per guest)."""
+    cores = os.cpu_count() or 1
+    try:
+        mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem_gb = 4
+    return max(1, min(cores // 2, int(mem_gb // 3)))
+
+
+def needs_own_guest(case: Case) -> bool:
+    if case.fs == "tmpfs":
+        return False            # nothing survives a power cut there: verified in place
+    return case.workload == "lost-write" or (case.workload == "iouring-fixed"
+                                             and case.mapping == "shared")
+
+
+def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
+              seed: Optional[int] = None, resume: Optional[Path] = None,
+              junit: Optional[Path] = None, echo=print,
+              repeat: Optional[int] = None, jobs: Optional[int] = 1,
+              hosts=None, guest_hash: Optional[str] = None) -> RunOutcome:
+    """hosts: a host pool (name, path or hosts.Pool): tasks are sharded over its hosts
+    (pinrig/remote.py), `jobs` then overrides each host's own figure; None runs here."""
+    suite = load_suite(suite_arg)
+    repeat = suite.repeat if repeat is None else repeat
+    env = prepare_env(kernel_arg, image_hash=guest_hash)
+    if resume:
+        mpath = resume / "manifest.json"
+        if not mpath.exists():
+            raise UserError(f"--resume {resume}: not a results directory (no manifest.json)")
+        run = RunDir(resume, json.loads(mpath.read_text()))
+        was = (run.manifest.get("kernel", {}).get("name"), run.manifest.get("suite", {}).get("name"))
+        if was != (env.spec.name, suite.name):
+            raise UserError(f"--resume {resume}: that run is {was[0]} --suite {was[1]}, "
+                            f"not {env.spec.name} --suite {suite.name}")
+        seed = run.manifest["seed"]
+    else:
+        seed = suite.seed if seed is None else seed
+        out = out or paths.RESULTS_DIR / make_run_id(env.spec.name, suite.name)
+        out.mkdir(parents=True, exist_ok=True)
+        run = RunDir(out, _manifest(env, suite, seed, kernel_arg, out))
+        run.manifest["repeat"] = repeat
+        if repeat > 1:
+            run.manifest["reproducer"] += f" --repeat {repeat}"
+    run.write_manifest()
+    done = run.finished_cases()
+    repeat = int(run.manifest.get("repeat", repeat))
+    run.manifest["repeat"] = repeat
+    run.write_manifest()
+    verdicts: dict = {key: Verdict(**{k: v for k, v in d.items() if k in Verdict.__dataclass_fields__})
+                      for key, d in done.items()}
+    n_todo = sum(1 for k in range(1, repeat + 1) for c in suite.cases if (c.id, k) not in done)
+    echo(f"rig: {env.spec.name} ({env.art.release}) suite {suite.name}: {n_todo} case run(s), "
+         f"accel {env.accel}, results in {run.path}")
+    shard = None
+    if hosts is not None:
+        from pinrig.fleet.remote import Shard
+        shard = Shard(hosts, env, run, echo, jobs, local_jobs=default_jobs())
+        jobs = shard.total_slots
+    jobs = jobs or 1
+    tasks = []
+    for attempt in range(1, repeat + 1):
+        todo = [c for c in suite.cases if (c.id, attempt) not in done]
+        tasks += [(attempt, g) for g in group_sessions(todo, jobs)]
+    run.manifest["jobs"] = jobs
+
+    def task(attempt: int, group: list, host=None, rundir=None) -> list:
+        """host: a remote.RemoteSlot (QEMU on a pool host) or None; rundir: what the cases are
+        written through (default: the run directory itself)."""
+        rd = run if rundir is None else rundir
+        if len(group) == 1 and needs_own_guest(group[0]):
+            v = _crash_case(env, rd, group[0], seed, suite, attempt, host=host)
+            _echo_case(echo, v)
+            return [v]
+        return list(_run_group(env, rd, group, seed, suite, echo, attempt, host=host))
+
+    if shard is not None:
+        for v in shard.run_tasks(tasks, task, needs_own_guest):
+            verdicts[v.key] = v
+    elif jobs <= 1:
+        for attempt, group in tasks:
+            for v in task(attempt, group):
+                verdicts[v.key] = v
+    else:
+        # independent guests (own overlay, pmem file, ssh port) side by side
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="guest") as pool:
+            for fut in [pool.submit(task, a, g) for a, g in tasks]:
+                for v in fut.result():
+                    verdicts[v.key] = v
+    ordered = [verdicts[(c.id, k)] for k in range(1, repeat + 1) for c in suite.cases
+               if (c.id, k) in verdicts]
+    run.manifest["end"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    run.write_manifest()
+    xml = junit_xml(run, ordered)
+    atomic_write(run.path / "junit.xml", xml)
+    if junit:
+        atomic_write(junit, xml)
+    atomic_write(run.path / "summary.txt", summary_text(run, ordered)
+                 + (shard.summary() if shard is not None else ""))
+    return RunOutcome(run, ordered)
+
+
+def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Suite, echo,
+               attempt: int = 1, host=None):
+    """Run cases in as few boots as possible; yields a Verdict as each case lands on disk."""
+    pending = list(group)
+    boot_no = 0
+    while pending:
+        boot_no += 1
+        workdir = run.path / "boots" / f"{pending[0].id.replace('/', '_')}-{boot_no}" \
+            f"{'@' + str(attempt) if attempt > 1 else ''}"
+        sess = Session(env, workdir, host=host)
+        try:
+            br = sess.boot()
+            if br.status != "ready":
+                # the boot itself failed: every pending case shares that fate
+                console = sess.machine.console_text() if sess.machine else b""
+                reports = oops.parse_console(console)
+                for case in pending:
+                    raw = RawOutcome(case.id, phase="boot",
+                                     infra_error=None if reports else br.reason)
+                    v = decide(case, raw, reports)
+                    if not reports and v.verdict != "error":
+                        v.verdict, v.reason = "error", br.reason
+                    v.seed = case_seed(seed, case.id)
+                    v.attempt = attempt
+                    run.write_case(v, {"console.log": console})
+                    _echo_case(echo, v)
+                    yield v
+                return
+            sess.upload_bins()
+            while pending:
+                case = pending.pop(0)
+                v = _one_case(sess, run, case, seed, suite, attempt)
+                _echo_case(echo, v)
+                yield v
+                if not sess.alive() or v.verdict in ("crash", "error"):
+                    break    # a fresh guest for whatever is left
+        finally:
+            sess.close()
+            sess.discard_pmem()
+
+
+def _one_case(sess: Session, run: RunDir, case: Case, seed: int, suite: Suite,
+              attempt: int = 1) -> Verdict:
+    cseed = case_seed(seed, case.id)
+    cr = run_case(sess, case, cseed, suite.pressure)
+    if cr.raw.timed_out and sess.alive():
+        sess.machine.kill()        # a hung workload: end its guest by pid
+    elif sess.machine and not sess.alive():
+        sess.machine.wait_exit(5)
+        cr.raw.guest_died = True
+    console = sess.machine.console_text()
+    slices = oops.split_by_case(console)
+    cslice = slices.get(case.id, "")
+    if cr.raw.guest_died and not cslice:
+        cslice = console.decode(errors="replace")[-200000:]
+    reports = oops.parse_console(cslice)
+    if cr.raw.guest_died and not reports and not cr.raw.infra_error:
+        cr.raw.infra_error = "guest died during the case with no kernel report"
+    dmesg = ""
+    if sess.alive() and sess.guest:
+        try:
+            d = sess.guest.run("dmesg", timeout=30)
+            dmesg = oops.split_by_case(d.stdout).get(case.id, "")
+        except Exception:
+            dmesg = ""
+    if not dmesg:
+        dmesg = cslice
+    v = decide(case, cr.raw, reports, cr.integrity)
+    v.seed = cseed
+    v.attempt = attempt
+    files = {"console.log": cslice, "dmesg.log": dmesg, "guest.log": "\n".join(cr.guest_log),
+             "result.json": json.dumps(cr.raw.result, indent=2) + "\n" if cr.raw.result else None,
+             "checksums.json": json.dumps(cr.checksums, indent=2) + "\n" if cr.checksums else None,
+             "reports.json": json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
+             if reports else None}
+    run.write_case(v, files)
+    return v
+
+
+def _crash_case(env: Environment, run: RunDir, case: Case, seed: int, suite: Suite,
+                attempt: int = 1, host=None) -> Verdict:
+    """A crash-and-verify case: its own guests on its own pmem file (kept with the case)."""
+    cseed = case_seed(seed, case.id)
+    base = run.path / "boots" / (case.id.replace("/", "_") + (f"@{attempt}" if attempt > 1 else ""))
+    base.mkdir(parents=True, exist_ok=True)
+    pmem = base / "pmem.img"
+
+    def boot(tag: str) -> Session:
+        s = Session(env, base / tag, pmem=pmem, host=host)
+        br = s.boot()
+        if br.status != "ready":
+            s.close()
+            raise InfraError(f"{tag} boot failed ({br.status}): {br.reason}")
+        s.upload_bins()
+        return s
+
+    cr = run_crash_case(boot, case, cseed, suite.pressure)
+    consoles, slices = [], []
+    for i, s in enumerate(cr.sessions):
+        if s.alive() and cr.raw.timed_out:
+            s.machine.kill()
+        text = s.machine.console_text() if s.machine else b""
+        consoles.append(text)
+        part = oops.split_by_case(text).get(case.id, "")
+        if s.machine and not s.alive() and i == len(cr.sessions) - 1 and not part:
+            part = text.decode(errors="replace")[-200000:]
+        slices.append(f"----- pinrig: boot {i + 1} ({s.workdir.name}) -----\n{part}")
+    for s in cr.sessions:
+        s.close()
+    reports = [r for sl in slices for r in oops.parse_console(sl)]
+    v = decide(case, cr.raw, reports, cr.integrity)
+    v.seed = cseed
+    v.attempt = attempt
+    cslice = "\n".join(slices)
+    files = {"console.log": cslice, "dmesg.log": cslice, "guest.log": "\n".join(cr.guest_log),
+             "result.json": json.dumps(cr.raw.result, indent=2) + "\n" if cr.raw.result else None,
+             "checksums.json": json.dumps(cr.checksums, indent=2) + "\n" if cr.checksums else None,
+             "reports.json": json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
+             if reports else None}
+    run.write_case(v, files)
+    if v.verdict not in ("data-loss", "crash") and cr.sessions:
+        cr.sessions[0].discard_pmem()      # keep the medium only where it is evidence
+    return v
+
+
+def _echo_case(echo, v: Verdict) -> None:
+    extra = v.message() if v.verdict != "ok" else v.reason
+    label = v.case if v.attempt == 1 else f"{v.case} #{v.attempt}"
+    echo(f"  {label:<36} {v.verdict:<10} {v.wall_s:6.1f}s  {extra}")
