@@ -1,4 +1,4 @@
-"""Build the guest workload programs on the host and cross-check them against pinrig.integrity.
+"""Build the guest workload programs on the host and cross-check them against pinrig.cases.integrity.
 
 Only compilation and the host-safe paths run here (no rxe device on the host): usage errors,
 blocksum, the "no such RDMA device" failure, and best-effort smoke runs of the file paths.
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pinrig.integrity import BLOCK, block_checksums, pattern_bytes, verify
+from pinrig.cases.integrity import BLOCK, block_checksums, pattern_bytes, verify
 
 REPO = Path(__file__).resolve().parents[1]
 WORKLOADS = REPO / "workloads"
