@@ -11,14 +11,13 @@ from typing import Any, Optional
 
 import yaml
 
-from pinrig import paths
+from pinrig import outcome, paths
 from pinrig.errors import UserError
 
 DEBIAN_SUITES = ("bullseye", "bookworm", "bookworm-backports", "trixie", "sid", "unstable")
 WORKLOADS = ("ibverbs-pin", "lost-write", "odirect-into-mmap", "iouring-fixed")
 FILESYSTEMS = ("ext4", "xfs", "ext4-dax", "xfs-dax", "tmpfs")
 MAPPINGS = ("shared", "private")
-VERDICTS = ("ok", "refused", "data-loss", "crash", "unexpected", "error", "skipped")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -377,7 +376,7 @@ def _expand_case(path: Path, i: int, rc: dict, default_timeout: int) -> list:
     maps = f.str_list("mapping", ["shared"], choices=MAPPINGS)
     variants = f.str_list("variant", [None]) if rc.get("variant") is not None else [None]
     f.used.add("variant")
-    expect = f.get("expect", str, None, choices=VERDICTS)
+    expect = f.get("expect", str, None, choices=outcome.NAMES)
     size = f.get("size", int, 1 << 20)
     timeout = f.get("timeout", int, default_timeout)
     f.finish()

@@ -5,8 +5,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from pinrig.config import Case
-
-FAILURES = ("data-loss", "crash", "unexpected")
+from pinrig.outcome import KERNEL_FAILURES, Outcome
 
 
 @dataclass
@@ -28,7 +27,7 @@ class RawOutcome:
 @dataclass
 class Verdict:
     case: str
-    verdict: str
+    verdict: Outcome
     errno: Optional[str] = None
     title: Optional[str] = None
     titles: list = field(default_factory=list)
@@ -48,33 +47,59 @@ class Verdict:
         return (self.case, self.attempt)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["verdict"] = Outcome(self.verdict).value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: object, attempt: Optional[int] = None) -> "Verdict":
+        """A Verdict from a recorded verdict.json; ValueError saying what is wrong with it."""
+        if not isinstance(d, dict):
+            raise ValueError("a verdict must be a JSON object")
+        for name in ("case", "verdict"):
+            if not isinstance(d.get(name), str):
+                raise ValueError(f"field {name!r} missing or not a string")
+        v = cls(**{k: val for k, val in d.items() if k in _FIELD_TYPES})
+        v.verdict = Outcome.parse(v.verdict)
+        for name, types in _FIELD_TYPES.items():
+            val = getattr(v, name)
+            if val is not None and not isinstance(val, types):
+                raise ValueError(f"field {name!r} has the wrong type ({type(val).__name__})")
+        if attempt is not None:
+            v.attempt = attempt
+        return v
 
     @property
     def failed(self) -> bool:
-        return self.verdict in FAILURES
+        return Outcome(self.verdict).failed
 
     def message(self) -> str:
         """One line for JUnit failure messages and summaries."""
-        if self.verdict == "crash":
+        if self.verdict == Outcome.CRASH:
             return self.title or "kernel crash"
-        if self.verdict == "data-loss":
+        if self.verdict == Outcome.DATA_LOSS:
             return f"{self.blocks_lost} blocks lost at {self.first_bad_offset}"
-        if self.verdict == "refused":
+        if self.verdict == Outcome.REFUSED:
             return f"pin refused ({self.errno})"
         return self.reason or self.verdict
 
 
+_FIELD_TYPES = {"case": str, "verdict": str, "errno": str, "title": str, "titles": list,
+                "blocks_lost": int, "blocks_checked": int, "first_bad_offset": int, "expect": str,
+                "pin": str, "phase": str, "reason": str, "wall_s": (int, float), "seed": int,
+                "attempt": int}
+
+
 def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdict:
     """Precedence: kernel reports > infra error > skip > data loss > refused > ok; then expect."""
-    v = Verdict(case=case.id, verdict="ok", errno=raw.errno, pin=raw.pin, phase=raw.phase,
+    v = Verdict(case=case.id, verdict=Outcome.OK, errno=raw.errno, pin=raw.pin, phase=raw.phase,
                 expect=case.expect, wall_s=round(raw.wall_s, 3))
     if integrity is not None:
         v.blocks_checked = integrity.blocks_checked
         v.blocks_lost = integrity.blocks_lost
         v.first_bad_offset = integrity.first_bad
     if reports:
-        v.verdict = "crash"
+        v.verdict = Outcome.CRASH
         v.titles = [r.title for r in reports]
         v.title = v.titles[0]
         v.reason = f"{len(reports)} kernel report(s)"
@@ -82,17 +107,17 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
             v.reason += f"; {raw.infra_error}"
         return _expect(case, v)
     if raw.infra_error:
-        v.verdict, v.reason = "error", raw.infra_error
+        v.verdict, v.reason = Outcome.ERROR, raw.infra_error
         return v
     if raw.skip_reason:
-        v.verdict, v.reason = "skipped", raw.skip_reason
+        v.verdict, v.reason = Outcome.SKIPPED, raw.skip_reason
         return v
     if integrity is not None and integrity.blocks_lost:
-        v.verdict = "data-loss"
+        v.verdict = Outcome.DATA_LOSS
         v.reason = f"{integrity.blocks_lost} of {integrity.blocks_checked} blocks lost"
         return _expect(case, v)
     if raw.pin == "refused":
-        v.verdict = "refused"
+        v.verdict = Outcome.REFUSED
         v.reason = f"pin refused with {raw.errno}"
     else:
         v.reason = "pin granted" if raw.pin == "granted" else "workload ran"
@@ -104,9 +129,9 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
 def _expect(case: Case, v: Verdict) -> Verdict:
     if not case.expect or v.verdict == case.expect:
         return v
-    if v.verdict in ("crash", "data-loss"):
+    if v.verdict in KERNEL_FAILURES:
         v.reason += f" (expected {case.expect})"
         return v
     v.reason = f"expected {case.expect}, got {v.verdict}: {v.reason}"
-    v.verdict = "unexpected"
+    v.verdict = Outcome.UNEXPECTED
     return v

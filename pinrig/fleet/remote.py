@@ -45,6 +45,7 @@ from pinrig.fleet.pool import (
     make_tasks,
 )
 from pinrig.guest import qemu, vm
+from pinrig.outcome import Outcome
 
 CONNECT_TIMEOUT = 10
 KEEPALIVE_S = 5
@@ -835,13 +836,13 @@ class HostRunDir:
     def write_case(self, verdict: Verdict, files: dict):
         if self.sched.stopping:
             raise _Stopped("run interrupted")
-        if verdict.verdict == "error" and self.slot is not None:
+        if verdict.verdict == Outcome.ERROR and self.slot is not None:
             why = self.slot.healthy()
             if why:
                 raise HostLost(why)
         d = dataclasses.asdict(verdict)
         hv = HostedVerdict(**d, host=self.host)
-        if self.slot is not None and self.task.own_guest and verdict.verdict in ("data-loss",
+        if self.slot is not None and self.task.own_guest and verdict.verdict in (Outcome.DATA_LOSS,
                                                                                   "crash"):
             hv.pmem_on_host = f"{self.slot.rhost.host.target}:{self.slot.last_pmem}"
         out = self._run.write_case(hv, files)

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from pinrig.cases.verdict import FAILURES, Verdict
+from pinrig.cases.verdict import Verdict
 from pinrig.errors import UserError
+from pinrig.outcome import FAILURES, INCONCLUSIVE, Outcome
 from pinrig.results.rundir import RunDir
 
-INCONCLUSIVE_VERDICTS = ("error", "skipped")
 REGRESSION_CLASSES = ("new crash", "regressed")
 # priority order: the first that applies is a case's class; all that apply are its tags
 CLASSES = ("new crash", "regressed", "gone crash", "fixed", "flaky", "behaviour change",
@@ -70,10 +70,7 @@ class LoadedRun:
 
 
 def verdict_from_dict(d: dict, attempt: Optional[int] = None) -> Verdict:
-    v = Verdict(**{k: val for k, val in d.items() if k in Verdict.__dataclass_fields__})
-    if attempt is not None:
-        v.attempt = attempt
-    return v
+    return Verdict.from_dict(d, attempt)
 
 
 def load_run(path) -> LoadedRun:
@@ -95,7 +92,7 @@ def load_run(path) -> LoadedRun:
     for (case, attempt), d in run.finished_cases().items():
         try:
             verdicts.append(verdict_from_dict(d, attempt))
-        except TypeError:
+        except (TypeError, ValueError):
             continue          # a verdict.json without the required fields counts as unfinished
     order = {c: i for i, c in enumerate(LoadedRun(path, manifest, []).case_params)}
     verdicts.sort(key=lambda v: (order.get(v.case, len(order)), v.case, v.attempt))
@@ -133,9 +130,9 @@ def attempt_titles(v: Verdict) -> list:
 def outcome_key(v: Verdict) -> tuple:
     """What 'the same outcome' means for one attempt: the verdict, plus the errno of a refusal
     and the normalised headline of a crash."""
-    if v.verdict == "crash":
+    if v.verdict == Outcome.CRASH:
         return ("crash", normalize_title(v.title) if v.title else "")
-    if v.verdict == "refused":
+    if v.verdict == Outcome.REFUSED:
         return ("refused", v.errno or "")
     return (v.verdict,)
 
@@ -152,11 +149,11 @@ def outcome_label(key: tuple, title: Optional[str] = None) -> str:
 
 def pin_state(v: Verdict) -> Optional[tuple]:
     """(granted|refused, errno) when the attempt says what happened to the pin, else None."""
-    if v.verdict in INCONCLUSIVE_VERDICTS:
+    if v.verdict in INCONCLUSIVE:
         return None
     pin = v.pin
     if pin not in ("granted", "refused"):
-        if v.verdict == "refused":
+        if v.verdict == Outcome.REFUSED:
             pin = "refused"
         else:
             return None
@@ -178,7 +175,7 @@ class SideStats:
 
     @property
     def conclusive(self) -> list:
-        return [v for v in self.attempts if v.verdict not in INCONCLUSIVE_VERDICTS]
+        return [v for v in self.attempts if v.verdict not in INCONCLUSIVE]
 
     @property
     def failures(self) -> int:
@@ -320,7 +317,7 @@ def classify(case: str, a: list, b: list) -> CaseDiff:
         notes.append(f"{sa.label()} → {sb.label()}")
     if not tags and fa and fb and sa.n == sb.n and fa != fb:
         notes.append(f"failures {_rate(sa)} → {_rate(sb)}")
-    for extra in sorted(set(v.verdict for v in a + b) & set(INCONCLUSIVE_VERDICTS)):
+    for extra in sorted(set(v.verdict for v in a + b) & set(INCONCLUSIVE)):
         na = sum(1 for v in a if v.verdict == extra)
         nb = sum(1 for v in b if v.verdict == extra)
         notes.append(f"{extra}: {na}/{sa.n} on A, {nb}/{sb.n} on B")
@@ -386,7 +383,7 @@ class Comparison:
     def errors_only(self) -> list:
         """Cases the rig could not judge on a side because of infrastructure errors."""
         return [d for d in self.cases if d.cls == "inconclusive"
-                and any(s and s.n and all(v.verdict == "error" for v in s.attempts)
+                and any(s and s.n and all(v.verdict == Outcome.ERROR for v in s.attempts)
                         for s in (d.a, d.b))]
 
     @property

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from html import escape
 
+from pinrig import outcome
+from pinrig.outcome import Outcome
+
 VERDICT_COLOURS = {
     "ok": "#2e9e5b", "refused": "#3b7dd8", "data-loss": "#e07b00", "crash": "#c62828",
     "unexpected": "#8e44ad", "error": "#6b7a80", "skipped": "#c9d3d8",
 }
-VERDICT_ORDER = ("ok", "refused", "data-loss", "crash", "unexpected", "error", "skipped")
+VERDICT_ORDER = outcome.NAMES
 CLASS_COLOURS = {   # (background, text)
     "baseline": ("#e6ebee", "#445"),
     "new crash": ("#c62828", "#fff"), "regressed": ("#c62828", "#fff"),
@@ -138,7 +141,7 @@ def rate_chart_svg(rows: list, side_labels: tuple) -> str:
             if not rates:
                 s.append(f'<rect x="{x0}" y="{by}" width="{bar_w}" height="{bar_h}" '
                          f'fill="none" stroke="#c9d3d8" stroke-dasharray="3 3"/>')
-            fail = sum(rates.get(v, 0) for v in ("data-loss", "crash", "unexpected"))
+            fail = sum(rates.get(v.value, 0) for v in outcome.FAILURES)
             note = ("not run" if not rates else
                     f"fail {fail * 100:.0f}%" if fail else "")
             if note:
@@ -172,7 +175,7 @@ def _side_cell(stats) -> str:
         label = o["outcome"] if stats.n == 1 else f'{o["outcome"]} {o["count"]}/{stats.n}'
         parts.append(verdict_chip(label, o["verdict"]))
     pins = stats.to_dict()["pins"]
-    if pins and any(v.verdict != "refused" for v in stats.attempts):   # else the chip says it
+    if pins and any(v.verdict != Outcome.REFUSED for v in stats.attempts):   # else the chip says it
         parts.append(f'<span class="muted pin">pin {escape(" / ".join(pins))}</span>')
     return "<br>".join(parts)
 

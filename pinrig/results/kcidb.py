@@ -10,12 +10,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pinrig.errors import UserError
+from pinrig.outcome import FAILURES, Outcome
 from pinrig.results.rundir import RunDir
 
 ORIGIN = "pinrig"
 SCHEMA = (5, 3)
-STATUS = {"ok": "PASS", "refused": "PASS", "data-loss": "FAIL", "crash": "FAIL",
-          "unexpected": "FAIL", "error": "ERROR", "skipped": "SKIP"}
+
+
+def _status(verdict: object) -> str:
+    """KCIDB status of a recorded verdict name (ERROR for a name the rig does not know)."""
+    try:
+        return Outcome.parse(verdict).kcidb
+    except ValueError:
+        return "ERROR"
 
 
 def _ts(text) -> str:
@@ -60,7 +67,7 @@ def export(run_path: Path) -> dict:
     for (case, attempt), v in sorted(run.finished_cases().items()):
         tid = f"{ORIGIN}:{m.get('run_id', run_path.name)}:{case}" + \
             (f"#{attempt}" if attempt > 1 else "")
-        status = STATUS.get(v.get("verdict"), "ERROR")
+        status = _status(v.get("verdict"))
         test = {"id": tid, "build_id": build_id, "origin": ORIGIN,
                 "path": ".".join(["pinrig", _path_part(suite)] +
                                  [_path_part(p) for p in case.split("/")]),
@@ -73,7 +80,7 @@ def export(run_path: Path) -> dict:
                 "misc": {k2: v.get(k2) for k2 in ("verdict", "errno", "pin", "title",
                                                   "blocks_lost", "first_bad_offset", "seed",
                                                   "attempt", "reason") if v.get(k2) is not None}}
-        if v.get("verdict") in ("crash", "data-loss", "unexpected"):
+        if v.get("verdict") in FAILURES:
             test["log_excerpt"] = (v.get("title") or v.get("reason") or "")[:16384]
         tests.append(test)
         for key, subject in _issue_keys(v, case):
@@ -93,7 +100,7 @@ def export(run_path: Path) -> dict:
 
 def _issue_keys(v: dict, case: str) -> list:
     out = []
-    if v.get("verdict") == "crash":
+    if v.get("verdict") == Outcome.CRASH:
         try:
             from pinrig.oops import normalize_title
         except ImportError:             # pragma: no cover
@@ -101,7 +108,7 @@ def _issue_keys(v: dict, case: str) -> list:
                 return t
         for t in dict.fromkeys(v.get("titles") or [v.get("title") or "kernel crash"]):
             out.append((f"crash:{normalize_title(t)}", t))
-    elif v.get("verdict") == "data-loss":
+    elif v.get("verdict") == Outcome.DATA_LOSS:
         workload, fs = case.split("/")[:2]
         out.append((f"data-loss:{workload}/{fs}", f"data loss after power cut: {workload} on {fs}"))
     return out

@@ -16,6 +16,7 @@ from pathlib import Path
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
 from pinrig.cases.verdict import Verdict
+from pinrig.outcome import FAILURES, Outcome
 
 
 def atomic_write(path: Path, data) -> None:
@@ -109,11 +110,11 @@ def junit_xml(run: RunDir, verdicts: list) -> str:
         tc = TestCase(name=name, classname=suite_name, elapsed_sec=v.wall_s,
                       stdout=run.read_case_file(v.case, "guest.log", v.attempt)[-65536:] or None,
                       stderr=run.read_case_file(v.case, "dmesg.log", v.attempt)[-65536:] or None)
-        if v.verdict in ("crash", "data-loss", "unexpected"):
+        if v.verdict in FAILURES:
             tc.add_failure_info(message=v.message(), failure_type=v.verdict, output=v.reason)
-        elif v.verdict == "error":
+        elif v.verdict == Outcome.ERROR:
             tc.add_error_info(message=v.message(), error_type="error")
-        elif v.verdict == "skipped":
+        elif v.verdict == Outcome.SKIPPED:
             tc.add_skipped_info(message=v.reason or "skipped")
         cases.append(tc)
     ts = TestSuite(f"{props['kernel']}:{suite_name}", cases,
@@ -132,7 +133,7 @@ def summary_text(run: RunDir, verdicts: list) -> str:
         return v.case if v.attempt == 1 else f"{v.case} #{v.attempt}"
     w = max([len(label(v)) for v in verdicts] + [10])
     for v in verdicts:
-        extra = v.message() if v.verdict != "ok" else v.reason
+        extra = v.message() if v.verdict != Outcome.OK else v.reason
         lines.append(f"  {label(v):<{w}}  {v.verdict:<10}  {v.wall_s:6.1f}s  {extra}")
     counts: dict = {}
     for v in verdicts:

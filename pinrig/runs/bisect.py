@@ -26,7 +26,7 @@ from typing import Callable, Optional
 
 import yaml
 
-from pinrig import config, paths
+from pinrig import config, outcome, paths
 from pinrig.cases.verdict import Verdict
 from pinrig.errors import UserError
 from pinrig.results.compare import outcome_key, outcome_label
@@ -131,7 +131,7 @@ def _parse_outcome(text: str) -> tuple:
             return (head, rest.strip()) if head == "refused" else ("crash", _norm(rest.strip()))
     if t in ("refused", "crash"):
         return (t, "")
-    if t not in config.VERDICTS:
+    if t not in outcome.NAMES:
         raise UserError(f"--old/--new: unknown outcome {text!r} (a verdict, 'refused:ERRNO' "
                         "or 'crash:TITLE')")
     return (t,)

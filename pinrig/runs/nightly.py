@@ -29,11 +29,11 @@ from typing import Callable, Optional
 
 from pinrig import config, paths
 from pinrig.errors import InfraError, RigError, UserError
+from pinrig.outcome import FAILURES, INCONCLUSIVE, PASSES, Outcome, sql_set
 from pinrig.results.compare import LoadedRun, compare_runs, load_run, verdict_from_dict
 from pinrig.results.rundir import RunDir, atomic_write, junit_xml
 
 NIGHT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(\.\d+)?$")
-PASS = ("ok", "refused")
 
 
 # ---------------------------------------------------------------------------- the plan
@@ -284,13 +284,19 @@ class History:
             "SELECT * FROM changes WHERE night=? ORDER BY rowid", (night,))]
 
     def pass_rates(self) -> dict:
-        """(label:suite, night) → fraction of attempts that passed (ok or refused)."""
+        """(label:suite, night) → fraction of conclusive attempts that passed (ok or refused).
+
+        Inconclusive attempts (error, skipped) are left out of the fraction, as they are out of
+        the exit code; a group with no conclusive attempt has no rate."""
         out = {}
         for r in self.db.execute(
                 "SELECT night, label, suite, COUNT(*) AS n, "
-                "SUM(CASE WHEN verdict IN ('ok','refused') THEN 1 ELSE 0 END) AS p "
+                f"SUM(CASE WHEN verdict IN {sql_set(PASSES)} THEN 1 ELSE 0 END) AS p, "
+                f"SUM(CASE WHEN verdict IN {sql_set(INCONCLUSIVE)} THEN 1 ELSE 0 END) AS i "
                 "FROM case_results GROUP BY night, label, suite"):
-            out[(f"{r['label']}:{r['suite']}", r["night"])] = r["p"] / r["n"] if r["n"] else 0
+            conclusive = r["n"] - r["i"]
+            if conclusive:
+                out[(f"{r['label']}:{r['suite']}", r["night"])] = r["p"] / conclusive
         return out
 
     def verdict_counts(self, night: str) -> dict:
@@ -365,7 +371,7 @@ class NightReport:
             return 1
         if any(r.status != "done" for r in self.runs):
             return 2
-        if any(v.verdict == "error" for r in self.runs if r.run for v in r.run.verdicts):
+        if any(v.verdict == Outcome.ERROR for r in self.runs if r.run for v in r.run.verdicts):
             return 2
         return 0
 
@@ -627,9 +633,8 @@ def write_index(hist: History, root: Path) -> None:
         counts = hist.verdict_counts(n["name"])
         ch = hist.changes(n["name"])
         total = sum(sum(c.values()) for c in counts.values())
-        failed = sum(c.get(v, 0) for c in counts.values() for v in ("data-loss", "crash",
-                                                                    "unexpected"))
-        errors = sum(c.get("error", 0) for c in counts.values()) + \
+        failed = sum(c.get(v.value, 0) for c in counts.values() for v in FAILURES)
+        errors = sum(c.get(Outcome.ERROR.value, 0) for c in counts.values()) + \
             sum(1 for r in runs if r["status"] != "done")
         href = f"{n['name']}/index.html" if (not n["pruned"] and
                                              (root / n["name"] / "index.html").exists()) else None

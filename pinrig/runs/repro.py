@@ -21,8 +21,9 @@ from typing import Callable, Optional
 import yaml
 
 from pinrig import paths
-from pinrig.cases.verdict import FAILURES, Verdict
+from pinrig.cases.verdict import Verdict
 from pinrig.errors import InfraError, UserError
+from pinrig.outcome import FAILURES, PASSES, Outcome
 from pinrig.results.compare import (
     LoadedRun,
     attempt_titles,
@@ -34,7 +35,8 @@ from pinrig.results.compare import (
 CASE_KEYS = ("workload", "fs", "mapping", "variant", "expect", "size", "timeout")
 PRESSURE_KEYS = ("dirty_ratio", "dirty_background_ratio", "dirty_expire_centisecs",
                  "dirty_writeback_centisecs", "sync_storm", "drop_caches", "memcg_limit_mb")
-NOT_INTERESTING = ("ok", "refused", "skipped")
+# a replay looks for an attempt that showed something: not a pass, not a skip
+NOT_INTERESTING = PASSES | {Outcome.SKIPPED}
 KERNEL_IMAGE_RE = re.compile(r"^linux-image-\d")
 
 
@@ -202,14 +204,14 @@ class AttemptResult:
 def describe(v: Optional[Verdict]) -> str:
     if v is None:
         return "no verdict"
-    if v.verdict == "crash":
+    if v.verdict == Outcome.CRASH:
         return f"crash: {v.title}" if v.title else "crash"
-    if v.verdict == "data-loss":
+    if v.verdict == Outcome.DATA_LOSS:
         return (f"data-loss, {v.blocks_lost} of {v.blocks_checked} blocks lost at "
                 f"{v.first_bad_offset}")
-    if v.verdict == "refused":
+    if v.verdict == Outcome.REFUSED:
         return f"refused {v.errno}"
-    if v.verdict in ("error", "skipped", "unexpected"):
+    if v.verdict in (Outcome.ERROR, Outcome.SKIPPED, Outcome.UNEXPECTED):
         return f"{v.verdict}: {v.reason}"
     return v.verdict
 
@@ -223,15 +225,15 @@ def judge(original: Optional[Verdict], v: Optional[Verdict], attempt: int,
         return AttemptResult(attempt, case, v, False, False, note="no original to match")
     r = AttemptResult(attempt, case, v, outcome_key(original) == outcome_key(v),
                       v.verdict == original.verdict, note=note)
-    if original.verdict == "crash":
+    if original.verdict == Outcome.CRASH:
         want = normalize_title(original.title or "")
         got = [normalize_title(t) for t in attempt_titles(v)]
         r.title_match = bool(got) and got[0] == want
         if not r.title_match and want in got:
             r.note = r.note or "original title seen, but not as the first report"
-    if original.verdict == "refused":
-        r.errno_match = v.verdict == "refused" and v.errno == original.errno
-    if original.verdict == "data-loss":
+    if original.verdict == Outcome.REFUSED:
+        r.errno_match = v.verdict == Outcome.REFUSED and v.errno == original.errno
+    if original.verdict == Outcome.DATA_LOSS:
         r.data_loss_match = bool(v.blocks_lost)
         if r.data_loss_match and (v.blocks_lost, v.first_bad_offset) != \
                 (original.blocks_lost, original.first_bad_offset):
@@ -268,7 +270,7 @@ class ReproReport:
         vs = [r.verdict for r in self.results]
         if any(v is not None and v.verdict in FAILURES for v in vs):
             return 1
-        if vs and all(v is None or v.verdict == "error" for v in vs):
+        if vs and all(v is None or v.verdict == Outcome.ERROR for v in vs):
             return 2
         return 0
 

@@ -20,6 +20,7 @@ from pinrig.cases.verdict import RawOutcome, Verdict, decide
 from pinrig.config import Case, Suite, load_suite
 from pinrig.errors import InfraError, UserError
 from pinrig.guest.session import Environment, Session, prepare_env
+from pinrig.outcome import Outcome
 from pinrig.results.rundir import (
     RunDir,
     atomic_write,
@@ -39,7 +40,7 @@ class RunOutcome:
     def exit_code(self) -> int:
         if any(v.failed for v in self.verdicts):
             return 1
-        if any(v.verdict == "error" for v in self.verdicts):
+        if any(v.verdict == Outcome.ERROR for v in self.verdicts):
             return 2
         return 0
 
@@ -132,8 +133,7 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     repeat = int(run.manifest.get("repeat", repeat))
     run.manifest["repeat"] = repeat
     run.write_manifest()
-    verdicts: dict = {key: Verdict(**{k: v for k, v in d.items() if k in Verdict.__dataclass_fields__})
-                      for key, d in done.items()}
+    verdicts: dict = {key: Verdict.from_dict(d) for key, d in done.items()}
     n_todo = sum(1 for k in range(1, repeat + 1) for c in suite.cases if (c.id, k) not in done)
     echo(f"rig: {env.spec.name} ({env.art.release}) suite {suite.name}: {n_todo} case run(s), "
          f"accel {env.accel}, results in {run.path}")
@@ -205,8 +205,8 @@ def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Sui
                     raw = RawOutcome(case.id, phase="boot",
                                      infra_error=None if reports else br.reason)
                     v = decide(case, raw, reports)
-                    if not reports and v.verdict != "error":
-                        v.verdict, v.reason = "error", br.reason
+                    if not reports and v.verdict != Outcome.ERROR:
+                        v.verdict, v.reason = Outcome.ERROR, br.reason
                     v.seed = case_seed(seed, case.id)
                     v.attempt = attempt
                     run.write_case(v, {"console.log": console})
@@ -219,7 +219,7 @@ def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Sui
                 v = _one_case(sess, run, case, seed, suite, attempt)
                 _echo_case(echo, v)
                 yield v
-                if not sess.alive() or v.verdict in ("crash", "error"):
+                if not sess.alive() or v.verdict in (Outcome.CRASH, Outcome.ERROR):
                     break    # a fresh guest for whatever is left
         finally:
             sess.close()
@@ -305,12 +305,12 @@ def _crash_case(env: Environment, run: RunDir, case: Case, seed: int, suite: Sui
              "reports.json": json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
              if reports else None}
     run.write_case(v, files)
-    if v.verdict not in ("data-loss", "crash") and cr.sessions:
+    if v.verdict not in (Outcome.DATA_LOSS, Outcome.CRASH) and cr.sessions:
         cr.sessions[0].discard_pmem()      # keep the medium only where it is evidence
     return v
 
 
 def _echo_case(echo, v: Verdict) -> None:
-    extra = v.message() if v.verdict != "ok" else v.reason
+    extra = v.message() if v.verdict != Outcome.OK else v.reason
     label = v.case if v.attempt == 1 else f"{v.case} #{v.attempt}"
     echo(f"  {label:<36} {v.verdict:<10} {v.wall_s:6.1f}s  {extra}")
