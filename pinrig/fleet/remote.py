@@ -1,4 +1,4 @@
-"""Guests on pool hosts over SSH (fabric/paramiko): checks, shipping, remote QEMU, failover.
+"""Guests on pool hosts over SSH (pinrig.ssh): checks, shipping, remote QEMU, failover.
 
 Per host, the kernel boot files and the guest image are shipped once, content-addressed under
 `<workdir>/objects/<hash>/` (skipped when there). Each boot's overlay and pmem file live under
@@ -11,7 +11,6 @@ of the host's SSH connection. The guest's ssh keys never leave the controller.
 """
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import json
@@ -31,7 +30,7 @@ from typing import Callable, Optional
 import paramiko
 import pexpect
 
-from pinrig import paths, proc
+from pinrig import paths, proc, ssh
 from pinrig.cases.verdict import Verdict
 from pinrig.errors import InfraError
 from pinrig.fleet.pool import (
@@ -65,92 +64,41 @@ class _Stopped(InfraError):
 
 # ---------------------------------------------------------------------------- connections
 
-def connect(host: Host, timeout: float = CONNECT_TIMEOUT):
-    """A fabric Connection to the host, its host key pinned (pool `host_key`) or known
+def connect(host: Host, timeout: float = CONNECT_TIMEOUT) -> paramiko.SSHClient:
+    """An SSH connection to the host, its host key pinned (pool `host_key`) or known
     (~/.ssh/known_hosts); never trust-on-first-use. Raises HostLost saying why."""
-    import fabric
     if not Path(host.key).is_file():
         raise HostLost(f"host {host.name} ({host.target}): key {host.key} not found")
-    cfg = fabric.Config(overrides={"load_ssh_configs": False})
-    conn = fabric.Connection(host.address, user=host.user, port=host.port, config=cfg,
-                             connect_timeout=int(timeout),
-                             connect_kwargs={"key_filename": str(host.key), "look_for_keys": False,
-                                             "allow_agent": False, "banner_timeout": 15,
-                                             "auth_timeout": 15})
-    client = conn.client
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    known = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
+    pinned = None
     if host.host_key:
-        kind, b64 = host.host_key.split()[:2]
         try:
-            key = paramiko.PKey.from_type_string(kind, base64.b64decode(b64))
-        except Exception as e:
+            pinned = ssh.parse_public_key(host.host_key)
+        except ValueError as e:
             raise HostLost(f"host {host.name}: host_key unusable: {e}")
-        client.get_host_keys().add(known, key.get_name(), key)
-    else:
-        try:
-            client.load_system_host_keys()
-        except (OSError, paramiko.SSHException):
-            pass
     try:
-        conn.open()
-    except paramiko.BadHostKeyException:
+        return ssh.connect(host.address, host.port, host.user, Path(host.key), pinned,
+                           timeout=timeout, what=f"host {host.name} ({host.target})")
+    except ssh.HostKeyMismatch:
         raise HostLost(f"host {host.name} ({host.target}): host key does not match "
                        + ("host_key in the pool" if host.host_key else "~/.ssh/known_hosts"))
-    except paramiko.AuthenticationException as e:
-        raise HostLost(f"host {host.name} ({host.target}): authentication with key {host.key} "
-                       f"failed: {e}")
-    except paramiko.SSHException as e:
-        if "known_hosts" in str(e):
+    except ssh.ConnectError as e:
+        msg = str(e)
+        if "host key unknown" in msg:
             raise HostLost(f"host {host.name} ({host.target}): host key unknown: add host_key: "
                            "to the pool (a line of ssh-keyscan) or to ~/.ssh/known_hosts")
-        raise HostLost(f"host {host.name} ({host.target}): ssh: {e}")
-    except (OSError, EOFError) as e:
-        raise HostLost(f"host {host.name} ({host.target}): cannot connect: {_why(e)}")
-    conn.transport.set_keepalive(KEEPALIVE_S)
-    return conn
+        raise HostLost(msg)
 
 
-def _why(e: BaseException) -> str:
-    errors = getattr(e, "errors", None)          # paramiko's NoValidConnectionsError
-    if isinstance(errors, dict) and errors:
-        return "; ".join(sorted({getattr(x, "strerror", None) or str(x) or type(x).__name__
-                                 for x in errors.values()}))
-    return str(e) or type(e).__name__
-
-
-def exec_command(transport, cmd: str, timeout: float = 60.0) -> tuple:
+def exec_command(client: Optional[paramiko.SSHClient], cmd: str, timeout: float = 60.0) -> tuple:
     """(rc, stdout, stderr) of a shell line on the host. Raises HostLost when the connection is
-    gone, InfraError on timeout."""
-    if transport is None or not transport.is_active():
-        raise HostLost("ssh connection lost")
+    gone, CommandTimeout (an InfraError) on timeout."""
     try:
-        chan = transport.open_session(timeout=15)
-        chan.exec_command(cmd)
-    except (paramiko.SSHException, OSError, EOFError) as e:
-        raise HostLost(f"ssh connection lost: {_why(e)}")
-    out, err = bytearray(), bytearray()
-    end = time.monotonic() + timeout
-    try:
-        while True:
-            if chan.recv_ready():
-                out += chan.recv(65536)
-            elif chan.recv_stderr_ready():
-                err += chan.recv_stderr(65536)
-            elif chan.exit_status_ready():
-                break
-            elif chan.closed or not transport.is_active():
-                raise HostLost("ssh connection lost during a command")
-            elif time.monotonic() > end:
-                raise InfraError(f"host command timed out after {timeout:.0f}s: {cmd[:100]}")
-            else:
-                select.select([chan], [], [], 0.2)
-        rc = chan.recv_exit_status()
-    except (OSError, EOFError, paramiko.SSHException) as e:
-        raise HostLost(f"ssh connection lost: {_why(e)}")
-    finally:
-        chan.close()
-    return rc, out.decode(errors="replace"), err.decode(errors="replace")
+        r = ssh.run(client, cmd, timeout=timeout)
+    except ssh.ConnectionLost as e:
+        raise HostLost(str(e))
+    except ssh.CommandTimeout:
+        raise ssh.CommandTimeout(f"host command timed out after {timeout:.0f}s: {cmd[:100]}")
+    return r.rc, r.stdout, r.stderr
 
 
 # ---------------------------------------------------------------------------- host checks
@@ -249,7 +197,7 @@ def judge(name: str, target: str, facts: dict, kvm_wanted: Optional[bool], jobs:
 
 
 def check_host(host: Host, jobs: Optional[int] = None) -> HostCheck:
-    """Connect (fabric) and look: qemu, qemu-img, /dev/kvm, disk in workdir, free memory."""
+    """Connect and look: qemu, qemu-img, /dev/kvm, disk in workdir, free memory."""
     try:
         conn = connect(host)
     except HostLost as e:
@@ -257,18 +205,18 @@ def check_host(host: Host, jobs: Optional[int] = None) -> HostCheck:
         c.problem(str(e).split(": ", 1)[-1] if str(e).startswith("host ") else str(e))
         return c
     try:
-        res = conn.run(CHECK_SCRIPT.format(workdir=shlex.quote(host.workdir)), hide=True,
-                       warn=True, in_stream=False, timeout=60)
-        facts = parse_check(res.stdout)
+        _rc, out, _err = exec_command(conn, CHECK_SCRIPT.format(
+            workdir=shlex.quote(host.workdir)), timeout=60)
+        facts = parse_check(out)
         try:
-            sftp = conn.client.open_sftp()
+            sftp = conn.open_sftp()
             sftp.close()
             facts["sftp"] = True
         except (paramiko.SSHException, OSError, EOFError):
             facts["sftp"] = False
     except Exception as e:
         c = HostCheck(host.name, host.target)
-        c.problem(f"check failed: {_why(e)}")
+        c.problem(f"check failed: {ssh.why(e)}")
         return c
     finally:
         conn.close()
@@ -529,7 +477,7 @@ class RemoteMachine(vm.Machine):
             chan.get_pty(term="dumb", width=200, height=50)
             chan.exec_command(qemu_command(self.remote_dir, self.argv))
         except (paramiko.SSHException, OSError, EOFError) as e:
-            raise HostLost(f"host {self.slot.name}: ssh connection lost starting QEMU: {_why(e)}")
+            raise HostLost(f"host {self.slot.name}: ssh connection lost starting QEMU: {ssh.why(e)}")
         self.chan = chan
         buf, end = b"", time.monotonic() + 30
         while not PID_RE.search(buf) and time.monotonic() < end:
@@ -619,21 +567,20 @@ class RemoteHost:
                 self.error = str(e)
                 raise
             except (InfraError, OSError, EOFError, paramiko.SSHException) as e:
-                self.error = f"host {self.name}: {_why(e)}"
+                self.error = f"host {self.name}: {ssh.why(e)}"
                 raise HostLost(self.error)
 
     def _prepare(self, files: list) -> None:
         conn = connect(self.host)
         try:
-            t = conn.transport
-            rc, out, _ = exec_command(t, CHECK_SCRIPT.format(
+            rc, out, _ = exec_command(conn, CHECK_SCRIPT.format(
                 workdir=shlex.quote(self.host.workdir)), timeout=60)
             self.facts = parse_check(out)
             c = judge(self.name, self.host.target, self.facts, self.accel == "kvm", self.jobs)
             if not c.usable:
                 raise HostLost(f"host {self.name}: unusable: " + "; ".join(c.problems))
             t0, sent, shipped = time.monotonic(), 0, []
-            sftp = paramiko.SFTPClient.from_transport(t)
+            sftp = conn.open_sftp()
             try:
                 for local, digest in files:
                     dest = object_path(self.host.workdir, digest, Path(local).name)
@@ -644,7 +591,7 @@ class RemoteHost:
                             continue
                     except IOError:
                         pass
-                    rc, _o, err = exec_command(t, f"mkdir -p {shlex.quote(str(PurePosixPath(dest).parent))}")
+                    rc, _o, err = exec_command(conn, f"mkdir -p {shlex.quote(str(PurePosixPath(dest).parent))}")
                     if rc:
                         raise InfraError(f"mkdir for {dest} failed: {err.strip()}")
                     sent += upload_sparse(sftp, Path(local), dest)
@@ -661,8 +608,8 @@ class RemoteHost:
         finally:
             conn.close()
 
-    def free_port(self, transport) -> int:
-        rc, out, _ = exec_command(transport, "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null",
+    def free_port(self, client) -> int:
+        rc, out, _ = exec_command(client, "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null",
                                   timeout=20)
         with self.ports_lock:
             p = pick_port(listening_ports(out) | self.ports_given, self.rng)
@@ -698,15 +645,16 @@ class RemoteSlot:
                 time.sleep(1.0 + i)
         return self
 
-    def transport(self):
-        t = self.conn.transport if self.conn else None
+    def transport(self) -> paramiko.Transport:
+        t = self.conn.get_transport() if self.conn else None
         if t is None or not t.is_active():
             raise HostLost(f"host {self.name}: ssh connection lost")
         return t
 
     def exec(self, cmd: str, timeout: float = 60.0) -> tuple:
+        self.transport()
         try:
-            return exec_command(self.transport(), cmd, timeout)
+            return exec_command(self.conn, cmd, timeout)
         except HostLost as e:
             raise HostLost(f"host {self.name}: {e}" if not str(e).startswith("host ") else str(e))
 
@@ -724,7 +672,8 @@ class RemoteSlot:
         roverlay = f"{rdir}/overlay.qcow2"
         objs = self.rhost.objects
         rootfs = objs[str(image.rootfs)]
-        port = self.rhost.free_port(self.transport())
+        self.transport()
+        port = self.rhost.free_port(self.conn)
         local_cfg = qemu.QemuConfig(kernel=art.vmlinuz, initrd=boot.initrd,
                                     rootdisk=workdir / "overlay.qcow2",
                                     modules_disk=boot.modules_disk, pmem=local_pmem,
@@ -771,13 +720,13 @@ class RemoteSlot:
         """None when the host answers on this connection; else why not (and whether it can be
         reached again at all)."""
         reason = None
-        t = self.conn.transport if self.conn else None
+        t = self.conn.get_transport() if self.conn else None
         if t is None or not t.is_active():
             exc = t.get_exception() if t else None
-            reason = "ssh connection lost" + (f" ({_why(exc)})" if exc else "")
+            reason = "ssh connection lost" + (f" ({ssh.why(exc)})" if exc else "")
         else:
             try:
-                rc, _o, _e = exec_command(t, "true", timeout=15)
+                rc, _o, _e = exec_command(self.conn, "true", timeout=15)
                 if rc != 0:
                     reason = f"host does not run commands (exit {rc})"
             except InfraError as e:
@@ -974,7 +923,7 @@ class Shard:
             try:
                 conn = connect(r.host, timeout=5)
                 try:
-                    exec_command(conn.transport, f"find {root} -depth -type d -empty -delete "
+                    exec_command(conn, f"find {root} -depth -type d -empty -delete "
                                  "2>/dev/null; true", timeout=30)
                 finally:
                     conn.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from pinrig import ssh
 from pinrig.cases.verdict import Verdict
 from pinrig.config import Case
 from pinrig.errors import InfraError
@@ -748,5 +749,5 @@ def test_ctrl_c_stops_the_queue_before_guests_die_as_errors(tmp_path, monkeypatc
 def test_connection_errors_read_like_errno_text():
     from paramiko.ssh_exception import NoValidConnectionsError
     e = NoValidConnectionsError({("10.0.0.1", 22): ConnectionRefusedError(111, "Connection refused")})
-    assert remote._why(e) == "Connection refused"
-    assert remote._why(EOFError()) == "EOFError"
+    assert ssh.why(e) == "Connection refused"
+    assert ssh.why(EOFError()) == "EOFError"
