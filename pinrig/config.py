@@ -12,10 +12,10 @@ from typing import Any, Optional
 import yaml
 
 from pinrig import outcome, paths
+from pinrig.cases import workloads
 from pinrig.errors import UserError
 
 DEBIAN_SUITES = ("bullseye", "bookworm", "bookworm-backports", "trixie", "sid", "unstable")
-WORKLOADS = ("ibverbs-pin", "lost-write", "odirect-into-mmap", "iouring-fixed")
 FILESYSTEMS = ("ext4", "xfs", "ext4-dax", "xfs-dax", "tmpfs")
 MAPPINGS = ("shared", "private")
 
@@ -371,7 +371,7 @@ def load_suite(name_or_path: str) -> Suite:
 def _expand_case(path: Path, i: int, rc: dict, default_timeout: int) -> list:
     """One YAML entry may list several filesystems/mappings/variants: expand the product."""
     f = _Fields(path, rc, f"cases[{i}].")
-    workload = f.get("workload", str, choices=WORKLOADS)
+    workload = f.get("workload", str, choices=workloads.NAMES)
     fss = f.str_list("fs", choices=FILESYSTEMS)
     maps = f.str_list("mapping", ["shared"], choices=MAPPINGS)
     variants = f.str_list("variant", [None]) if rc.get("variant") is not None else [None]

@@ -13,14 +13,13 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from pinrig.cases import integrity
+from pinrig.cases import integrity, workloads
 from pinrig.cases.verdict import RawOutcome
+from pinrig.cases.workloads import MNT
 from pinrig.config import Case, Pressure
 from pinrig.errors import InfraError
 from pinrig.guest.session import GUEST_BIN, Session
 from pinrig.guest.transport import CommandTimeout
-
-MNT = "/mnt/test"
 
 
 def case_seed(run_seed: int, case_id: str) -> int:
@@ -110,33 +109,19 @@ def in_memcg(argv: list, p: Pressure) -> list:
 
 def workload_argv(case: Case, seed: int, hold: bool = False) -> list:
     """The guest command line of a case's program."""
-    b, size = GUEST_BIN, str(case.size)
-    if case.workload == "ibverbs-pin":
-        access = {"ro": "ro", "none": "none"}.get(case.variant or "", "rw")
-        return [f"{b}/ibverbs-pin", "--file", f"{MNT}/pin.dat", "--size", size,
-                "--map", case.mapping, "--access", access, "--device", "rxe0",
-                "--seed", str(seed)]
-    if case.workload == "lost-write":
-        argv = [f"{b}/lost-write", "--file", f"{MNT}/lost.dat", "--size", size,
-                "--device", "rxe0", "--seed", str(seed)]
-        if case.variant == "control":
-            argv.append("--control")      # deregister before the final fsync
-        return argv + (["--hold"] if hold else [])
-    if case.workload == "odirect-into-mmap":
-        argv = [f"{b}/odirect-into-mmap", "--src", f"{MNT}/src.dat", "--dst", f"{MNT}/dst.dat",
-                "--size", size, "--seed", str(seed)]
-        return argv + (["--pressure"] if case.variant != "nopressure" else [])
-    if case.workload == "iouring-fixed":
-        return [f"{b}/iouring-fixed", "--file", f"{MNT}/ring.dat", "--src", f"{MNT}/ring-src.dat",
-                "--size", size, "--seed", str(seed), "--map", case.mapping] + \
-            (["--hold"] if hold else [])
-    raise InfraError(f"unknown workload {case.workload}")
+    try:
+        w = workloads.get(case.workload)
+    except KeyError as e:
+        raise InfraError(str(e.args[0]))
+    return w.argv(GUEST_BIN, case, seed, hold)
 
 
 def data_file(case: Case) -> str:
     """The file whose blocks are verified after the case (integrity workloads)."""
-    return {"lost-write": f"{MNT}/lost.dat", "odirect-into-mmap": f"{MNT}/dst.dat",
-            "iouring-fixed": f"{MNT}/ring.dat"}[case.workload]
+    f = workloads.get(case.workload).data_file
+    if f is None:
+        raise InfraError(f"workload {case.workload} verifies no data file")
+    return f
 
 
 def mount_existing_commands(fs: str) -> list:
@@ -164,7 +149,7 @@ def parse_result(stdout: str) -> Optional[dict]:
 
 def needs(case: Case, sess: Session) -> Optional[str]:
     """Why the case cannot run on this kernel/guest, or None."""
-    if case.workload in ("ibverbs-pin", "lost-write") and sess.info.get("rdma", "none") == "none":
+    if workloads.get(case.workload).needs_rdma and sess.info.get("rdma", "none") == "none":
         return "no RDMA device in the guest (kernel without rdma_rxe?)"
     if case.fs != "tmpfs" and "pmem0" not in sess.info.get("pmem", ""):
         return "no /dev/pmem0 in the guest (kernel without nfit/nd_pmem?)"
@@ -268,7 +253,7 @@ def run_case(sess: Session, case: Case, seed: int, pressure: Pressure) -> CaseRu
                     except InfraError:
                         pass
         run.log(shlex.join(argv), res)
-        if _take_result(run, case, res.stdout, res.rc) and case.workload != "ibverbs-pin":
+        if _take_result(run, case, res.stdout, res.rc) and workloads.get(case.workload).verifies:
             _verify(sess, case, run, remount=True)
         g.run(f"umount {MNT} 2>/dev/null; true", timeout=60)
     except CommandTimeout as e:

@@ -17,6 +17,7 @@ from typing import Optional
 from pinrig import __version__, oops, paths
 from pinrig.cases.execute import case_seed, run_case, run_crash_case
 from pinrig.cases.verdict import RawOutcome, Verdict, decide
+from pinrig.cases.workloads import needs_own_guest
 from pinrig.config import Case, Suite, load_suite
 from pinrig.errors import InfraError, UserError
 from pinrig.guest.session import Environment, Session, prepare_env
@@ -91,13 +92,6 @@ def default_jobs() -> int:
     except (ValueError, OSError):
         mem_gb = 4
     return max(1, min(cores // 2, int(mem_gb // 3)))
-
-
-def needs_own_guest(case: Case) -> bool:
-    if case.fs == "tmpfs":
-        return False            # nothing survives a power cut there: verified in place
-    return case.workload == "lost-write" or (case.workload == "iouring-fixed"
-                                             and case.mapping == "shared")
 
 
 def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,

@@ -2,6 +2,7 @@
 import pytest
 
 from pinrig.cases.verdict import Verdict
+from pinrig.cases.workloads import needs_own_guest
 from pinrig.config import Case
 
 
@@ -68,7 +69,7 @@ def test_every_case_lands_in_exactly_one_group(runner_module):
     (c("odirect-into-mmap", "xfs", "shared"), False),
 ])
 def test_needs_own_guest(runner_module, case, own):
-    assert runner_module.needs_own_guest(case) is own
+    assert needs_own_guest(case) is own
 
 
 @pytest.mark.parametrize("verdicts,code", [

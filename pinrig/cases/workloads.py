@@ -1,0 +1,89 @@
+"""The one table of workloads: what the rig knows about each guest program.
+
+Adding a workload is one entry here plus its C file in workloads/src (linked with common.c and
+json.c by workloads/Makefile). Suites name workloads by `name`; the rest of the rig asks this
+table, never the name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
+
+if TYPE_CHECKING:
+    from pinrig.config import Case
+
+MNT = "/mnt/test"        # where each case's filesystem is mounted in the guest
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    program: str                       # binary built from workloads/src/<program>.c
+    args: Callable[["Case", int, bool], list]   # (case, seed, hold) → its flags
+    data_file: Optional[str] = None    # the file whose blocks are verified after the case
+    needs_rdma: bool = False           # needs an RDMA device (rxe) in the guest
+    crash_and_verify: Callable[["Case"], bool] = lambda case: False
+    # ↑ True: the case pins, power-cuts the guest with the pin held and verifies after a second
+    #   boot on the same pmem file, so it needs a guest of its own (and the program --hold)
+
+    @property
+    def verifies(self) -> bool:
+        return self.data_file is not None
+
+    def argv(self, bindir: str, case: "Case", seed: int, hold: bool = False) -> list:
+        return [f"{bindir}/{self.program}", *self.args(case, seed, hold)]
+
+    def needs_own_guest(self, case: "Case") -> bool:
+        if case.fs == "tmpfs":
+            return False       # nothing survives a power cut there: verified in place
+        return self.crash_and_verify(case)
+
+
+def _ibverbs_pin(case: "Case", seed: int, hold: bool) -> list:
+    access = {"ro": "ro", "none": "none"}.get(case.variant or "", "rw")
+    return ["--file", f"{MNT}/pin.dat", "--size", str(case.size), "--map", case.mapping,
+            "--access", access, "--device", "rxe0", "--seed", str(seed)]
+
+
+def _lost_write(case: "Case", seed: int, hold: bool) -> list:
+    argv = ["--file", f"{MNT}/lost.dat", "--size", str(case.size), "--device", "rxe0",
+            "--seed", str(seed)]
+    if case.variant == "control":
+        argv.append("--control")      # deregister before the final fsync
+    return argv + (["--hold"] if hold else [])
+
+
+def _odirect_into_mmap(case: "Case", seed: int, hold: bool) -> list:
+    argv = ["--src", f"{MNT}/src.dat", "--dst", f"{MNT}/dst.dat", "--size", str(case.size),
+            "--seed", str(seed)]
+    return argv + (["--pressure"] if case.variant != "nopressure" else [])
+
+
+def _iouring_fixed(case: "Case", seed: int, hold: bool) -> list:
+    return ["--file", f"{MNT}/ring.dat", "--src", f"{MNT}/ring-src.dat", "--size", str(case.size),
+            "--seed", str(seed), "--map", case.mapping] + (["--hold"] if hold else [])
+
+
+_TABLE: Tuple[Workload, ...] = (
+    Workload("ibverbs-pin", "ibverbs-pin", _ibverbs_pin, needs_rdma=True),
+    Workload("lost-write", "lost-write", _lost_write, data_file=f"{MNT}/lost.dat",
+             needs_rdma=True, crash_and_verify=lambda case: True),
+    Workload("odirect-into-mmap", "odirect-into-mmap", _odirect_into_mmap,
+             data_file=f"{MNT}/dst.dat"),
+    Workload("iouring-fixed", "iouring-fixed", _iouring_fixed, data_file=f"{MNT}/ring.dat",
+             crash_and_verify=lambda case: case.mapping == "shared"),
+)
+WORKLOADS: Dict[str, Workload] = {w.name: w for w in _TABLE}
+NAMES: Tuple[str, ...] = tuple(WORKLOADS)
+
+
+def get(name: str) -> Workload:
+    try:
+        return WORKLOADS[name]
+    except KeyError:
+        raise KeyError(f"unknown workload {name!r} (one of: {', '.join(NAMES)})") from None
+
+
+def needs_own_guest(case: "Case") -> bool:
+    """A crash-and-verify case gets a guest of its own; the rest share one boot."""
+    return get(case.workload).needs_own_guest(case)

@@ -1,0 +1,34 @@
+"""pinrig.cases.workloads: the one table every stage asks."""
+import pytest
+
+from pinrig import paths
+from pinrig.cases import workloads
+from pinrig.config import Case
+
+
+def case(workload, fs="ext4", mapping="shared", variant=None):
+    return Case(workload=workload, fs=fs, mapping=mapping, variant=variant)
+
+
+@pytest.mark.parametrize("w", workloads.WORKLOADS.values(), ids=lambda w: w.name)
+def test_every_workload_has_its_c_program(w):
+    assert (paths.WORKLOADS_DIR / "src" / f"{w.program}.c").is_file()
+
+
+@pytest.mark.parametrize("name, own", [("lost-write", True), ("ibverbs-pin", False),
+                                       ("odirect-into-mmap", False), ("iouring-fixed", True)])
+def test_crash_and_verify_cases_get_their_own_guest(name, own):
+    assert workloads.needs_own_guest(case(name)) is own
+    assert workloads.needs_own_guest(case(name, fs="tmpfs")) is False
+    assert workloads.needs_own_guest(case(name, mapping="private")) is (name == "lost-write")
+
+
+def test_needs_and_verification():
+    assert workloads.get("ibverbs-pin").needs_rdma and not workloads.get("ibverbs-pin").verifies
+    assert workloads.get("lost-write").needs_rdma and workloads.get("lost-write").verifies
+    assert not workloads.get("iouring-fixed").needs_rdma
+
+
+def test_unknown_workload_names_the_known_ones():
+    with pytest.raises(KeyError, match="one of: ibverbs-pin, lost-write"):
+        workloads.get("nope")
