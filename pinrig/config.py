@@ -22,7 +22,7 @@ MAPPINGS = ("shared", "private")
 
 # ---------------------------------------------------------------------------- helpers
 
-def _load(path: Path) -> dict:
+def load_yaml(path: Path) -> dict:
     try:
         text = path.read_text()
     except OSError as e:
@@ -38,7 +38,7 @@ def _load(path: Path) -> dict:
     return data
 
 
-class _Fields:
+class Fields:
     """Typed access to a YAML mapping that reports file and field on error."""
 
     def __init__(self, path: Path, data: dict, prefix: str = ""):
@@ -81,7 +81,7 @@ class _Fields:
             raise self.err(extra[0], "unknown field")
 
 
-def _find(kind_dir: Path, name_or_path: str, what: str) -> Path:
+def find_spec(kind_dir: Path, name_or_path: str, what: str) -> Path:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or "/" in name_or_path:
         if not p.exists():
@@ -126,8 +126,8 @@ DEFAULT_CONFIG_BASE = ("defconfig", "kvm_guest.config")
 
 
 def load_kernel_spec(name_or_path: str) -> KernelSpec:
-    path = _find(paths.KERNELS_DIR, name_or_path, "kernel")
-    f = _Fields(path, _load(path))
+    path = find_spec(paths.KERNELS_DIR, name_or_path, "kernel")
+    f = Fields(path, load_yaml(path))
     kind = f.get("kind", str, "debian", choices=("debian", "source"))
     if kind == "source":
         spec = _load_source_spec(path, f)
@@ -151,7 +151,7 @@ def _local_path(base: Path, text: str) -> Path:
     return p if p.is_absolute() else (base / p)
 
 
-def _load_source_spec(path: Path, f: "_Fields") -> KernelSpec:
+def _load_source_spec(path: Path, f: "Fields") -> KernelSpec:
     """kind: source — a kernel built from a source tree, a patch series and config fragments.
 
     source: debian:linux-source-6.1 (with suite:) | git:PATH (with ref:) | dir:PATH
@@ -211,7 +211,7 @@ def _load_source_spec(path: Path, f: "_Fields") -> KernelSpec:
         source=source, ref=ref, series=series, config_base=tuple(base), config=tuple(frags))
 
 
-def _find_series(path: Path, f: "_Fields", text: str) -> Path:
+def _find_series(path: Path, f: "Fields", text: str) -> Path:
     if "/" not in text and not text.startswith("."):
         d = paths.KERNELS_DIR / "patches"
         for cand in (d / text, d / f"{text}.mbox", d / f"{text}.patch"):
@@ -225,7 +225,7 @@ def _find_series(path: Path, f: "_Fields", text: str) -> Path:
     return p.resolve()
 
 
-def _find_fragment(path: Path, f: "_Fields", i: int, text: str) -> Path:
+def _find_fragment(path: Path, f: "Fields", i: int, text: str) -> Path:
     if "/" not in text:
         d = paths.CONFIGS_DIR / "kconfig"
         cand = d / (text if text.endswith(".config") else f"{text}.config")
@@ -269,8 +269,8 @@ class GuestSpec:
 
 
 def load_guest_spec(name_or_path: str = "bookworm") -> GuestSpec:
-    path = _find(paths.GUESTS_DIR, name_or_path, "guest recipe")
-    f = _Fields(path, _load(path))
+    path = find_spec(paths.GUESTS_DIR, name_or_path, "guest recipe")
+    f = Fields(path, load_yaml(path))
     files = f.get("files", str, "files")
     spec = GuestSpec(
         name=f.get("name", str, path.stem),
@@ -329,9 +329,9 @@ class Suite:
 
 
 def load_suite(name_or_path: str) -> Suite:
-    path = _find(paths.CONFIGS_DIR / "suites", name_or_path, "suite")
-    data = _load(path)
-    f = _Fields(path, data)
+    path = find_spec(paths.CONFIGS_DIR / "suites", name_or_path, "suite")
+    data = load_yaml(path)
+    f = Fields(path, data)
     name = f.get("name", str, path.stem)
     seed = f.get("seed", int, 1)
     description = f.get("description", str, "")
@@ -340,7 +340,7 @@ def load_suite(name_or_path: str) -> Suite:
     if repeat < 1:
         raise UserError(f"{path}: repeat: must be at least 1")
     pdata = f.get("pressure", dict, {})
-    pf = _Fields(path, pdata, "pressure.")
+    pf = Fields(path, pdata, "pressure.")
     pressure = Pressure(
         dirty_ratio=pf.get("dirty_ratio", int, None),
         dirty_background_ratio=pf.get("dirty_background_ratio", int, None),
@@ -370,7 +370,7 @@ def load_suite(name_or_path: str) -> Suite:
 
 def _expand_case(path: Path, i: int, rc: dict, default_timeout: int) -> list:
     """One YAML entry may list several filesystems/mappings/variants: expand the product."""
-    f = _Fields(path, rc, f"cases[{i}].")
+    f = Fields(path, rc, f"cases[{i}].")
     workload = f.get("workload", str, choices=workloads.NAMES)
     fss = f.str_list("fs", choices=FILESYSTEMS)
     maps = f.str_list("mapping", ["shared"], choices=MAPPINGS)

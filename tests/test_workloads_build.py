@@ -15,6 +15,8 @@ from pinrig.cases.integrity import BLOCK, block_checksums, pattern_bytes, verify
 REPO = Path(__file__).resolve().parents[1]
 WORKLOADS = REPO / "workloads"
 PROGRAMS = ["ibverbs-pin", "lost-write", "odirect-into-mmap", "iouring-fixed", "blocksum"]
+# objects compiled once into OUT and linked into every program (verbs_util only into the verbs ones)
+SHARED_OBJECTS = ["common.o", "json.o", "report.o", "cli.o", "verbs_util.o"]
 REQUIRED = {
     "gcc": None,
     "make": None,
@@ -65,7 +67,19 @@ def test_all_programs_built(bindir):
         p = bindir / prog
         assert p.is_file(), prog
         assert p.stat().st_mode & 0o111, prog
-    assert sorted(p.name for p in bindir.iterdir()) == sorted(PROGRAMS)
+    # OUT holds the programs and their object files, nothing else (the host copies what is not
+    # an object into the guest)
+    names = [p.name for p in bindir.iterdir()]
+    assert sorted(n for n in names if not n.endswith(".o")) == sorted(PROGRAMS)
+    assert sorted(n for n in names if n.endswith(".o")) == sorted(
+        SHARED_OBJECTS + [prog + ".o" for prog in PROGRAMS])
+
+
+def test_make_is_incremental(bindir):
+    """Right after the build, OUT is up to date: the shared objects are kept, not rebuilt."""
+    proc = subprocess.run(["make", "-q", "-C", str(WORKLOADS), f"OUT={bindir}"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("seed,tag,letter,size", [
@@ -143,6 +157,26 @@ def test_help_exits_0(bindir, prog):
     proc = run(bindir, prog, "--help")
     assert proc.returncode == 0
     assert "usage:" in proc.stdout
+
+
+# the shared flags are parsed in one place (workloads/src/cli.c): same messages everywhere
+@pytest.mark.parametrize("prog,args,error", [
+    *[(prog, ["--seed", "x"], "--seed must be an unsigned integer: 'x'") for prog in PROGRAMS],
+    *[(prog, ["--size", "100"], "--size must be a positive multiple of 4096 up to 1G: '100'")
+      for prog in PROGRAMS if prog != "blocksum"],
+    ("blocksum", ["--size", "1X"], "--size must be an unsigned integer: '1X'"),
+    *[(prog, ["--map", "x"], "--map must be shared or private: 'x'")
+      for prog in ("ibverbs-pin", "iouring-fixed")],
+    *[(prog, ["--timeout", "0"], "--timeout must be 1..3600 seconds: '0'")
+      for prog in ("lost-write", "iouring-fixed")],
+    ("lost-write", ["--port", "256"], "--port must be 1..255: '256'"),
+    *[(prog, ["stray"], "unexpected argument 'stray'") for prog in PROGRAMS],
+])
+def test_shared_flag_errors(bindir, prog, args, error):
+    proc = run(bindir, prog, *args)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"{prog}: {error}\n")
+    assert one_json(proc)["error"] == "usage: " + error
 
 
 @pytest.mark.parametrize("prog,args", [

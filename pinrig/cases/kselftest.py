@@ -244,7 +244,7 @@ def run(kernel_name: str, tests=TESTS, filesystems=FILESYSTEMS, out: Optional[Pa
             raise UserError(f"--fs: unknown filesystem {fs!r} (known: {', '.join(FILESYSTEMS)})")
     env = prepare_env(kernel_name, with_bins=False)
     plan = builder.plan(spec)
-    with builder._locked(plan.ref):
+    with builder.locked_tree(plan.ref):
         sources.materialize(plan.ref, spec)
     bins = build(plan.ref.pristine, plan.ref.label, plan.ref.ident + "|" + plan.toolchain)
     matrix = gup_test_matrix(foll_longterm(plan.ref.pristine))

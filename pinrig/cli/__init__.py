@@ -278,14 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeat", type=int, default=3)
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
-    try:
-        from pinrig.cli import (
-            results as cli_results,  # compare / repro / nightly (their own module)
-        )
-        cli_results.register(sub)
-    except ImportError as e:
-        if "cli_results" not in str(e):
-            raise
+    from pinrig.cli import results as cli_results  # compare / repro / nightly
+    cli_results.register(sub)
     return p
 
 
@@ -309,6 +303,6 @@ def main(argv=None) -> int:
         print(f"rig: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        vm._kill_all()
+        vm.kill_all()
         print("rig: interrupted; QEMU stopped, finished cases are on disk", file=sys.stderr)
         return 130

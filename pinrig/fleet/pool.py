@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from pinrig import paths
-from pinrig.config import _Fields, _find, _load
+from pinrig.config import Fields, find_spec, load_yaml
 from pinrig.errors import UserError
 
 LOCAL = "local"                 # the name of the controller when it takes part
@@ -107,8 +107,8 @@ class Pool:
 
 def load_pool(name_or_path) -> Pool:
     """configs/hosts/<name>.yaml (or a path) → Pool. Errors name the file and the field."""
-    path = _find(hosts_dir(), str(name_or_path), "host pool")
-    f = _Fields(path, _load(path))
+    path = find_spec(hosts_dir(), str(name_or_path), "host pool")
+    f = Fields(path, load_yaml(path))
     name = f.get("name", str, path.stem)
     local = f.get("local", bool, False)
     local_jobs = f.get("local_jobs", int, None)
@@ -141,7 +141,7 @@ def load_pool(name_or_path) -> Pool:
 def _host(path: Path, i: int, data) -> Host:
     if not isinstance(data, dict):
         raise UserError(f"{path}: hosts[{i}]: must be a mapping")
-    f = _Fields(path, data, f"hosts[{i}].")
+    f = Fields(path, data, f"hosts[{i}].")
     address = f.get("address", str)
     name = f.get("name", str, address)
     if not NAME_RE.match(name):

@@ -491,7 +491,7 @@ class RemoteMachine(vm.Machine):
         if m:
             self.remote_pid = int(m.group(1))
             buf = buf[m.end():]
-        vm._LIVE[("remote", id(self))] = self
+        vm.LIVE[("remote", id(self))] = self
         self.child = _ChannelChild(chan, buf)
         self.console = vm.Console(self.child, self.console_log)
         return self
@@ -531,7 +531,7 @@ class RemoteMachine(vm.Machine):
             pass
         if self.console:
             self.console.t.join(2)
-        vm._LIVE.pop(("remote", id(self)), None)
+        vm.LIVE.pop(("remote", id(self)), None)
 
 
 # ---------------------------------------------------------------------------- hosts in a run

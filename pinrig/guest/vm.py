@@ -28,21 +28,21 @@ PANIC_RE = re.compile(rb"Kernel panic - not syncing")
 BANNER_RE = re.compile(rb"Linux version \d")
 MAX_SCAN = 1 << 20   # the watcher scans at most the last 1 MiB; the log file keeps everything
 
-_LIVE: dict = {}     # pid -> Machine: everything we must end on exit/Ctrl-C
+LIVE: dict = {}     # pid -> Machine: everything we must end on exit/Ctrl-C
 
 
-def _kill_all(*_a) -> None:
-    for m in list(_LIVE.values()):
+def kill_all(*_a) -> None:
+    for m in list(LIVE.values()):
         m.kill()
 
 
-atexit.register(_kill_all)
+atexit.register(kill_all)
 
 
 def install_signal_handlers() -> None:
     """Ctrl-C / SIGTERM: end our QEMU processes by pid, then let the CLI unwind."""
     def handler(signum, frame):
-        _kill_all()
+        kill_all()
         raise KeyboardInterrupt
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
@@ -143,7 +143,7 @@ class Machine:
         self.started = time.monotonic()
         self.child = pexpect.spawn(self.argv[0], self.argv[1:], echo=False, timeout=None,
                                    maxread=65536)
-        _LIVE[self.child.pid] = self
+        LIVE[self.child.pid] = self
         self.console = Console(self.child, self.console_log)
         return self
 
@@ -198,7 +198,7 @@ class Machine:
             pass
         if self.console:
             self.console.t.join(2)
-        _LIVE.pop(pid, None)
+        LIVE.pop(pid, None)
 
     def console_text(self, start: int = 0) -> bytes:
         try:

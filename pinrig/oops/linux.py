@@ -4,7 +4,7 @@ Everything here is knowledge about Linux's console output; the engine
 (:mod:`pinrig.oops.engine`) applies it and knows nothing about Linux.  The
 model and most of the entries are syzkaller's pkg/report (linux.go).
 
-* ``OOPSES`` is a declarative table.  Each entry has a *header* (a plain
+* ``TABLE.oopses`` is a declarative table.  Each entry has a *header* (a plain
   substring that marks a line as the start of a report) and an ordered list of
   *formats*: a title regex, an optional regex the report must match, a title
   template and a *stack* recipe telling where the guilty function comes from
@@ -56,23 +56,20 @@ the BUG/WARNING that follows it.  Filesystem messages are reports of their own
 (kind ``fs-error``/``assertion``, the same message repeated is reported once);
 they are never mistaken for kernel ``WARNING``s, and mount-time informational
 lines are not reports.  A "Linux version" banner or "Booting the kernel" line
-ends any report before it; :func:`reboots` lists the banners after the first.
+ends any report before it; ``reboots()`` lists the banners after the first.
 A second "Booting the kernel" (the x86 decompressor) after kernel output is an
 ``unexpected kernel reboot`` report, as in syzkaller.
-
-Standard library only.
-"""
 
 Standard library only.
 """
 from __future__ import annotations
 
 import re
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 from .table import PARSE, Continuation, Format, Oops, Stack, Table
 
-__all__ = ["KINDS", "FATAL_KINDS", "OOPSES", "TABLE", "RIP", "CALL_TRACE", "rx"]
+__all__ = ["KINDS", "FATAL_KINDS", "TABLE", "RIP", "CALL_TRACE", "rx"]
 
 KINDS = (
     "BUG", "WARNING", "Oops", "GPF", "panic", "KASAN", "KFENCE", "UBSAN", "KMSAN",
@@ -106,7 +103,7 @@ RIP = rx(_RIP)
 CALL_TRACE = rx(r"(?:Call (?:T|t)race:)|(?:Backtrace:)")
 
 # Lines that start a stack trace (a stack parse stops at the next one).
-_STACK_START = [rx(p) for p in (
+_STACK_START = tuple(rx(p) for p in (
     r"Call (?:T|t)race",
     r"Allocated:",
     r"Allocated by task [0-9]+:",
@@ -115,27 +112,27 @@ _STACK_START = [rx(p) for p in (
     r"[^k] backtrace(?: \(crc [0-9a-fA-F]*\))?:",  # not "stack backtrace:"
     r"Backtrace:",
     r"Uninit was stored to memory at",
-)]
+))
 # Extra keywords accepted as "this report has a stack trace" (KFENCE prints
 # its stacks without a "Call Trace:" line).
-_STACK_PRESENT = _STACK_START + [rx(p) for p in (
+_STACK_PRESENT = _STACK_START + tuple(rx(p) for p in (
     r"(?:Out-of-bounds|Use-after-free|Invalid|Corrupted memory) (?:read|write|free)? ?at 0x",
     r"(?:allocated|freed) by task [0-9]+ on cpu",
-)]
-_FRAME_RES = [
+))
+_FRAME_RES = (
     rx(r"^ *(?:<PC> ){0,2}<FUNC>"),
     # arm: "[<c0123>] (foo) from [<c0456>] (bar+0x..)"
     rx(r"^ *<PC> \(([a-zA-Z0-9_.]+)\) from <PC> \(<FUNC>"),
-]
-_CORRUPTED_LINES = [
+)
+_CORRUPTED_LINES = (
     # fault injection stacks are often intermixed with crash reports
     rx(r"^( \[<?(?:0x)?[0-9a-f]+>?\])? should_fail(slab)?(\.[a-z0-9.]+)?\+0x"),
-]
+)
 _INLINE_FRAME = rx(r"^ *([a-zA-Z0-9_]+)(?:\.[a-z0-9.]+)? [a-zA-Z0-9_/.-]+:[0-9]+ \[inline\]")
 
 # Generic helpers that are never the guilty frame (matched anywhere in the
 # function name, like syzkaller's skip list).
-SKIP_COMMON = (
+_SKIP_COMMON = (
     # sanitizers and report machinery
     "__sanitizer", "__asan", "kasan", "hwasan", "__msan", "kmsan",
     "kcsan_setup_watchpoint", "check_memory_region", "check_heap_object",
@@ -207,7 +204,7 @@ SKIP_COMMON = (
 )
 
 # Syscall wrappers: "__x64_sys_ioctl" and "__se_sys_ioctl" are the same frame.
-STRIP_PREFIXES = (
+_STRIP_PREFIXES = (
     "SYSC_", "SyS_", "sys_", "__x64_", "__ia32_", "__arm64_", "____sys_", "___sys_",
     "__sys_", "__se_", "__se_sys_", "__do_sys_", "compat_SYSC_", "compat_SyS_", "ksys_",
 )
@@ -270,7 +267,8 @@ def _hang_frame(frames: Sequence[str]) -> str:
     return ""
 
 
-    weak: bool = False           # folded into a report that starts right after it
+# --------------------------------------------------------------------------
+# The declarative table.
 
 
 def _f(title: str, fmt: str, kind: str, report: Optional[str] = None,
@@ -397,7 +395,9 @@ _OOPSES: Tuple[Oops, ...] = (
         r"ODEBUG:", r"Boot_DEBUG:", r"xlog_status:", r"DEBUG:",
         r"BUG: no syscalls can create resource",
     ))),
-    Oops("WARNING:", kind="WARNING", formats=(
+    # mid-line "...: WARNING: ..." from a subsystem is informational unless it
+    # has a known shape
+    Oops("WARNING:", kind="WARNING", prefix_only=True, formats=(
         _f(r"WARNING: .*lib/debugobjects\.c.* (?:debug_print|debug_check|at)",
            "WARNING: ODEBUG bug in {1}", "WARNING",
            stack=_warn_stack("debug_", "rcu", "hrtimer_", "timer_", "work_", "percpu_", "vunmap",
@@ -592,7 +592,7 @@ _OOPSES: Tuple[Oops, ...] = (
         _f(r"UBSAN:", "UBSAN: {1} in {2}", "UBSAN", report=r"UBSAN: (.*?) in",
            stack=Stack(parts=(CALL_TRACE, PARSE), skip=("ubsan", "overflow"))),
     )),
-    Oops("Booting the kernel", kind="reboot", formats=(
+    Oops("Booting the kernel", kind="reboot", restart=True, formats=(
         _f(r"^Booting the kernel", "unexpected kernel reboot", "reboot", no_stack=True),
     ), suppress=(rx(r"Parsing ELF|Decompressing Linux|Unknown parameter '"),)),
     Oops("unregister_netdevice: waiting for", kind="other", formats=(
@@ -677,18 +677,21 @@ _OOPSES: Tuple[Oops, ...] = (
 # Lines that can appear inside a report without starting a new one: they are
 # part of the crash that is already being reported.  (pattern, lines window,
 # kinds of the open report it may continue; () = any).
-_CONTINUATIONS: Tuple[Tuple["re.Pattern[str]", int, Tuple[str, ...]], ...] = (
-    (rx(r"invalid opcode: 0000"), 60, ()),
-    (rx(r"Oops: (?:[a-z][a-z ]{0,40}: )?[0-9a-f]{4} \[#[0-9]+\]"), 60, ()),   # 6.12: "Oops: stack guard page: 0000 [#1]"
-    (rx(r"Internal error:"), 60, ()),
-    (rx(r"PANIC: double fault"), 60, ()),
-    (rx(r"unregister_netdevice: waiting for"), 1000, ()),
-    (rx(r"Kernel panic - not syncing: (?:Oops(?: - BUG)?: )?(?:Fatal exception|.*panic_on_warn set|"
-         r"hung_task: blocked tasks|softlockup: hung tasks|[Hh]ard LOCKUP|RCU Stall|rcu_.*stall|"
-         r".*panic forced after error|Fatal [Mm]achine check|Machine halted)"), 1000, ()),
-    (rx(r"XFS \([^)]*\): (?:Corruption (?:detected|of in-memory data)|[Mm]etadata I/O error|"
-         r"Unmount and run|Please unmount)"), 30, ("fs-error",)),
-    (rx(r"kernel BUG at fs/xfs/xfs_message\.c|WARNING: .*fs/xfs/xfs_message\.c"), 30, ("assertion",)),
+_CONTINUATIONS = (
+    Continuation(rx(r"invalid opcode: 0000"), 60),
+    # 6.12: "Oops: stack guard page: 0000 [#1]"
+    Continuation(rx(r"Oops: (?:[a-z][a-z ]{0,40}: )?[0-9a-f]{4} \[#[0-9]+\]"), 60),
+    Continuation(rx(r"Internal error:"), 60),
+    Continuation(rx(r"PANIC: double fault"), 60),
+    Continuation(rx(r"unregister_netdevice: waiting for"), 1000),
+    Continuation(rx(r"Kernel panic - not syncing: (?:Oops(?: - BUG)?: )?(?:Fatal exception|"
+                    r".*panic_on_warn set|hung_task: blocked tasks|softlockup: hung tasks|"
+                    r"[Hh]ard LOCKUP|RCU Stall|rcu_.*stall|.*panic forced after error|"
+                    r"Fatal [Mm]achine check|Machine halted)"), 1000),
+    Continuation(rx(r"XFS \([^)]*\): (?:Corruption (?:detected|of in-memory data)|"
+                    r"[Mm]etadata I/O error|Unmount and run|Please unmount)"), 30, ("fs-error",)),
+    Continuation(rx(r"kernel BUG at fs/xfs/xfs_message\.c|WARNING: .*fs/xfs/xfs_message\.c"), 30,
+                 ("assertion",)),
 )
 # Same list as syzkaller's: these do not end the report before them.
 _REPORT_START_IGNORES = tuple(rx(p) for p in (
@@ -700,4 +703,56 @@ _INFO_WITH_STACK = ("vmalloc: allocation failure:", "FAULT_INJECTION: forcing a 
                     "FAULT_FLAG_ALLOW_RETRY missing")
 _WEAK_WINDOW = 12  # a weak header is folded into a report starting this close after it
 
-_HEADER_RE = re.compile("|".join(re.escape(o.header) for o in _OOPSES))
+# Tracing a call trace for CrashReport.frames.
+_FRAME_LINE = re.compile(r"^ *(?:" + _PC + r" ){0,2}([a-zA-Z0-9_]+)(?:\.[a-zA-Z0-9_.]+)?\+0x", re.ASCII)
+_TRACE_NOISE = re.compile(
+    r"^ *(?:</?(?:IRQ|TASK|NMI|EOI|SOFTIRQ|#DF|#MC)>|(?:RIP|RSP|RAX|RBX|RCX|RDX|RSI|RDI|RBP|R[0-9]+|"
+    r"FS|GS|CS|DS|ES|CR[0-9]|DR[0-9]|Code|PKRU|ORIG_RAX|EFLAGS|pc|lr|sp|x[0-9]+)\s*:|"
+    r"--- interrupt|Exception stack|Workqueue:|irq event stamp|hardirqs|softirqs)", re.ASCII)
+_AFTER_END = re.compile(r"\s*$|Kernel panic|Kernel Offset|---\[ end Kernel panic|Rebooting in|"
+                        r"note: |Fixing recursive fault|Shutting down cpus|Dumping ftrace", re.ASCII)
+_TRACE_END = re.compile(r"---\[ end|Modules linked in|Kernel panic|Kernel Offset|"
+                        r"Allocated by task|Freed by task|The buggy address|Memory state", re.ASCII)
+# Lines that go on a filesystem report (the rest of its text is not the report's).
+_FS_TEXT = re.compile(r"XFS|EXT4-fs|JBD2|Buffer I/O error|I/O error, dev|^[0-9a-f]{8}: |"
+                      r"Remounting filesystem|Aborting journal|CPU: |Hardware name|Call Trace|"
+                      r"^ *(?:<PC> )?[a-zA-Z0-9_.]+\+0x|^ *</?TASK>".replace("<PC>", _PC), re.ASCII)
+
+TABLE = Table(
+    oopses=_OOPSES,
+    kinds=KINDS,
+    continuations=_CONTINUATIONS,
+    start_ignores=_REPORT_START_IGNORES,
+    info_with_stack=_INFO_WITH_STACK,
+    weak_window=_WEAK_WINDOW,
+    once_kinds=frozenset(("fs-error", "assertion")),
+    evidence_kinds=frozenset(("fs-error",)),
+    evidence_text=_FS_TEXT,
+    end_marker="---[ end",
+    end_trace="---[ end trace",
+    end_panic="---[ end Kernel panic",
+    taint_line="Disabling lock debugging due to kernel taint",
+    cpu_backtrace="Sending NMI from CPU",
+    # a panic_on_warn panic or a lockdep splat provoked by the oops itself
+    tail_markers=("Kernel panic - not syncing",
+                  "WARNING: possible circular locking dependency detected"),
+    short_report="BUG: KMSAN:",
+    # with timestamps the kernel's banner is printed at 0.000000; a later
+    # "Linux version" is somebody cat'ing /proc/version (the engine checks that)
+    banner=re.compile(r"Linux version [0-9]", re.ASCII),
+    call_trace=CALL_TRACE,
+    rip=RIP,
+    user_rip="RIP: 0033:",
+    stack_start=_STACK_START,
+    stack_present=_STACK_PRESENT,
+    frame_res=_FRAME_RES,
+    corrupted_lines=_CORRUPTED_LINES,
+    frame_line=_FRAME_LINE,
+    inline_frame=_INLINE_FRAME,
+    trace_noise=_TRACE_NOISE,
+    trace_end=_TRACE_END,
+    after_end=_AFTER_END,
+    skip_common=_SKIP_COMMON,
+    strip_prefixes=_STRIP_PREFIXES,
+    fatal_kinds=FATAL_KINDS,
+)

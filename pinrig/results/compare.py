@@ -19,7 +19,6 @@ Nothing here knows about particular kernels or cases: it reads each verdict's `v
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Optional
 
 from pinrig.cases.verdict import Verdict
 from pinrig.errors import UserError
+from pinrig.oops import normalize_title
 from pinrig.outcome import FAILURES, INCONCLUSIVE, Outcome
 from pinrig.results.rundir import RunDir
 
@@ -101,21 +101,6 @@ def load_run(path) -> LoadedRun:
 
 # ---------------------------------------------------------------------------- titles
 
-def normalize_title(title: str) -> str:
-    """pinrig.oops.normalize_title, imported lazily (oops is big and may be mid-edit); a minimal
-    stand-in keeps comparisons working if it cannot be imported."""
-    try:
-        from pinrig.oops import normalize_title as norm
-    except ImportError:
-        norm = _basic_normalize
-    return norm(title)
-
-
-def _basic_normalize(title: str) -> str:
-    t = re.sub(r"\b0x[0-9a-fA-F]+\b|\b[0-9a-f]{8,16}\b", "ADDR", title)
-    t = re.sub(r"\+0x[0-9a-f]+/0x[0-9a-f]+", "", t)
-    t = re.sub(r"\d+", "N", t)
-    return " ".join(t.split())
 
 
 def attempt_titles(v: Verdict) -> list:

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pinrig.errors import UserError
+from pinrig.oops import normalize_title
 from pinrig.outcome import FAILURES, Outcome
 from pinrig.results.rundir import RunDir
 
@@ -101,11 +102,6 @@ def export(run_path: Path) -> dict:
 def _issue_keys(v: dict, case: str) -> list:
     out = []
     if v.get("verdict") == Outcome.CRASH:
-        try:
-            from pinrig.oops import normalize_title
-        except ImportError:             # pragma: no cover
-            def normalize_title(t):
-                return t
         for t in dict.fromkeys(v.get("titles") or [v.get("title") or "kernel crash"]):
             out.append((f"crash:{normalize_title(t)}", t))
     elif v.get("verdict") == Outcome.DATA_LOSS:

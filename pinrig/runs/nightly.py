@@ -69,8 +69,8 @@ def load_plan(path_arg: str) -> NightlyPlan:
                                      .glob("*.yaml"))) or "none"
             raise UserError(f"unknown nightly plan '{path_arg}' (known: {known})")
         p = cand
-    data = config._load(p)
-    f = config._Fields(p, data)
+    data = config.load_yaml(p)
+    f = config.Fields(p, data)
     name = f.get("name", str, p.stem)
     description = f.get("description", str, "")
     repeat = f.get("repeat", int, None)
@@ -92,7 +92,7 @@ def load_plan(path_arg: str) -> NightlyPlan:
         if isinstance(k, str):
             label, arg = None, k
         elif isinstance(k, dict):
-            kf = config._Fields(p, k, f"kernels[{i}].")
+            kf = config.Fields(p, k, f"kernels[{i}].")
             arg = kf.get("kernel", str)
             label = kf.get("name", str, None)
             kf.finish()

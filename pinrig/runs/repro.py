@@ -21,6 +21,7 @@ from typing import Callable, Optional
 import yaml
 
 from pinrig import paths
+from pinrig.cases.execute import case_seed
 from pinrig.cases.verdict import Verdict
 from pinrig.errors import InfraError, UserError
 from pinrig.outcome import FAILURES, PASSES, Outcome
@@ -168,10 +169,6 @@ def manifest_seed(manifest: dict) -> int:
 
 
 def _seed_warnings(run: LoadedRun, originals: dict, seed: int) -> list:
-    try:
-        from pinrig.cases.execute import case_seed
-    except ImportError:
-        return []
     out = []
     for c, v in originals.items():
         if v.seed is not None and v.seed != case_seed(seed, c):

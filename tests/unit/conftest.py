@@ -2,12 +2,9 @@
 unless a test asks for one."""
 import importlib
 import signal
-import sys
-import types
 
 import pytest
 
-import pinrig
 from pinrig import proc
 
 
@@ -48,27 +45,9 @@ def fake_runner(monkeypatch):
 
 
 @pytest.fixture
-def runner_module(monkeypatch):
-    """pinrig.runs.runner, importable even while pinrig/oops.py is still being written.
-
-    runner does `from . import oops`; only group_sessions & co. are exercised here, so when the
-    real module is missing (or half-written) a stub stands in, and runner is dropped from
-    sys.modules afterwards so no other test sees a runner bound to the stub."""
-    stubbed = False
-    try:
-        importlib.import_module("pinrig.oops")
-    except Exception:
-        stubbed = True
-        stub = types.ModuleType("pinrig.oops")
-        monkeypatch.setitem(sys.modules, "pinrig.oops", stub)
-        monkeypatch.setattr(pinrig, "oops", stub, raising=False)
-        sys.modules.pop("pinrig.runs.runner", None)
-    runner = importlib.import_module("pinrig.runs.runner")
-    yield runner
-    if stubbed:
-        sys.modules.pop("pinrig.runs.runner", None)
-        if hasattr(pinrig, "runner"):
-            delattr(pinrig, "runner")
+def runner_module():
+    """pinrig.runs.runner (kept as a fixture for the tests written against it)."""
+    return importlib.import_module("pinrig.runs.runner")
 
 
 @pytest.fixture

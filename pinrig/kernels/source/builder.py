@@ -124,7 +124,7 @@ def build(spec: KernelSpec, refresh: bool = False, series: Optional[Series] = No
     art = cached(p)
     if art is not None:
         return art
-    with _locked(p.ref):
+    with locked_tree(p.ref):
         art = cached(p)                 # built by someone else while we waited
         if art is not None:
             return art
@@ -139,7 +139,7 @@ def default_jobs() -> int:
 
 
 @contextmanager
-def _locked(ref: sources.SourceRef):
+def locked_tree(ref: sources.SourceRef):
     ref.slot.mkdir(parents=True, exist_ok=True)
     with open(ref.lock_file, "a+") as fh:
         try:
