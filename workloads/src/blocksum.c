@@ -9,18 +9,22 @@
  * --file and --size, at most SIZE bytes are read; "size" reports the bytes
  * actually checksummed (a shorter file shows up as fewer blocks).
  */
-#include <getopt.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-#include "common.h"
+#include "cli.h"
+#include "report.h"
+
+static struct common_opts co; /* no defaults: --pattern needs --seed and --size */
 
 static struct {
-	const char *file;
-	bool have_size;
-	uint64_t size;
 	int tag; /* 0 = file mode */
 	const char *pattern;
-	bool have_seed;
-	uint64_t seed;
 } opt;
 
 static uint64_t *sums;
@@ -40,69 +44,47 @@ static void extra(struct jbuf *j)
 {
 	jk_str(j, "pattern", opt.pattern);
 	if (opt.tag)
-		jk_u64(j, "seed", opt.seed);
+		jk_u64(j, "seed", co.seed);
 	else
 		jk_null(j, "seed");
-	jb_key(j, "blocks");
-	if (!have_sums) {
-		jb_null(j);
-		return;
-	}
-	jb_arr_open(j);
-	for (size_t i = 0; i < nsums; i++)
-		jb_sum(j, sums[i]);
-	jb_arr_close(j);
+	jk_sums(j, "blocks", have_sums ? sums : NULL, nsums);
 }
 
-static void parse_args(int argc, char **argv)
+static void own_opt(int c, const char *arg)
 {
-	static const struct option longopts[] = {
-		{ "file", required_argument, NULL, 'f' },
-		{ "size", required_argument, NULL, 's' },
-		{ "pattern", required_argument, NULL, 'p' },
-		{ "seed", required_argument, NULL, 'S' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
-	int c;
+	(void)c; /* only --pattern */
+	opt.pattern = arg;
+	if (!strcmp(arg, "A") || !strcmp(arg, "a"))
+		opt.tag = TAG_A;
+	else if (!strcmp(arg, "B") || !strcmp(arg, "b"))
+		opt.tag = TAG_B;
+	else
+		usage_fail(usage, "--pattern must be A or B: '%s'", arg);
+}
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'f': opt.file = optarg; break;
-		case 's':
-			if (!parse_u64(optarg, &opt.size))
-				usage_fail(usage, "--size must be an unsigned integer: '%s'", optarg);
-			opt.have_size = true;
-			break;
-		case 'p':
-			opt.pattern = optarg;
-			if (!strcmp(optarg, "A") || !strcmp(optarg, "a"))
-				opt.tag = TAG_A;
-			else if (!strcmp(optarg, "B") || !strcmp(optarg, "b"))
-				opt.tag = TAG_B;
-			else
-				usage_fail(usage, "--pattern must be A or B: '%s'", optarg);
-			break;
-		case 'S':
-			if (!parse_u64(optarg, &opt.seed))
-				usage_fail(usage, "--seed must be an unsigned integer: '%s'", optarg);
-			opt.have_seed = true;
-			break;
-		case 'h': usage(stdout); exit(0);
-		default:
-			usage_fail(usage, "%s", bad_option(argc, argv, optopt, optind));
-		}
-	}
-	if (optind < argc)
-		usage_fail(usage, "unexpected argument '%s'", argv[optind]);
-	if (!!opt.file == !!opt.tag)
+static const struct option own_opts[] = {
+	{ "pattern", required_argument, NULL, 'p' },
+	{ 0 }
+};
+
+static const struct program prog = {
+	.name = "blocksum",
+	.usage = usage,
+	.extra = extra,
+	.common = CLI_FILE | CLI_SIZE_ANY | CLI_SEED,
+	.own = own_opts,
+	.own_opt = own_opt,
+};
+
+static void check_args(void)
+{
+	if (!!co.file == !!opt.tag)
 		usage_fail(usage, "exactly one of --file PATH or --pattern A|B is required");
-	if (opt.tag && (!opt.have_seed || !opt.have_size))
+	if (opt.tag && (!co.have_seed || !co.have_size))
 		usage_fail(usage, "--pattern needs --seed N and --size BYTES");
-	if (opt.tag && opt.size > (1ULL << 34))
+	if (opt.tag && co.size > (1ULL << 34))
 		usage_fail(usage, "--size is too large for a generated pattern");
-	if (opt.file && opt.have_seed)
+	if (co.file && co.have_seed)
 		usage_fail(usage, "--seed only applies to --pattern");
 }
 
@@ -116,17 +98,17 @@ static void sum_file(void)
 	sums = malloc(cap * sizeof(*sums));
 	if (!blk || !sums)
 		fail_errno(ENOMEM, "allocating buffers");
-	fd = open(opt.file, O_RDONLY | O_CLOEXEC);
+	fd = open(co.file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		fail_errno(errno, "open(%s)", opt.file);
+		fail_errno(errno, "open(%s)", co.file);
 	for (;;) {
 		size_t want = PR_BLOCK, got = 0;
 
-		if (opt.have_size) {
-			if (total >= opt.size)
+		if (co.have_size) {
+			if (total >= co.size)
 				break;
-			if (opt.size - total < want)
-				want = (size_t)(opt.size - total);
+			if (co.size - total < want)
+				want = (size_t)(co.size - total);
 		}
 		/* fill a whole block unless EOF */
 		while (got < want) {
@@ -134,7 +116,7 @@ static void sum_file(void)
 			if (n < 0) {
 				if (errno == EINTR)
 					continue;
-				fail_errno(errno, "read(%s) at offset %" PRIu64, opt.file, total + got);
+				fail_errno(errno, "read(%s) at offset %" PRIu64, co.file, total + got);
 			}
 			if (n == 0)
 				break;
@@ -163,14 +145,13 @@ static void sum_file(void)
 
 int main(int argc, char **argv)
 {
-	report_init("blocksum");
-	R.extra = extra;
-	parse_args(argc, argv);
-	R.file = opt.file;
+	program_start(&prog, &co, argc, argv);
+	check_args();
+	R.file = co.file;
 
 	if (opt.tag) {
-		R.size = opt.size;
-		sums = pattern_checksums(opt.seed, (uint64_t)opt.tag, opt.size, &nsums);
+		R.size = co.size;
+		sums = pattern_checksums(co.seed, (uint64_t)opt.tag, co.size, &nsums);
 		if (!sums)
 			fail_errno(ENOMEM, "allocating checksums");
 		have_sums = true;

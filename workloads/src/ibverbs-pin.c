@@ -8,25 +8,27 @@
  * reports "granted" or "refused" with the errno.  A granted MR is
  * deregistered again at once.
  */
-#include <getopt.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include "cli.h"
+#include "report.h"
 #include "verbs_util.h"
 
+static struct common_opts co = COMMON_OPTS_DEFAULTS;
+
 static struct {
-	const char *file;
-	uint64_t size;
-	bool shared;
 	const char *access_name;
 	int access;
-	const char *device;
-	uint64_t seed;
 	bool anon;
 } opt = {
-	.size = DEFAULT_SIZE,
-	.shared = true,
 	.access_name = "rw",
 	.access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE,
-	.seed = 1,
 };
 
 static char devname_buf[64];
@@ -50,83 +52,50 @@ static void usage(FILE *f)
 
 static void extra(struct jbuf *j)
 {
-	jk_str(j, "map", opt.shared ? "shared" : "private");
+	jk_str(j, "map", map_name(co.shared));
 	jk_bool(j, "anon", opt.anon);
 	jk_str(j, "access", opt.access_name);
 	jk_str(j, "access_flags", access_str(opt.access));
-	jk_str(j, "device", devname_buf[0] ? devname_buf : opt.device);
-	jk_u64(j, "seed", opt.seed);
-	if (memlock == -1)
-		jk_str(j, "memlock_limit", "unlimited");
-	else
-		jk_opt(j, "memlock_limit", memlock);
-	jb_key(j, "pattern_intact");
-	if (pattern_intact < 0)
-		jb_null(j);
-	else
-		jb_bool(j, pattern_intact);
+	jk_str(j, "device", devname_buf[0] ? devname_buf : co.device);
+	jk_u64(j, "seed", co.seed);
+	jk_memlock(j, memlock);
+	jk_tribool(j, "pattern_intact", pattern_intact);
 }
 
-static void parse_args(int argc, char **argv)
+static void own_opt(int c, const char *arg)
 {
-	static const struct option longopts[] = {
-		{ "file", required_argument, NULL, 'f' },
-		{ "size", required_argument, NULL, 's' },
-		{ "map", required_argument, NULL, 'm' },
-		{ "access", required_argument, NULL, 'a' },
-		{ "device", required_argument, NULL, 'd' },
-		{ "seed", required_argument, NULL, 'S' },
-		{ "anon", no_argument, NULL, 'A' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
-	int c;
-
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'f': opt.file = optarg; break;
-		case 's':
-			if (!parse_size(optarg, &opt.size))
-				usage_fail(usage, "--size must be a positive multiple of 4096 up to 1G: '%s'", optarg);
-			break;
-		case 'm':
-			if (!strcmp(optarg, "shared"))
-				opt.shared = true;
-			else if (!strcmp(optarg, "private"))
-				opt.shared = false;
-			else
-				usage_fail(usage, "--map must be shared or private: '%s'", optarg);
-			break;
-		case 'a':
-			opt.access_name = optarg;
-			if (!strcmp(optarg, "rw"))
-				opt.access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE;
-			else if (!strcmp(optarg, "ro"))
-				opt.access = IBV_ACCESS_REMOTE_READ;
-			else if (!strcmp(optarg, "none"))
-				opt.access = 0;
-			else
-				usage_fail(usage, "--access must be rw, ro or none: '%s'", optarg);
-			break;
-		case 'd': opt.device = optarg; break;
-		case 'S':
-			if (!parse_u64(optarg, &opt.seed))
-				usage_fail(usage, "--seed must be an unsigned integer: '%s'", optarg);
-			break;
-		case 'A': opt.anon = true; break;
-		case 'h': usage(stdout); exit(0);
-		default:
-			usage_fail(usage, "%s", bad_option(argc, argv, optopt, optind));
-		}
+	switch (c) {
+	case 'a':
+		opt.access_name = arg;
+		if (!strcmp(arg, "rw"))
+			opt.access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE;
+		else if (!strcmp(arg, "ro"))
+			opt.access = IBV_ACCESS_REMOTE_READ;
+		else if (!strcmp(arg, "none"))
+			opt.access = 0;
+		else
+			usage_fail(usage, "--access must be rw, ro or none: '%s'", arg);
+		break;
+	case 'A': opt.anon = true; break;
 	}
-	if (optind < argc)
-		usage_fail(usage, "unexpected argument '%s'", argv[optind]);
-	if (opt.anon && opt.file && *opt.file)
-		usage_fail(usage, "--anon takes no file (use --file '')");
-	if (!opt.anon && (!opt.file || !*opt.file))
-		usage_fail(usage, "--file PATH is required (or --anon)");
 }
+
+static const struct option own_opts[] = {
+	{ "access", required_argument, NULL, 'a' },
+	{ "anon", no_argument, NULL, 'A' },
+	{ 0 }
+};
+
+static const struct program prog = {
+	.name = "ibverbs-pin",
+	.usage = usage,
+	.extra = extra,
+	.fault_handler = true,
+	.stages = true,
+	.common = CLI_FILE | CLI_SIZE | CLI_MAP | CLI_DEVICE | CLI_SEED,
+	.own = own_opts,
+	.own_opt = own_opt,
+};
 
 int main(int argc, char **argv)
 {
@@ -136,51 +105,45 @@ int main(int argc, char **argv)
 	void *map;
 	int fd = -1;
 
-	report_init("ibverbs-pin");
-	install_fault_handler();
-	R.extra = extra;
-	R.with_stages = true;
-	parse_args(argc, argv);
-	R.file = opt.anon ? "" : opt.file;
-	R.size = opt.size;
+	program_start(&prog, &co, argc, argv);
+	if (opt.anon && co.file && *co.file)
+		usage_fail(usage, "--anon takes no file (use --file '')");
+	if (!opt.anon && (!co.file || !*co.file))
+		usage_fail(usage, "--file PATH is required (or --anon)");
+	R.file = opt.anon ? "" : co.file;
+	R.size = co.size;
 
 	memlock = raise_memlock();
-	ctx = open_ibv_device(opt.device, devname_buf, sizeof(devname_buf));
+	ctx = open_ibv_device(co.device, devname_buf, sizeof(devname_buf));
 	pd = alloc_pd_or_fail(ctx);
 
 	if (opt.anon) {
-		map = mmap(NULL, opt.size, PROT_READ | PROT_WRITE,
-			   (opt.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS, -1, 0);
+		map = mmap(NULL, co.size, PROT_READ | PROT_WRITE,
+			   (co.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS, -1, 0);
 		if (map == MAP_FAILED)
-			fail_errno(errno, "mmap(anonymous, %" PRIu64 ")", opt.size);
+			fail_errno(errno, "mmap(anonymous, %" PRIu64 ")", co.size);
 	} else {
-		fd = open(opt.file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		fd = open(co.file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fd < 0)
-			fail_errno(errno, "open(%s)", opt.file);
-		if (ftruncate(fd, (off_t)opt.size) != 0)
-			fail_errno(errno, "ftruncate(%s, %" PRIu64 ")", opt.file, opt.size);
-		map = mmap(NULL, opt.size, PROT_READ | PROT_WRITE,
-			   opt.shared ? MAP_SHARED : MAP_PRIVATE, fd, 0);
+			fail_errno(errno, "open(%s)", co.file);
+		if (ftruncate(fd, (off_t)co.size) != 0)
+			fail_errno(errno, "ftruncate(%s, %" PRIu64 ")", co.file, co.size);
+		map = mmap(NULL, co.size, PROT_READ | PROT_WRITE,
+			   co.shared ? MAP_SHARED : MAP_PRIVATE, fd, 0);
 		if (map == MAP_FAILED)
-			fail_errno(errno, "mmap(%s)", opt.file);
+			fail_errno(errno, "mmap(%s)", co.file);
 	}
 	stage("mapped", map);
 
-	pattern_fill(map, opt.seed, TAG_A, 0, opt.size);
+	pattern_fill(map, co.seed, TAG_A, 0, co.size);
 	stage("cpu_write_a", map);
 
-	pr_log("ibv_reg_mr(%p, %" PRIu64 ", %s) on a %s %s mapping", map, opt.size,
-	       access_str(opt.access), opt.shared ? "shared" : "private", opt.anon ? "anonymous" : "file");
+	pr_log("ibv_reg_mr(%p, %" PRIu64 ", %s) on a %s %s mapping", map, co.size,
+	       access_str(opt.access), map_name(co.shared), opt.anon ? "anonymous" : "file");
 	errno = 0;
-	mr = ibv_reg_mr(pd, map, opt.size, opt.access);
+	mr = ibv_reg_mr(pd, map, co.size, opt.access);
 	if (!mr) {
-		int e = errno;
-		R.pin = "refused";
-		R.err = e;
-		if (!e)
-			snprintf(R.error, sizeof(R.error), "ibv_reg_mr returned NULL without setting errno");
-		pr_log("pin refused: %s (%s)", e ? errno_name(e) : "no errno", e ? strerror(e) : "?");
-		stage("refused", map);
+		report_pin_refused(errno, "ibv_reg_mr", map);
 	} else {
 		R.pin = "granted";
 		pr_log("pin granted: lkey=0x%x rkey=0x%x", mr->lkey, mr->rkey);
@@ -190,9 +153,9 @@ int main(int argc, char **argv)
 			fail_errno(errno ? errno : EIO, "ibv_dereg_mr failed");
 		stage("deregistered", map);
 	}
-	pattern_intact = count_pattern_blocks(map, opt.seed, TAG_A, opt.size) == opt.size / PR_BLOCK;
+	pattern_intact = count_pattern_blocks(map, co.seed, TAG_A, co.size) == co.size / PR_BLOCK;
 
-	munmap(map, opt.size);
+	munmap(map, co.size);
 	if (fd >= 0)
 		close(fd);
 	ibv_dealloc_pd(pd);

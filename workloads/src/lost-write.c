@@ -18,26 +18,27 @@
  * on disk after a crash: the device write was never seen by writeback.
  */
 #include <arpa/inet.h>
-#include <getopt.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include "cli.h"
+#include "report.h"
 #include "verbs_util.h"
 
+static struct common_opts co = COMMON_OPTS_DEFAULTS;
+
 static struct {
-	const char *file;
-	uint64_t size;
-	uint64_t seed;
-	const char *device;
 	int port;
 	int gid_index;
 	bool control;
-	bool hold;
-	double timeout;
 } opt = {
-	.size = DEFAULT_SIZE,
-	.seed = 1,
 	.port = 1,
 	.gid_index = 1,
-	.timeout = 10.0,
 };
 
 static struct {
@@ -75,9 +76,7 @@ static void usage(FILE *f)
 
 static void extra(struct jbuf *j)
 {
-	size_t nblocks = (size_t)(opt.size / PR_BLOCK);
-
-	jk_str(j, "device", st.devname[0] ? st.devname : opt.device);
+	jk_str(j, "device", st.devname[0] ? st.devname : co.device);
 	jk_i64(j, "port", opt.port);
 	jk_i64(j, "gid_index_requested", opt.gid_index);
 	jk_opt(j, "gid_index", st.gid_index);
@@ -87,82 +86,42 @@ static void extra(struct jbuf *j)
 	jk_opt(j, "max_msg_sz", st.max_msg_sz ? (long long)st.max_msg_sz : -1);
 	jk_opt(j, "chunk_size", st.chunk ? (long long)st.chunk : -1);
 	jk_u64(j, "chunks_written", st.chunks_done);
-	jk_u64(j, "seed", opt.seed);
+	jk_u64(j, "seed", co.seed);
 	jk_bool(j, "control", opt.control);
-	jk_bool(j, "hold", opt.hold);
+	jk_bool(j, "hold", co.hold);
 	jk_bool(j, "deregistered_before_final_fsync", st.deregistered_before_final_fsync);
-	if (st.memlock == -1)
-		jk_str(j, "memlock_limit", "unlimited");
-	else
-		jk_opt(j, "memlock_limit", st.memlock);
+	jk_memlock(j, st.memlock);
 	jk_str(j, "rdma_status", st.rdma_status);
-	jb_key(j, "rdma_landed");
-	if (st.landed_blocks < 0)
-		jb_null(j);
-	else
-		jb_bool(j, (size_t)st.landed_blocks == nblocks);
-	jk_opt(j, "landed_blocks", st.landed_blocks);
-	jk_u64(j, "blocks", nblocks);
+	jk_landed(j, "rdma_landed", st.landed_blocks, co.size / PR_BLOCK);
 }
 
-static void parse_args(int argc, char **argv)
+static void own_opt(int c, const char *arg)
 {
-	static const struct option longopts[] = {
-		{ "file", required_argument, NULL, 'f' },
-		{ "size", required_argument, NULL, 's' },
-		{ "seed", required_argument, NULL, 'S' },
-		{ "device", required_argument, NULL, 'd' },
-		{ "port", required_argument, NULL, 'p' },
-		{ "gid-index", required_argument, NULL, 'g' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "control", no_argument, NULL, 'c' },
-		{ "hold", no_argument, NULL, 'H' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
-	uint64_t v;
-	int c;
-
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'f': opt.file = optarg; break;
-		case 's':
-			if (!parse_size(optarg, &opt.size))
-				usage_fail(usage, "--size must be a positive multiple of 4096 up to 1G: '%s'", optarg);
-			break;
-		case 'S':
-			if (!parse_u64(optarg, &opt.seed))
-				usage_fail(usage, "--seed must be an unsigned integer: '%s'", optarg);
-			break;
-		case 'd': opt.device = optarg; break;
-		case 'p':
-			if (!parse_u64(optarg, &v) || v < 1 || v > 255)
-				usage_fail(usage, "--port must be 1..255: '%s'", optarg);
-			opt.port = (int)v;
-			break;
-		case 'g':
-			if (!parse_u64(optarg, &v) || v > 65535)
-				usage_fail(usage, "--gid-index must be 0..65535: '%s'", optarg);
-			opt.gid_index = (int)v;
-			break;
-		case 't':
-			if (!parse_u64(optarg, &v) || v < 1 || v > 3600)
-				usage_fail(usage, "--timeout must be 1..3600 seconds: '%s'", optarg);
-			opt.timeout = (double)v;
-			break;
-		case 'c': opt.control = true; break;
-		case 'H': opt.hold = true; break;
-		case 'h': usage(stdout); exit(0);
-		default:
-			usage_fail(usage, "%s", bad_option(argc, argv, optopt, optind));
-		}
+	switch (c) {
+	case 'p': opt.port = (int)cli_range("--port", arg, 1, 255, ""); break;
+	case 'g': opt.gid_index = (int)cli_range("--gid-index", arg, 0, 65535, ""); break;
+	case 'c': opt.control = true; break;
 	}
-	if (optind < argc)
-		usage_fail(usage, "unexpected argument '%s'", argv[optind]);
-	if (!opt.file || !*opt.file)
-		usage_fail(usage, "--file PATH is required");
 }
+
+static const struct option own_opts[] = {
+	{ "port", required_argument, NULL, 'p' },
+	{ "gid-index", required_argument, NULL, 'g' },
+	{ "control", no_argument, NULL, 'c' },
+	{ 0 }
+};
+
+static const struct program prog = {
+	.name = "lost-write",
+	.usage = usage,
+	.extra = extra,
+	.fault_handler = true,
+	.stages = true,
+	.expected = true,
+	.common = CLI_FILE | CLI_SIZE | CLI_SEED | CLI_DEVICE | CLI_TIMEOUT | CLI_HOLD,
+	.own = own_opts,
+	.own_opt = own_opt,
+};
 
 /* ------------------------------------------------------------------ */
 /* GID selection                                                       */
@@ -321,10 +280,10 @@ static void connect_qp(struct ibv_qp *qp, uint32_t dest_qpn, const union ibv_gid
 		fail_errno(ret, "ibv_modify_qp(%s, RTR->RTS) failed", what);
 }
 
-/* wait for one completion, at most opt.timeout seconds */
+/* wait for one completion, at most --timeout seconds */
 static void poll_one(struct ibv_cq *cq, struct ibv_wc *wc, uint64_t chunk_no)
 {
-	double deadline = now_s() + opt.timeout;
+	double deadline = now_s() + co.timeout;
 
 	for (;;) {
 		int n = ibv_poll_cq(cq, 1, wc);
@@ -335,7 +294,7 @@ static void poll_one(struct ibv_cq *cq, struct ibv_wc *wc, uint64_t chunk_no)
 		if (now_s() > deadline) {
 			st.rdma_status = "timeout";
 			R.err = ETIMEDOUT;
-			fail("no completion for RDMA WRITE chunk %" PRIu64 " within %.0f s", chunk_no, opt.timeout);
+			fail("no completion for RDMA WRITE chunk %" PRIu64 " within %.0f s", chunk_no, co.timeout);
 		}
 		usleep(100);
 	}
@@ -354,20 +313,17 @@ int main(int argc, char **argv)
 	int fd, ret;
 	size_t nblocks;
 
-	report_init("lost-write");
-	install_fault_handler();
-	R.extra = extra;
-	R.with_stages = true;
-	R.with_expected = true;
-	parse_args(argc, argv);
-	R.file = opt.file;
-	R.size = opt.size;
-	nblocks = (size_t)(opt.size / PR_BLOCK);
+	program_start(&prog, &co, argc, argv);
+	if (!co.file || !*co.file)
+		usage_fail(usage, "--file PATH is required");
+	R.file = co.file;
+	R.size = co.size;
+	nblocks = (size_t)(co.size / PR_BLOCK);
 
 	st.memlock = raise_memlock();
 
 	/* the RDMA side first: fail fast on infrastructure before touching the file */
-	ctx = open_ibv_device(opt.device, st.devname, sizeof(st.devname));
+	ctx = open_ibv_device(co.device, st.devname, sizeof(st.devname));
 	pd = alloc_pd_or_fail(ctx);
 	memset(&pattr, 0, sizeof(pattr));
 	ret = ibv_query_port(ctx, (uint8_t)opt.port, &pattr);
@@ -382,7 +338,7 @@ int main(int argc, char **argv)
 	inet_ntop(AF_INET6, gid.raw, st.gid, sizeof(st.gid));
 	pr_log("port %d: active_mtu=%d max_msg_sz=%" PRIu64 " gid[%d]=%s (%s)", opt.port, st.path_mtu,
 	       st.max_msg_sz, st.gid_index, st.gid, st.gid_type ? st.gid_type : "type unknown");
-	st.chunk = opt.size;
+	st.chunk = co.size;
 	if (st.chunk > (1u << 20))
 		st.chunk = 1u << 20;
 	if (st.max_msg_sz && st.chunk > st.max_msg_sz)
@@ -391,37 +347,31 @@ int main(int argc, char **argv)
 		st.chunk = PR_BLOCK; /* absurdly small max_msg_sz */
 
 	/* 1. the file, pattern A, fsync */
-	fd = open(opt.file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(co.file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
-		fail_errno(errno, "open(%s)", opt.file);
-	if (ftruncate(fd, (off_t)opt.size) != 0)
-		fail_errno(errno, "ftruncate(%s)", opt.file);
-	map = mmap(NULL, opt.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		fail_errno(errno, "open(%s)", co.file);
+	if (ftruncate(fd, (off_t)co.size) != 0)
+		fail_errno(errno, "ftruncate(%s)", co.file);
+	map = mmap(NULL, co.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED)
-		fail_errno(errno, "mmap(%s, MAP_SHARED)", opt.file);
+		fail_errno(errno, "mmap(%s, MAP_SHARED)", co.file);
 	stage("mapped", map);
-	pattern_fill(map, opt.seed, TAG_A, 0, opt.size);
+	pattern_fill(map, co.seed, TAG_A, 0, co.size);
 	stage("cpu_write_a", map);
 	if (fsync(fd) != 0)
-		fail_errno(errno, "fsync #1 (%s)", opt.file);
+		fail_errno(errno, "fsync #1 (%s)", co.file);
 	stage("fsync1", map);
 
 	/* 2. the long-term pin */
-	pr_log("ibv_reg_mr(file mapping, %" PRIu64 ", LOCAL_WRITE|REMOTE_WRITE)", opt.size);
+	pr_log("ibv_reg_mr(file mapping, %" PRIu64 ", LOCAL_WRITE|REMOTE_WRITE)", co.size);
 	errno = 0;
-	file_mr = ibv_reg_mr(pd, map, opt.size, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	file_mr = ibv_reg_mr(pd, map, co.size, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
 	if (!file_mr) {
-		int e = errno;
-		R.pin = "refused";
-		R.err = e;
-		if (!e)
-			snprintf(R.error, sizeof(R.error), "ibv_reg_mr returned NULL without setting errno");
-		pr_log("pin refused: %s (%s)", e ? errno_name(e) : "no errno", e ? strerror(e) : "?");
-		stage("refused", map);
+		report_pin_refused(errno, "ibv_reg_mr", map);
 		/* nothing was pinned, nothing can be lost: what the CPU wrote is on disk */
-		set_expected_pattern(opt.seed, TAG_A, opt.size);
+		set_expected_pattern(co.seed, TAG_A, co.size);
 		report_emit();
-		munmap(map, opt.size);
+		munmap(map, co.size);
 		close(fd);
 		ibv_dealloc_pd(pd);
 		ibv_close_device(ctx);
@@ -433,16 +383,16 @@ int main(int argc, char **argv)
 
 	/* 3. writeback cleans and write-protects the pinned pages */
 	if (fsync(fd) != 0)
-		fail_errno(errno, "fsync #2 (%s)", opt.file);
+		fail_errno(errno, "fsync #2 (%s)", co.file);
 	stage("fsync2", map);
 
 	/* 4. the "device" writes pattern B through the pin */
-	src = mmap(NULL, opt.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	src = mmap(NULL, co.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (src == MAP_FAILED)
 		fail_errno(errno, "mmap(source buffer)");
-	pattern_fill(src, opt.seed, TAG_B, 0, opt.size);
+	pattern_fill(src, co.seed, TAG_B, 0, co.size);
 	errno = 0;
-	src_mr = ibv_reg_mr(pd, src, opt.size, IBV_ACCESS_LOCAL_WRITE);
+	src_mr = ibv_reg_mr(pd, src, co.size, IBV_ACCESS_LOCAL_WRITE);
 	if (!src_mr)
 		fail_errno(errno ? errno : ENOMEM, "ibv_reg_mr(anonymous source buffer) failed");
 	errno = 0;
@@ -455,8 +405,8 @@ int main(int argc, char **argv)
 	connect_qp(qp2, qp1->qp_num, &gid, st.gid_index, pattr.active_mtu, "qp2");
 	pr_log("loopback RC QPs connected: qp%u <-> qp%u", qp1->qp_num, qp2->qp_num);
 
-	for (uint64_t off = 0, i = 0; off < opt.size; off += st.chunk, i++) {
-		uint64_t len = opt.size - off < st.chunk ? opt.size - off : st.chunk;
+	for (uint64_t off = 0, i = 0; off < co.size; off += st.chunk, i++) {
+		uint64_t len = co.size - off < st.chunk ? co.size - off : st.chunk;
 		struct ibv_sge sge = {
 			.addr = (uintptr_t)(src + off),
 			.length = (uint32_t)len,
@@ -488,7 +438,7 @@ int main(int argc, char **argv)
 	stage("rdma_write_b", map);
 
 	/* 5. did the device write land in the page cache? */
-	st.landed_blocks = (int)count_pattern_blocks(map, opt.seed, TAG_B, opt.size);
+	st.landed_blocks = (int)count_pattern_blocks(map, co.seed, TAG_B, co.size);
 	pr_log("RDMA WRITE landed in %d of %zu blocks", st.landed_blocks, nblocks);
 
 	/* 6. the final fsync (control: after the unpin, which dirties the pages) */
@@ -502,14 +452,14 @@ int main(int argc, char **argv)
 		stage("deregistered", map);
 	}
 	if (fsync(fd) != 0)
-		fail_errno(errno, "fsync #3 (%s)", opt.file);
+		fail_errno(errno, "fsync #3 (%s)", co.file);
 	stage("fsync3", map);
 
-	set_expected_pattern(opt.seed, TAG_B, opt.size);
+	set_expected_pattern(co.seed, TAG_B, co.size);
 	report_emit();
 
 	/* 7. keep the pin for the host's crash */
-	if (opt.hold)
+	if (co.hold)
 		hold_forever();
 
 	ibv_destroy_qp(qp1);
@@ -520,8 +470,8 @@ int main(int argc, char **argv)
 		ibv_dereg_mr(file_mr);
 	ibv_dealloc_pd(pd);
 	ibv_close_device(ctx);
-	munmap(src, opt.size);
-	munmap(map, opt.size);
+	munmap(src, co.size);
+	munmap(map, co.size);
 	close(fd);
 	return 0;
 }

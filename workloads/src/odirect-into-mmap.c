@@ -12,23 +12,27 @@
  *   in a different order each iteration
  *   msync + fsync + munmap;  "expected" = pattern A
  */
-#include <getopt.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
-#include "common.h"
+#include "cli.h"
+#include "report.h"
+
+static struct common_opts co = COMMON_OPTS_DEFAULTS;
 
 static struct {
-	const char *src;
 	const char *dst;
-	uint64_t size;
-	uint64_t seed;
 	uint64_t iterations;
 	uint64_t chunk;
 	bool pressure;
 } opt = {
-	.size = DEFAULT_SIZE,
-	.seed = 1,
 	.iterations = 50,
 	.chunk = 64 * 1024,
 };
@@ -63,8 +67,8 @@ static void extra(struct jbuf *j)
 {
 	int perr = atomic_load(&st.pressure_err);
 
-	jk_str(j, "src", opt.src);
-	jk_u64(j, "seed", opt.seed);
+	jk_str(j, "src", co.src);
+	jk_u64(j, "seed", co.seed);
 	jk_u64(j, "iterations", opt.iterations);
 	jk_u64(j, "iterations_done", st.iterations_done);
 	jk_u64(j, "chunk_size", opt.chunk);
@@ -75,60 +79,45 @@ static void extra(struct jbuf *j)
 	jk_u64(j, "pressure_syncs", atomic_load(&st.pressure_syncs));
 	jk_str(j, "pressure_errno", perr ? errno_name(perr) : NULL);
 	jk_opt(j, "mapping_matching_blocks", st.matching_blocks);
-	jk_u64(j, "blocks", opt.size / PR_BLOCK);
+	jk_u64(j, "blocks", co.size / PR_BLOCK);
 }
 
-static void parse_args(int argc, char **argv)
+static void own_opt(int c, const char *arg)
 {
-	static const struct option longopts[] = {
-		{ "src", required_argument, NULL, 'r' },
-		{ "dst", required_argument, NULL, 'w' },
-		{ "size", required_argument, NULL, 's' },
-		{ "seed", required_argument, NULL, 'S' },
-		{ "iterations", required_argument, NULL, 'i' },
-		{ "chunk", required_argument, NULL, 'c' },
-		{ "pressure", no_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
-	int c;
-
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'r': opt.src = optarg; break;
-		case 'w': opt.dst = optarg; break;
-		case 's':
-			if (!parse_size(optarg, &opt.size))
-				usage_fail(usage, "--size must be a positive multiple of 4096 up to 1G: '%s'", optarg);
-			break;
-		case 'S':
-			if (!parse_u64(optarg, &opt.seed))
-				usage_fail(usage, "--seed must be an unsigned integer: '%s'", optarg);
-			break;
-		case 'i':
-			if (!parse_u64(optarg, &opt.iterations) || opt.iterations < 1 || opt.iterations > 1000000)
-				usage_fail(usage, "--iterations must be 1..1000000: '%s'", optarg);
-			break;
-		case 'c':
-			if (!parse_size(optarg, &opt.chunk))
-				usage_fail(usage, "--chunk must be a positive multiple of 4096: '%s'", optarg);
-			break;
-		case 'p': opt.pressure = true; break;
-		case 'h': usage(stdout); exit(0);
-		default:
-			usage_fail(usage, "%s", bad_option(argc, argv, optopt, optind));
-		}
+	switch (c) {
+	case 'w': opt.dst = arg; break;
+	case 'i':
+		/* the JSON of a usage error shows the rejected value */
+		if (!parse_u64(arg, &opt.iterations) || opt.iterations < 1 || opt.iterations > 1000000)
+			usage_fail(usage, "--iterations must be 1..1000000: '%s'", arg);
+		break;
+	case 'c':
+		if (!parse_size(arg, &opt.chunk))
+			usage_fail(usage, "--chunk must be a positive multiple of 4096: '%s'", arg);
+		break;
+	case 'p': opt.pressure = true; break;
 	}
-	if (optind < argc)
-		usage_fail(usage, "unexpected argument '%s'", argv[optind]);
-	if (!opt.src || !*opt.src || !opt.dst || !*opt.dst)
-		usage_fail(usage, "--src PATH and --dst PATH are required");
-	if (!strcmp(opt.src, opt.dst))
-		usage_fail(usage, "--src and --dst must be different files");
-	if (opt.chunk > opt.size)
-		opt.chunk = opt.size;
 }
+
+static const struct option own_opts[] = {
+	{ "dst", required_argument, NULL, 'w' },
+	{ "iterations", required_argument, NULL, 'i' },
+	{ "chunk", required_argument, NULL, 'c' },
+	{ "pressure", no_argument, NULL, 'p' },
+	{ 0 }
+};
+
+static const struct program prog = {
+	.name = "odirect-into-mmap",
+	.usage = usage,
+	.extra = extra,
+	.fault_handler = true,
+	.stages = true,
+	.expected = true,
+	.common = CLI_SRC | CLI_SIZE | CLI_SEED,
+	.own = own_opts,
+	.own_opt = own_opt,
+};
 
 static void *pressure_thread(void *arg)
 {
@@ -182,30 +171,31 @@ int main(int argc, char **argv)
 	uint64_t nchunks;
 	int src_fd, err = 0;
 
-	report_init("odirect-into-mmap");
-	install_fault_handler();
-	R.extra = extra;
-	R.with_stages = true;
-	R.with_expected = true;
-	parse_args(argc, argv);
+	program_start(&prog, &co, argc, argv);
+	if (!co.src || !*co.src || !opt.dst || !*opt.dst)
+		usage_fail(usage, "--src PATH and --dst PATH are required");
+	if (!strcmp(co.src, opt.dst))
+		usage_fail(usage, "--src and --dst must be different files");
+	if (opt.chunk > co.size)
+		opt.chunk = co.size;
 	R.file = opt.dst;
-	R.size = opt.size;
-	nchunks = (opt.size + opt.chunk - 1) / opt.chunk;
+	R.size = co.size;
+	nchunks = (co.size + opt.chunk - 1) / opt.chunk;
 
 	/* src: pattern A on disk */
-	src_fd = create_pattern_file(opt.src, opt.seed, TAG_A, opt.size);
+	src_fd = create_pattern_file(co.src, co.seed, TAG_A, co.size);
 	if (src_fd < 0)
-		fail_errno(errno, "writing pattern A to %s", opt.src);
+		fail_errno(errno, "writing pattern A to %s", co.src);
 	close(src_fd);
-	src_fd = open(opt.src, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	src_fd = open(co.src, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	if (src_fd < 0)
-		fail_errno(errno, "open(%s, O_DIRECT) (does this filesystem support O_DIRECT?)", opt.src);
+		fail_errno(errno, "open(%s, O_DIRECT) (does this filesystem support O_DIRECT?)", co.src);
 
 	/* dst: zeros on disk, clean in the page cache, mapped shared */
-	dst_fd = create_pattern_file(opt.dst, opt.seed, 0, opt.size);
+	dst_fd = create_pattern_file(opt.dst, co.seed, 0, co.size);
 	if (dst_fd < 0)
 		fail_errno(errno, "writing zeros to %s", opt.dst);
-	map = mmap(NULL, opt.size, PROT_READ | PROT_WRITE, MAP_SHARED, dst_fd, 0);
+	map = mmap(NULL, co.size, PROT_READ | PROT_WRITE, MAP_SHARED, dst_fd, 0);
 	if (map == MAP_FAILED)
 		fail_errno(errno, "mmap(%s, MAP_SHARED)", opt.dst);
 	(void)*(volatile unsigned char *)map; /* read fault: page 0 mapped, not dirtied */
@@ -225,7 +215,7 @@ int main(int argc, char **argv)
 		for (uint64_t k = 0; k < nchunks; k++) {
 			uint64_t idx = reverse ? (start + nchunks - k) % nchunks : (start + k) % nchunks;
 			uint64_t off = idx * opt.chunk;
-			uint64_t len = opt.size - off < opt.chunk ? opt.size - off : opt.chunk;
+			uint64_t len = co.size - off < opt.chunk ? co.size - off : opt.chunk;
 
 			err = read_chunk(src_fd, map, off, len);
 			if (err)
@@ -248,25 +238,25 @@ int main(int argc, char **argv)
 		pr_log("O_DIRECT read into the mapping failed at offset %lld: %s (%s)", st.fail_offset,
 		       errno_name(err), strerror(err));
 	} else if (err < 0) {
-		fail("short/unaligned O_DIRECT read from %s at offset %lld", opt.src, st.fail_offset);
+		fail("short/unaligned O_DIRECT read from %s at offset %lld", co.src, st.fail_offset);
 	} else {
-		st.matching_blocks = (int)count_pattern_blocks(map, opt.seed, TAG_A, opt.size);
+		st.matching_blocks = (int)count_pattern_blocks(map, co.seed, TAG_A, co.size);
 		pr_log("%" PRIu64 " iterations, %" PRIu64 " reads; mapping holds pattern A in %d of %" PRIu64
-		       " blocks", st.iterations_done, st.reads, st.matching_blocks, opt.size / PR_BLOCK);
+		       " blocks", st.iterations_done, st.reads, st.matching_blocks, co.size / PR_BLOCK);
 	}
 
-	if (msync(map, opt.size, MS_SYNC) != 0)
+	if (msync(map, co.size, MS_SYNC) != 0)
 		fail_errno(errno, "msync(%s)", opt.dst);
 	if (fsync(dst_fd) != 0)
 		fail_errno(errno, "fsync(%s)", opt.dst);
 	stage("after_fsync", map);
-	if (munmap(map, opt.size) != 0)
+	if (munmap(map, co.size) != 0)
 		fail_errno(errno, "munmap(%s)", opt.dst);
 	close(dst_fd);
 	close(src_fd);
 
 	if (!err)
-		set_expected_pattern(opt.seed, TAG_A, opt.size);
+		set_expected_pattern(co.seed, TAG_A, co.size);
 	report_emit();
 	return 0;
 }

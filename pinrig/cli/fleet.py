@@ -1,0 +1,33 @@
+"""Host pools: `rig hosts check`."""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def cmd_hosts_check(args) -> int:
+    from pinrig.fleet.pool import load_pool
+    from pinrig.fleet.remote import check_pool, format_checks
+    from pinrig.runs.runner import default_jobs
+    pool = load_pool(args.pool)
+    checks = check_pool(pool, args.jobs, local_jobs=default_jobs())
+    if args.json:
+        print(json.dumps({"pool": pool.name, "hosts": [c.to_dict() for c in checks]}, indent=2))
+    else:
+        sys.stdout.write(format_checks(checks))
+    bad = [c.name for c in checks if not c.usable]
+    if bad:
+        print(f"rig: error: unusable host(s) in pool {pool.name}: {', '.join(bad)}",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def register(sub) -> None:
+    s = sub.add_parser("hosts", help="host pools for sharded runs")
+    hsub = s.add_subparsers(dest="what", required=True)
+    h = hsub.add_parser("check", help="connect to each host of POOL; report what is missing")
+    h.add_argument("pool", metavar="POOL")
+    h.add_argument("--jobs", type=int, help="guests per host to check memory for")
+    h.add_argument("--json", action="store_true")
+    h.set_defaults(func=cmd_hosts_check)

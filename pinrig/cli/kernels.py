@@ -1,0 +1,59 @@
+"""Kernels and the guest image: `rig kernels`, `rig build`, `rig image`."""
+from __future__ import annotations
+
+import json
+
+from pinrig import config
+from pinrig.errors import RigError
+from pinrig.guest import image as guest
+from pinrig.kernels import artifact
+from pinrig.kernels import fetch as kernel
+
+
+def cmd_kernels(args) -> int:
+    cached = {}
+    for name, release, h, d in artifact.cached_artifacts():
+        cached.setdefault(name, []).append(f"{release} [{h}]")
+    for name in config.kernel_names():
+        spec = config.load_kernel_spec(name)
+        have = ", ".join(cached.get(name, [])) or "not cached"
+        if spec.kind == "source":         # cached by content, whichever spec built it
+            from pinrig.kernels.source import builder
+            try:
+                art = builder.cached(builder.plan(spec))
+                have = f"{art.release} [{art.hash}]" if art else "not built"
+            except RigError as e:
+                have = f"? ({e})"
+        print(f"{name:<22} {spec.kind:<7} {spec.suite or '-':<12} {have}")
+    return 0
+
+
+def cmd_build(args) -> int:
+    art = kernel.fetch(config.load_kernel_spec(args.kernel), refresh=args.refresh)
+    guest.boot_files(art)
+    if args.json:
+        print(json.dumps(art.to_dict(), indent=2))
+    else:
+        print(f"{art.name} {art.release} {art.hash}\n{art.dir}")
+    return 0
+
+
+def cmd_image(args) -> int:
+    img = guest.build_image(config.load_guest_spec(args.guest))
+    print(f"{img.name} {img.hash}\n{img.rootfs}")
+    return 0
+
+
+def register(sub) -> None:
+    s = sub.add_parser("kernels", help="list kernel specs and cached artifacts")
+    s.set_defaults(func=cmd_kernels)
+
+    s = sub.add_parser("build", help="fetch/build a kernel artifact, print its path")
+    s.add_argument("kernel")
+    s.add_argument("--refresh", action="store_true", help="re-resolve the newest package version")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("image", help="build (or reuse) the guest image")
+    s.add_argument("guest", nargs="?", default="bookworm")
+    s.set_defaults(func=cmd_image)
