@@ -6,6 +6,7 @@ import signal
 import pytest
 
 from pinrig import proc
+from tests.fakes import FakeRunner
 
 
 @pytest.fixture(autouse=True)
@@ -16,25 +17,6 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.delenv("PINRIG_ACCEL", raising=False)
     return cache
-
-
-class FakeRunner:
-    """Stands in for proc.RUNNER: records argv lists, answers through `handler`.
-
-    handler(argv, kwargs) -> (returncode, stdout, stderr)."""
-
-    def __init__(self):
-        self.calls = []
-        self.handler = lambda argv, kw: (0, "", "")
-
-    def run(self, argv, **kw):
-        argv = [str(a) for a in argv]
-        self.calls.append((argv, kw))
-        rc, out, err = self.handler(argv, kw)
-        return proc.Result(argv, rc, out, err)
-
-    def argvs(self):
-        return [a for a, _ in self.calls]
 
 
 @pytest.fixture

@@ -3,15 +3,13 @@ resume of an interrupted night, the merged JUnit, retention."""
 import json
 import sqlite3
 import xml.etree.ElementTree as ET
-from types import SimpleNamespace
 
 import pytest
 
-from pinrig import cli, config
-from pinrig.cases.verdict import Verdict
+from pinrig import cli
 from pinrig.errors import InfraError, UserError
-from pinrig.results.rundir import RunDir
 from pinrig.runs import nightly
+from tests.fakes import FakeNightlyRunSuite
 
 OK = {"verdict": "ok", "pin": "granted", "reason": "pin granted"}
 EFAULT = {"verdict": "refused", "pin": "refused", "errno": "EFAULT"}
@@ -26,51 +24,8 @@ BEHAVIOUR = {
 }
 
 
-class FakeRunSuite:
-    """Writes a results directory the way runner.run_suite does, from BEHAVIOUR; can stop
-    ("be killed") after a given number of cases in total."""
-
-    def __init__(self, behaviour=BEHAVIOUR, kill_after=None, fail=()):
-        self.behaviour, self.kill_after, self.fail = behaviour, kill_after, set(fail)
-        self.calls = []
-        self.cases_run = 0
-
-    def __call__(self, kernel_arg, suite_arg, out=None, seed=None, resume=None, junit=None,
-                 echo=print, repeat=None):
-        self.calls.append((kernel_arg, suite_arg, "resume" if resume else "new"))
-        if kernel_arg in self.fail:
-            raise InfraError(f"kernel {kernel_arg}: download failed")
-        spec = config.load_kernel_spec(kernel_arg)
-        suite = config.load_suite(suite_arg)
-        repeat = suite.repeat if repeat is None else repeat
-        path = resume or out
-        if resume:
-            run = RunDir(path, json.loads((path / "manifest.json").read_text()))
-        else:
-            path.mkdir(parents=True, exist_ok=True)
-            run = RunDir(path, {
-                "run_id": path.name, "kernel": {
-                    "name": spec.name, "release": f"{spec.name}-rel",
-                    "packages": [f"linux-image-{spec.name}=1"], "hash": f"h{spec.name}"},
-                "guest": {"name": "bookworm", "hash": "g"}, "seed": suite.seed,
-                "suite": {"name": suite.name,
-                          "cases": [c.__dict__ | {"id": c.id} for c in suite.cases]},
-                "repeat": repeat, "accel": "tcg", "host": {"hostname": "h", "cpus": 2}})
-            run.write_manifest()
-        done = run.finished_cases()
-        vs = []
-        for k in range(1, run.manifest["repeat"] + 1):
-            for c in suite.cases:
-                if (c.id, k) in done:
-                    continue
-                if self.kill_after is not None and self.cases_run >= self.kill_after:
-                    raise KeyboardInterrupt
-                v = Verdict(c.id, attempt=k, **self.behaviour[spec.name][c.id])
-                run.write_case(v, {"guest.log": "guest output"})
-                self.cases_run += 1
-                vs.append(v)
-        (path / "summary.txt").write_text("summary\n")
-        return SimpleNamespace(run=run, verdicts=vs)
+def FakeRunSuite(behaviour=BEHAVIOUR, **kw):
+    return FakeNightlyRunSuite(behaviour, **kw)
 
 
 def plan_file(tmp_path, text, name="plan.yaml"):

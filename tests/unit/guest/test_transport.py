@@ -1,22 +1,13 @@
 """pinrig.guest.transport: the guest's SSH adapter, against an in-process paramiko server (no QEMU)."""
 import shlex
-import socket
-import subprocess
-import threading
 import time
 
-import paramiko
 import pytest
 
 from pinrig.errors import InfraError
 from pinrig.guest.qemu import free_port
 from pinrig.guest.transport import CommandTimeout, Guest
-
-
-def keygen(path, comment="pinrig-test"):
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f",
-                    str(path)], check=True, stdin=subprocess.DEVNULL)
-    return path, (path.with_name(path.name + ".pub")).read_text().strip()
+from tests.fakes import FakeSshd, keygen
 
 
 @pytest.fixture(scope="module")
@@ -28,79 +19,8 @@ def keys(tmp_path_factory):
 
 # ------------------------------------------------------------------------------- a tiny sshd
 
-class _Server(paramiko.ServerInterface):
-    def __init__(self, client_pub, handler):
-        self.client_pub, self.handler = client_pub, handler
-        self.commands = []
-
-    def get_allowed_auths(self, username):
-        return "publickey"
-
-    def check_auth_publickey(self, username, key):
-        if username == "root" and key.get_base64() == self.client_pub.split()[1]:
-            return paramiko.AUTH_SUCCESSFUL
-        return paramiko.AUTH_FAILED
-
-    def check_channel_request(self, kind, chanid):
-        return paramiko.OPEN_SUCCEEDED if kind == "session" else \
-            paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
-
-    def check_channel_exec_request(self, channel, command):
-        cmd = command.decode()
-        self.commands.append(cmd)
-        threading.Thread(target=self._exec, args=(channel, cmd), daemon=True).start()
-        return True
-
-    def _exec(self, chan, cmd):
-        res = self.handler(cmd)
-        if res is None:            # hang: never answer
-            return
-        out, err, rc = res
-        chan.sendall(out.encode())
-        chan.sendall_stderr(err.encode())
-        chan.send_exit_status(rc)
         # the client closes the channel once it has the exit status; closing here could beat
         # the server's reply to the exec request and look like a dropped connection
-
-
-class FakeSshd:
-    """Listens on 127.0.0.1; every connection gets a paramiko server with `host_key`."""
-
-    def __init__(self, host_key_path, client_pub, handler=lambda cmd: ("", "", 0), port=None,
-                 delay=0.0):
-        self.host_key = paramiko.Ed25519Key(filename=str(host_key_path))
-        self.server = _Server(client_pub, handler)
-        self.port = port or free_port()
-        self.transports, self.stop = [], threading.Event()
-        self.thread = threading.Thread(target=self._serve, args=(delay,), daemon=True)
-        self.thread.start()
-
-    def _serve(self, delay):
-        time.sleep(delay)
-        ls = socket.socket()
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind(("127.0.0.1", self.port))
-        ls.listen(4)
-        ls.settimeout(0.1)
-        with ls:
-            while not self.stop.is_set():
-                try:
-                    conn, _ = ls.accept()
-                except socket.timeout:
-                    continue
-                t = paramiko.Transport(conn)
-                t.add_server_key(self.host_key)
-                self.transports.append(t)
-                try:
-                    t.start_server(server=self.server)
-                except (paramiko.SSHException, EOFError, OSError):
-                    pass
-
-    def close(self):
-        self.stop.set()
-        for t in self.transports:
-            t.close()
-        self.thread.join(2)
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """pinrig.runs.repro: a replay plan from the manifest alone, judging attempts, early stop."""
 import json
 import shutil
-from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -13,6 +12,7 @@ from pinrig.errors import InfraError, UserError
 from pinrig.results.compare import load_run
 from pinrig.results.rundir import RunDir
 from pinrig.runs import repro
+from tests.fakes import FakeReproRunSuite as FakeRunSuite
 
 CASES = [
     {"workload": "ibverbs-pin", "fs": "ext4", "mapping": "shared", "variant": None,
@@ -156,31 +156,6 @@ def test_judge_outcomes():
 
 
 # ------------------------------------------------------------------------------- running
-
-class FakeRunSuite:
-    """Stands in for runner.run_suite: each call is one attempt with a scripted verdict."""
-
-    def __init__(self, script):
-        self.script = list(script)
-        self.calls = []
-
-    def __call__(self, kernel_arg, suite_arg, out=None, seed=None, echo=print, **kw):
-        self.calls.append((kernel_arg, suite_arg, out, seed))
-        spec = config.load_kernel_spec(kernel_arg)
-        suite = config.load_suite(suite_arg)
-        item = self.script.pop(0)
-        if isinstance(item, Exception):
-            raise item
-        run = RunDir(out, {"kernel": {"name": spec.name, "hash": "4904b0f192e87bd8"},
-                           "seed": seed})
-        out.mkdir(parents=True, exist_ok=True)
-        run.write_manifest()
-        vs = []
-        for c in suite.cases:
-            v = Verdict(c.id, seed=case_seed(seed, c.id), **item)
-            run.write_case(v, {})
-            vs.append(v)
-        return SimpleNamespace(run=run, verdicts=vs)
 
 
 LOSS = {"verdict": "data-loss", "pin": "granted", "blocks_lost": 256, "blocks_checked": 256,

@@ -12,6 +12,7 @@ from pinrig.kernels import fetch as kernel
 from pinrig.kernels.apt import PrivateApt, depends_names, parse_control
 from pinrig.kernels.artifact import find_kernel_files
 from pinrig.kernels.debian import resolve_packages
+from tests.fakes import FakeApt
 
 # ------------------------------------------------------------------------------- parse_control
 
@@ -81,18 +82,6 @@ def test_depends_names(depends, want):
 
 
 # ------------------------------------------------------------------------------- resolve_packages
-
-class FakeApt:
-    """PrivateApt-like: show() answers from a table, and fails loudly for anything else."""
-
-    def __init__(self, suite, table):
-        self.suite, self.table, self.shown = suite, table, []
-
-    def show(self, pkg, version=None):
-        self.shown.append(pkg)
-        if pkg not in self.table:
-            raise UserError(f"package {pkg} not found in Debian suite {self.suite}")
-        return dict(self.table[pkg])
 
 
 BOOKWORM = {

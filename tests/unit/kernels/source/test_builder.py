@@ -14,7 +14,7 @@ from pinrig.kernels import fetch as kernel
 from pinrig.kernels.source import apply, builder, sources
 from pinrig.kernels.source import series as S
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 FAKE = REPO / "tests" / "data" / "fake-kernel"
 
 GUP_FIX = """\

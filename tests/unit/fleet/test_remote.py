@@ -21,6 +21,7 @@ from pinrig.fleet.remote import HostLost, HostRunDir, RemoteMachine, Shard
 from pinrig.guest import session
 from pinrig.guest.qemu import QemuConfig, build_argv
 from pinrig.results.rundir import RunDir
+from tests.fakes import FakeBootMachine, FakeChan, FakeRemoteHost, FakeRemoteSlot, FakeSlot
 
 # ---------------------------------------------------------------------------- argv and paths
 
@@ -276,40 +277,6 @@ def test_object_path_is_content_addressed():
 
 # ---------------------------------------------------------------------------- the remote Machine
 
-class FakeTransport:
-    def __init__(self):
-        self.active = True
-
-    def is_active(self):
-        return self.active
-
-
-class FakeChan:
-    def __init__(self, data=b""):
-        self.data, self.closed, self.eof_received, self.exited = bytearray(data), False, False, False
-        self.t = FakeTransport()
-        self.r, self.w = os.pipe()
-
-    def fileno(self):
-        return self.r
-
-    def recv_ready(self):
-        return bool(self.data)
-
-    def recv(self, n):
-        out = bytes(self.data[:n])
-        del self.data[:n]
-        return out
-
-    def exit_status_ready(self):
-        return self.exited
-
-    def get_transport(self):
-        return self.t
-
-    def close(self):
-        self.closed = True
-
 
 def test_channel_child_reads_like_pexpect():
     ch = FakeChan(b"hello")
@@ -328,19 +295,6 @@ def test_channel_child_eof_when_the_connection_dies():
     ch.t.active = False
     with pytest.raises(pexpect.EOF):
         remote._ChannelChild(ch).read_nonblocking(100, 0.01)
-
-
-class FakeSlot:
-    name = "h"
-
-    def __init__(self, chan):
-        self.chan, self.commands = chan, []
-
-    def exec(self, cmd, timeout=60):
-        self.commands.append(cmd)
-        if cmd.startswith("kill -TERM"):
-            self.chan.exited = True
-        return 0, "", ""
 
 
 def test_remote_machine_is_ended_by_its_pid(tmp_path):
@@ -406,24 +360,6 @@ class RecordingHost:
         self.calls.append(("remove", p))
 
 
-class FakeBootMachine:
-    ssh_port = 4242
-    info = {}
-
-    def start(self):
-        return self
-
-    def wait_console_ready(self, timeout, sshd_only=False):
-        self.info = {"nic": "eth0", "rdma": "rxe0", "pmem": "/dev/pmem0"}
-        return "ready"
-
-    def alive(self):
-        return False
-
-    def kill(self):
-        pass
-
-
 class RecordingGuest:
     made = []
 
@@ -472,9 +408,8 @@ def test_guest_connects_over_a_given_socket(tmp_path):
     real runs), whatever port is named."""
     import socket as so
 
-    from test_transport import FakeSshd, keygen
-
     from pinrig.guest.transport import Guest
+    from tests.fakes import FakeSshd, keygen
     hk, hk_pub = keygen(tmp_path / "host")
     ck, ck_pub = keygen(tmp_path / "client")
     srv = FakeSshd(hk, ck_pub, handler=lambda cmd: ("over the sock\n", "", 0))
@@ -496,9 +431,8 @@ def test_guest_connects_over_a_given_socket(tmp_path):
 def test_guest_with_one_socket_tries_once(tmp_path):
     import socket as so
 
-    from test_transport import keygen
-
     from pinrig.guest.transport import Guest
+    from tests.fakes import keygen
     _hk, hk_pub = keygen(tmp_path / "host")
     ck, _ = keygen(tmp_path / "client")
     a, b = so.socketpair()
@@ -569,36 +503,6 @@ def test_local_host_in_a_pool_is_never_health_checked(tmp_path):
 def host(name, kvm=False, key=Path("/dev/null")):
     return Host(name=name, address="192.0.2.1", user="root", key=key, cores=2,
                 memory_mb=4096, kvm=kvm, workdir="/w")
-
-
-class FakeRemoteHost:
-    def __init__(self, h, delay=0.0, fail=None):
-        self.host, self.name, self.accel = h, h.name, "tcg"
-        self.delay, self.fail, self.dead = delay, fail, None
-        self.ready, self.ship_stats = False, {}
-
-    def ensure_ready(self, files):
-        time.sleep(self.delay)
-        if self.fail:
-            raise HostLost(f"host {self.name}: {self.fail}")
-
-    def qemu_version(self):
-        return "QEMU 7.2"
-
-
-class FakeRemoteSlot:
-    def __init__(self, rhost, local_root, remote_root):
-        self.rhost, self.name, self.remote_root = rhost, rhost.name, remote_root
-        self.last_pmem = None
-
-    def open(self):
-        return self
-
-    def healthy(self):
-        return self.rhost.dead
-
-    def close(self):
-        pass
 
 
 def sharded(tmp_path, monkeypatch, rhosts, local=False):

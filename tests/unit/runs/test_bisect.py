@@ -14,7 +14,7 @@ from pinrig.kernels import fetch as kernel
 from pinrig.kernels.source import builder
 from pinrig.runs import bisect as B
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FAKE = REPO / "tests" / "data" / "fake-kernel"
 
 

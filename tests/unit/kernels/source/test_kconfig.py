@@ -6,7 +6,7 @@ import pytest
 from pinrig.errors import UserError
 from pinrig.kernels.source import kconfig as K
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 
 
 def test_parse_fragment_values_and_unset():

@@ -12,7 +12,7 @@ import pytest
 
 from pinrig.cases.integrity import BLOCK, block_checksums, pattern_bytes, verify
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 WORKLOADS = REPO / "workloads"
 PROGRAMS = ["ibverbs-pin", "lost-write", "odirect-into-mmap", "iouring-fixed", "blocksum"]
 # objects compiled once into OUT and linked into every program (verbs_util only into the verbs ones)

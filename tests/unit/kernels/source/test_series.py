@@ -8,7 +8,7 @@ import pytest
 from pinrig.errors import UserError
 from pinrig.kernels.source import series as S
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 
 
 def diff(path="mm/gup.c", old=" a\n-b\n+c\n", hunk="@@ -1,2 +1,2 @@ static int f(void)"):

@@ -5,52 +5,7 @@ from pinrig.errors import InfraError
 from pinrig.guest.transport import CmdResult, CommandTimeout
 from pinrig.results.rundir import RunDir
 from pinrig.runs import runner
-
-
-class FakeMachine:
-    def __init__(self, console=b""):
-        self.killed = False
-        self.console = console
-
-    def alive(self):
-        return not self.killed
-
-    def kill(self):
-        self.killed = True
-
-    def wait_exit(self, t):
-        return True
-
-    def console_text(self, start=0):
-        return self.console
-
-
-class FakeGuest:
-    """Answers every command with success, except the workload (which hangs or dies)."""
-
-    def __init__(self, machine, workload_behaviour):
-        self.machine, self.behaviour, self.client = machine, workload_behaviour, object()
-        self.commands = []
-
-    def run(self, cmd, timeout=60, check=False):
-        if not isinstance(cmd, str):
-            cmd = " ".join(cmd)
-        self.commands.append(cmd)
-        if self.machine.killed:
-            raise InfraError("lost the guest's ssh connection")
-        if "/opt/pinrig/bin/" in cmd:
-            return self.behaviour(self.machine)
-        return CmdResult(0, "", "", 0.01)
-
-
-class FakeSession:
-    def __init__(self, behaviour, console=b""):
-        self.machine = FakeMachine(console)
-        self.guest = FakeGuest(self.machine, behaviour)
-        self.info = {"rdma": "rxe0", "pmem": "/dev/pmem0"}
-
-    def alive(self):
-        return self.machine.alive()
+from tests.fakes import FakeSession
 
 
 def _run(tmp_path, behaviour, console=b""):
