@@ -5,6 +5,7 @@ Errors name the file and the field: "kernels/x.yaml: suite: must be one of …".
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -18,6 +19,23 @@ from pinrig.errors import UserError
 DEBIAN_SUITES = ("bullseye", "bookworm", "bookworm-backports", "trixie", "sid", "unstable")
 FILESYSTEMS = ("ext4", "xfs", "ext4-dax", "xfs-dax", "tmpfs")
 MAPPINGS = ("shared", "private")
+
+# Names that become path components, case ids, shell words and console markers: one character
+# set for all of them (checked when the YAML is loaded, so nothing else needs to quote them).
+NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+NAME_RULE = "letters, digits, '.', '_', '-' (not starting with '.' or '@'), at most 64"
+MIRROR_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~%+/-]*)?")
+VERSION_RE = re.compile(r"[A-Za-z0-9.+~:-]{1,64}")        # a Debian package version
+# Writeback knobs: the kernel's own ranges (Documentation/admin-guide/sysctl/vm.rst)
+PRESSURE_RANGES = {"dirty_ratio": (0, 100), "dirty_background_ratio": (0, 100),
+                   "dirty_expire_centisecs": (0, 100_000_000),
+                   "dirty_writeback_centisecs": (0, 100_000_000),
+                   "memcg_limit_mb": (16, 1 << 20)}
+
+
+def check_name(value: str) -> bool:
+    """True when value is safe as a path component, id part, shell word and marker."""
+    return bool(NAME_RE.fullmatch(value)) and value not in (".", "..")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -62,6 +80,25 @@ class Fields:
             raise self.err(key, f"must be {tn}, got {type(val).__name__} {val!r}")
         if choices is not None and val not in choices:
             raise self.err(key, f"unknown value {val!r} (known: {', '.join(choices)})")
+        return val
+
+    def name(self, key: str, default: Any = ...) -> Any:
+        """A string that will become a path component or an id part (see NAME_RULE)."""
+        val = self.get(key, str, default)
+        if val is not None and val is not default and not check_name(val):
+            raise self.err(key, f"{val!r} is not a valid name ({NAME_RULE})")
+        return val
+
+    def mirror(self, key: str = "mirror") -> str:
+        val = self.get(key, str, "http://deb.debian.org/debian")
+        if not MIRROR_RE.fullmatch(val):
+            raise self.err(key, f"{val!r} is not an http(s) URL (no spaces, quotes or newlines)")
+        return val
+
+    def version(self, key: str = "version") -> Optional[str]:
+        val = self.get(key, str, None)
+        if val is not None and not VERSION_RE.fullmatch(val):
+            raise self.err(key, f"{val!r} is not a Debian package version")
         return val
 
     def str_list(self, key: str, default=..., choices=None) -> list:
@@ -133,12 +170,12 @@ def load_kernel_spec(name_or_path: str) -> KernelSpec:
         spec = _load_source_spec(path, f)
     else:
         spec = KernelSpec(
-            name=f.get("name", str, path.stem),
+            name=f.name("name", path.stem),
             kind=kind,
             suite=f.get("suite", str, choices=DEBIAN_SUITES),
-            package=f.get("package", str, "linux-image-amd64"),
-            version=f.get("version", str, None),
-            mirror=f.get("mirror", str, "http://deb.debian.org/debian"),
+            package=f.name("package", "linux-image-amd64"),
+            version=f.version(),
+            mirror=f.mirror(),
             description=f.get("description", str, ""),
             path=path,
         )
@@ -203,10 +240,10 @@ def _load_source_spec(path: Path, f: "Fields") -> KernelSpec:
     if not base:
         raise f.err("base", "empty: give at least one make target (e.g. defconfig)")
     return KernelSpec(
-        name=f.get("name", str, path.stem), kind="source", suite=suite,
+        name=f.name("name", path.stem), kind="source", suite=suite,
         package=arg if kind == "debian" else "",
-        version=f.get("version", str, None),
-        mirror=f.get("mirror", str, "http://deb.debian.org/debian"),
+        version=f.version(),
+        mirror=f.mirror(),
         description=f.get("description", str, ""), path=path,
         source=source, ref=ref, series=series, config_base=tuple(base), config=tuple(frags))
 
@@ -273,10 +310,10 @@ def load_guest_spec(name_or_path: str = "bookworm") -> GuestSpec:
     f = Fields(path, load_yaml(path))
     files = f.get("files", str, "files")
     spec = GuestSpec(
-        name=f.get("name", str, path.stem),
+        name=f.name("name", path.stem),
         suite=f.get("suite", str, choices=DEBIAN_SUITES),
         packages=tuple(f.str_list("packages")),
-        mirror=f.get("mirror", str, "http://deb.debian.org/debian"),
+        mirror=f.mirror(),
         size_mb=f.get("size_mb", int, 2048),
         files_dir=(path.parent / files),
         path=path,
@@ -332,7 +369,7 @@ def load_suite(name_or_path: str) -> Suite:
     path = find_spec(paths.CONFIGS_DIR / "suites", name_or_path, "suite")
     data = load_yaml(path)
     f = Fields(path, data)
-    name = f.get("name", str, path.stem)
+    name = f.name("name", path.stem)
     seed = f.get("seed", int, 1)
     description = f.get("description", str, "")
     default_timeout = f.get("timeout", int, 120)
@@ -341,15 +378,14 @@ def load_suite(name_or_path: str) -> Suite:
         raise UserError(f"{path}: repeat: must be at least 1")
     pdata = f.get("pressure", dict, {})
     pf = Fields(path, pdata, "pressure.")
-    pressure = Pressure(
-        dirty_ratio=pf.get("dirty_ratio", int, None),
-        dirty_background_ratio=pf.get("dirty_background_ratio", int, None),
-        dirty_expire_centisecs=pf.get("dirty_expire_centisecs", int, None),
-        dirty_writeback_centisecs=pf.get("dirty_writeback_centisecs", int, None),
-        sync_storm=pf.get("sync_storm", bool, False),
-        drop_caches=pf.get("drop_caches", bool, False),
-        memcg_limit_mb=pf.get("memcg_limit_mb", int, None),
-    )
+    knobs = {}
+    for knob, (lo, hi) in PRESSURE_RANGES.items():
+        val = pf.get(knob, int, None)
+        if val is not None and not lo <= val <= hi:
+            raise pf.err(knob, f"{val} is out of range ({lo}..{hi})")
+        knobs[knob] = val
+    pressure = Pressure(sync_storm=pf.get("sync_storm", bool, False),
+                        drop_caches=pf.get("drop_caches", bool, False), **knobs)
     pf.finish()
     raw_cases = f.get("cases", list)
     f.finish()
@@ -376,6 +412,10 @@ def _expand_case(path: Path, i: int, rc: dict, default_timeout: int) -> list:
     maps = f.str_list("mapping", ["shared"], choices=MAPPINGS)
     variants = f.str_list("variant", [None]) if rc.get("variant") is not None else [None]
     f.used.add("variant")
+    for k, v in enumerate(variants):
+        if v is not None and not check_name(v):
+            raise f.err(f"variant[{k}]" if isinstance(rc.get("variant"), list) else "variant",
+                        f"{v!r} is not a valid case id part ({NAME_RULE})")
     expect = f.get("expect", str, None, choices=outcome.NAMES)
     size = f.get("size", int, 1 << 20)
     timeout = f.get("timeout", int, default_timeout)

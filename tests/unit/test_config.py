@@ -484,3 +484,48 @@ def test_bookworm_guest_ships_pinrig_init():
     g = load_guest_spec("bookworm")
     assert (g.files_dir / "usr/local/sbin/pinrig-init").is_file()
     assert "openssh-server" in g.packages and "ndctl" in g.packages
+
+
+# ------------------------------------------------------------------------------- names become paths
+
+@pytest.mark.parametrize("variant", ["../../victim", "a b", "x'; reboot -f; '", "@2", ".hidden",
+                                     "a/b", "new\nline", "comma,here", "", "x" * 65])
+def test_case_id_parts_have_one_character_set(tmp_path, variant):
+    import json
+    body = "cases:\n  - workload: ibverbs-pin\n    fs: ext4\n    variant: %s\n" % json.dumps(variant)
+    msg = user_error(load_suite, suite_file(tmp_path, body))
+    assert "cases[0].variant" in msg and "not a valid case id part" in msg
+    assert "\n" not in msg.strip()
+
+
+@pytest.mark.parametrize("variant", ["ro", "control", "v2.1", "no-pressure_x"])
+def test_plain_variants_still_load(tmp_path, variant):
+    s = load_suite(suite_file(tmp_path, f"cases:\n  - {{workload: ibverbs-pin, fs: ext4, variant: {variant}}}\n"))
+    assert s.cases[0].id == f"ibverbs-pin/ext4/shared/{variant}"
+
+
+def test_suite_name_is_a_path_component(tmp_path):
+    msg = user_error(load_suite, suite_file(tmp_path, "name: ../x\ncases:\n  - {workload: ibverbs-pin, fs: ext4}\n"))
+    assert ": name:" in msg and "not a valid name" in msg
+
+
+@pytest.mark.parametrize("knob, value", [("dirty_ratio", -7), ("dirty_ratio", 101),
+                                         ("memcg_limit_mb", 0), ("dirty_expire_centisecs", -1)])
+def test_pressure_out_of_range_is_refused_at_load(tmp_path, knob, value):
+    body = f"pressure: {{{knob}: {value}}}\ncases:\n  - {{workload: ibverbs-pin, fs: ext4}}\n"
+    msg = user_error(load_suite, suite_file(tmp_path, body))
+    assert f"pressure.{knob}" in msg and "out of range" in msg
+
+
+@pytest.mark.parametrize("mirror", ["http://deb.debian.org/debian\ndeb http://evil/ x main",
+                                    "ftp://x/debian", "http://x/debian main", "'http://x'"])
+def test_mirror_must_be_one_url(tmp_path, mirror):
+    import json
+    p = write(tmp_path / "k.yaml", f"suite: bookworm\nmirror: {json.dumps(mirror)}\n")
+    msg = user_error(load_kernel_spec, p)
+    assert ": mirror:" in msg and "not an http(s) URL" in msg
+
+
+def test_version_must_be_a_debian_version(tmp_path):
+    p = write(tmp_path / "k.yaml", "suite: bookworm\nversion: ../../etc\n")
+    assert "not a Debian package version" in user_error(load_kernel_spec, p)
