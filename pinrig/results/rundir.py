@@ -9,24 +9,55 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Union
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
 from pinrig.cases.verdict import Verdict
+from pinrig.errors import InfraError
 from pinrig.outcome import FAILURES, Outcome
+from pinrig.sanitize import xml_text
 
 
-def atomic_write(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".new")
-    if isinstance(data, str):
-        tmp.write_text(data)
-    else:
-        tmp.write_bytes(data)
-    os.replace(tmp, path)
+def atomic_write(path: Path, data: Union[str, bytes]) -> None:
+    """Write path so that a reader sees the old file or the whole new one, never a part.
+
+    The data goes to a temporary file of this writer's own (two writers never share one), is
+    fsync'ed, renamed into place, and the directory is fsync'ed; on any error the temporary
+    file is removed and InfraError says which file could not be written and why."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+    except OSError as e:
+        raise InfraError(f"cannot write {path}: {e.strerror or e}")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise InfraError(f"cannot write {path}: {e.strerror or e}")
+        raise
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass            # some filesystems cannot fsync a directory; the rename is done
 
 
 def make_run_id(kernel: str, suite: str) -> str:
@@ -107,19 +138,20 @@ def junit_xml(run: RunDir, verdicts: list) -> str:
     cases = []
     for v in verdicts:
         name = v.case if v.attempt == 1 else f"{v.case} #{v.attempt}"
-        tc = TestCase(name=name, classname=suite_name, elapsed_sec=v.wall_s,
-                      stdout=run.read_case_file(v.case, "guest.log", v.attempt)[-65536:] or None,
-                      stderr=run.read_case_file(v.case, "dmesg.log", v.attempt)[-65536:] or None)
+        tc = TestCase(name=xml_text(name), classname=xml_text(suite_name), elapsed_sec=v.wall_s,
+                      stdout=xml_text(run.read_case_file(v.case, "guest.log", v.attempt)[-65536:] or None),
+                      stderr=xml_text(run.read_case_file(v.case, "dmesg.log", v.attempt)[-65536:] or None))
         if v.verdict in FAILURES:
-            tc.add_failure_info(message=v.message(), failure_type=v.verdict, output=v.reason)
+            tc.add_failure_info(message=xml_text(v.message()), failure_type=str(v.verdict),
+                                output=xml_text(v.reason))
         elif v.verdict == Outcome.ERROR:
-            tc.add_error_info(message=v.message(), error_type="error")
+            tc.add_error_info(message=xml_text(v.message()), error_type="error")
         elif v.verdict == Outcome.SKIPPED:
-            tc.add_skipped_info(message=v.reason or "skipped")
+            tc.add_skipped_info(message=xml_text(v.reason or "skipped"))
         cases.append(tc)
-    ts = TestSuite(f"{props['kernel']}:{suite_name}", cases,
-                   properties={k: str(v) for k, v in props.items() if v is not None},
-                   hostname=m.get("host", {}).get("hostname"))
+    ts = TestSuite(xml_text(f"{props['kernel']}:{suite_name}"), cases,
+                   properties={k: xml_text(v) for k, v in props.items() if v is not None},
+                   hostname=xml_text(m.get("host", {}).get("hostname")))
     return to_xml_report_string([ts], prettyprint=True)
 
 
