@@ -45,6 +45,8 @@ def load_yaml(path: Path) -> dict:
         text = path.read_text()
     except OSError as e:
         raise UserError(f"{path}: cannot read: {e.strerror}")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start}): is this a YAML file?")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

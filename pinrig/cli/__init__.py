@@ -14,6 +14,7 @@ from pinrig import __version__
 from pinrig.cli import fleet, guest, kernels, results, run, source
 from pinrig.errors import RigError
 from pinrig.guest import vm
+from pinrig.sanitize import one_line
 
 GROUPS = (kernels, source, guest, run, fleet, results)
 
@@ -45,9 +46,24 @@ def main(argv=None) -> int:
     except RigError as e:
         if args.debug:
             raise
-        print(f"rig: error: {e}", file=sys.stderr)
+        print(f"rig: error: {one_line(e, 2000)}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as e:
+        # not the rig's own error, but still not "a case failed": exit 2 with one line
+        if args.debug:
+            raise
+        print(f"rig: error: {one_line(_describe(e), 2000)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         vm.kill_all()
         print("rig: interrupted; QEMU stopped, finished cases are on disk", file=sys.stderr)
         return 130
+
+
+def _describe(e: BaseException) -> str:
+    """One line for an unexpected OSError/ValueError (which file, what went wrong)."""
+    if isinstance(e, UnicodeDecodeError):
+        return f"input is not UTF-8 text ({e.reason} at byte {e.start}); use --debug for where"
+    if isinstance(e, OSError) and e.filename:
+        return f"{e.filename}: {e.strerror or e}"
+    return f"{type(e).__name__}: {e}"
