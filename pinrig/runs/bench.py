@@ -22,7 +22,8 @@ def raw_boot(env: Environment, workdir: Path, timeout: float = 180.0) -> float:
     t0 = time.monotonic()
     m.start()
     try:
-        ok = m.console.wait_for(lambda: b"PINRIG-TRIVIAL-READY" in m.console.buf, timeout)
+        c = m.started_console()
+        ok = c.wait_for(lambda: b"PINRIG-TRIVIAL-READY" in c.buf, timeout)
         if not ok:
             raise RuntimeError("raw QEMU never reached the trivial init")
         return time.monotonic() - t0
@@ -37,7 +38,7 @@ def rig_boot(env: Environment, workdir: Path) -> float:
         br = s.boot()
         if br.status != "ready":
             raise RuntimeError(f"rig boot failed: {br.reason}")
-        s.guest.run("true", timeout=30, check=True)
+        s.connected_guest().run("true", timeout=30, check=True)
         return time.monotonic() - t0
     finally:
         if s.machine:

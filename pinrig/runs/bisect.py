@@ -153,9 +153,10 @@ def step_spec(spec: config.KernelSpec, k: int, step_dir: Path, patches,
         (qdir / "series").write_text(
             "".join(f"{p.name}" + (f" -p{p.strip}" if p.strip != 1 else "") + "\n"
                     for p in patches[:k]))
-    d = {"name": f"{spec.name}@{k}", "kind": "source",
-         "description": f"{spec.name} with patches 1..{k} of {len(patches)} (rig bisect)",
-         "source": spec.source}
+    d: dict[str, object] = {
+        "name": f"{spec.name}.step-{k}", "kind": "source",
+        "description": f"{spec.name} with patches 1..{k} of {len(patches)} (rig bisect)",
+        "source": spec.source}
     if spec.suite:
         d["suite"] = spec.suite
     if spec.version:

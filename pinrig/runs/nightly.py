@@ -112,7 +112,7 @@ def load_plan(path_arg: str) -> NightlyPlan:
     dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:
         raise f.err("kernels", f"kernel {dup[0]} listed twice (give one a `name:`)")
-    suite_args = []
+    suite_args: list[str] = []
     for i, s in enumerate(suites):
         s = _relative(p, s)
         try:
@@ -190,6 +190,13 @@ class History:
     def night(self, name: str) -> Optional[sqlite3.Row]:
         return self.db.execute("SELECT * FROM nights WHERE name=?", (name,)).fetchone()
 
+    def started_night(self, name: str) -> sqlite3.Row:
+        """The row of a night start_night() recorded; InfraError when the store has none."""
+        row = self.night(name)
+        if row is None:
+            raise InfraError(f"{self.path}: night {name} is not in the history store")
+        return row
+
     def nights(self, plan: Optional[str] = None) -> list:
         if plan is None:
             return self.db.execute("SELECT * FROM nights ORDER BY seq").fetchall()
@@ -263,7 +270,7 @@ class History:
 
     def previous_run(self, night: str, label: str, suite: str) -> Optional[sqlite3.Row]:
         """The same kernel × suite in the latest earlier night that finished it."""
-        seq = self.night(night)["seq"]
+        seq = self.started_night(night)["seq"]
         return self.db.execute(
             "SELECT runs.* FROM runs JOIN nights ON nights.name = runs.night "
             "WHERE nights.seq < ? AND runs.label=? AND runs.suite=? AND runs.status='done' "
@@ -501,9 +508,12 @@ def _compare_with(hist: History, rr: RunReport, prev, night: str) -> None:
         rr.message = "first night for this kernel × suite: baseline recorded"
         hist.record_changes(night, rr.label, rr.suite, [])
         return
+    tonight = rr.run
+    if tonight is None:
+        raise InfraError(f"{rr.label} × {rr.suite}: run done but its results were not loaded")
     rr.previous_night = prev["night"]
     before = hist.run_as_loaded(prev)
-    cmp = compare_runs(before, rr.run, f"{rr.label}@{prev['night']}", f"{rr.label}@{night}")
+    cmp = compare_runs(before, tonight, f"{rr.label}@{prev['night']}", f"{rr.label}@{night}")
     for d in cmp.cases:
         if d.cls == "same":
             continue
@@ -512,7 +522,7 @@ def _compare_with(hist: History, rr: RunReport, prev, night: str) -> None:
                            "regression": d.regression})
     for c in cmp.only_b:
         rr.changes.append({"case": c, "class": "new", "previous": "not run",
-                           "tonight": ", ".join(sorted({v.verdict for v in rr.run.verdicts
+                           "tonight": ", ".join(sorted({v.verdict for v in tonight.verdicts
                                                         if v.case == c})),
                            "detail": "case not run the previous night", "regression": False})
     for c in cmp.only_a:
@@ -613,7 +623,7 @@ def write_night_files(hist: History, rep: NightReport) -> None:
     atomic_write(d / "junit.xml", merge_junit(rep.runs))
     atomic_write(d / "night.json", json.dumps(rep.to_dict(), indent=2) + "\n")
     atomic_write(d / "summary.txt", format_text(rep))
-    night = dict(hist.night(rep.name))
+    night = dict(hist.started_night(rep.name))
     night["status"] = "complete" if all(r.status == "done" for r in rep.runs) else "partial"
     runs = []
     for r in rep.runs:

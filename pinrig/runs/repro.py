@@ -113,9 +113,10 @@ def suite_yaml(manifest: dict, case_ids: list, where: str) -> tuple:
             warnings.append(f"recorded pressure setting {k} unknown to this rig: not replayed")
         elif v is not None:
             pressure[k] = v
+    seed = manifest.get("seed")
     data = {"name": s.get("name") or "replay",
             "description": f"replay of {manifest.get('run_id') or 'a recorded run'}",
-            "seed": int(manifest.get("seed") if manifest.get("seed") is not None else 1)}
+            "seed": int(seed if seed is not None else 1)}
     if pressure:
         data["pressure"] = pressure
     data["cases"] = cases
@@ -215,7 +216,11 @@ def describe(v: Optional[Verdict]) -> str:
 
 def judge(original: Optional[Verdict], v: Optional[Verdict], attempt: int,
           note: str = "") -> AttemptResult:
-    case = (v or original).case
+    known = v or original
+    if known is None:
+        raise InfraError(f"repro attempt {attempt}: neither a verdict nor an original to judge"
+                         + (f" ({note})" if note else ""))
+    case = known.case
     if v is None:
         return AttemptResult(attempt, case, None, False, False, note=note or "no verdict")
     if original is None:
@@ -361,7 +366,8 @@ def run_repro(plan: ReproPlan, out: Path, attempts: int = 3, stop_after: Optiona
     if stop_after is not None and stop_after < 1:
         raise UserError("--stop-after: must be at least 1")
     if run_suite is None:
-        from pinrig.runs.runner import run_suite
+        from pinrig.runs.runner import run_suite as default_run_suite
+        run_suite = default_run_suite
     out.mkdir(parents=True, exist_ok=True)
     kpath, spath = out / "kernel.yaml", out / "suite.yaml"
     kpath.write_text(plan.kernel_yaml)

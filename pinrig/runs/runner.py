@@ -18,7 +18,7 @@ from pinrig import __version__, oops, paths
 from pinrig.cases.execute import case_seed, run_case, run_crash_case
 from pinrig.cases.verdict import RawOutcome, Verdict, decide
 from pinrig.cases.workloads import needs_own_guest
-from pinrig.config import Case, Suite, load_suite
+from pinrig.config import Case, Suite, load_kernel_spec, load_suite
 from pinrig.errors import InfraError, UserError
 from pinrig.guest.session import Environment, Session, prepare_env
 from pinrig.outcome import Outcome
@@ -94,6 +94,54 @@ def default_jobs() -> int:
     return max(1, min(cores // 2, int(mem_gb // 3)))
 
 
+def check_run_args(kernel_arg: str, suite: Suite, out: Optional[Path], resume: Optional[Path],
+                   repeat: int, jobs: Optional[int]) -> Optional[dict]:
+    """Refuse what cannot be right before any download, image build or boot. Returns the
+    manifest of the run to resume (validated), or None."""
+    if repeat < 1:
+        raise UserError(f"--repeat {repeat}: must be at least 1")
+    if jobs is not None and jobs < 1:
+        raise UserError(f"--jobs {jobs}: must be at least 1")
+    if resume is not None:
+        if out is not None and Path(out).resolve() != Path(resume).resolve():
+            raise UserError("give --out DIR or --resume DIR, not both")
+        manifest = read_manifest(resume, what="--resume")
+        spec_name = load_kernel_spec(kernel_arg).name
+        kernel = manifest.get("kernel") if isinstance(manifest.get("kernel"), dict) else {}
+        suite_m = manifest.get("suite") if isinstance(manifest.get("suite"), dict) else {}
+        was = (kernel.get("name"), suite_m.get("name"))
+        if was != (spec_name, suite.name):
+            raise UserError(f"--resume {resume}: that run is {was[0]} --suite {was[1]}, "
+                            f"not {spec_name} --suite {suite.name}")
+        if not isinstance(manifest.get("seed"), int):
+            raise UserError(f"--resume {resume}: manifest.json: seed: missing or not an integer")
+        return manifest
+    if out is not None and Path(out).exists():
+        if not Path(out).is_dir():
+            raise UserError(f"--out {out}: exists and is not a directory")
+        if any(Path(out).iterdir()):
+            what = "another run's results" if (Path(out) / "manifest.json").exists() else "files"
+            raise UserError(f"--out {out}: not empty (holds {what}); use --resume {out} to "
+                            "continue that run, or give an empty or new directory")
+    return None
+
+
+def read_manifest(path: Path, what: str = "results") -> dict:
+    """The manifest.json of a results directory, or UserError naming what is wrong."""
+    mpath = Path(path) / "manifest.json"
+    if not Path(path).is_dir():
+        raise UserError(f"{what} {path}: no such directory")
+    if not mpath.exists():
+        raise UserError(f"{what} {path}: not a results directory (no manifest.json)")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{mpath}: unreadable: {e}")
+    if not isinstance(manifest, dict):
+        raise UserError(f"{mpath}: top level must be an object")
+    return manifest
+
+
 def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
               seed: Optional[int] = None, resume: Optional[Path] = None,
               junit: Optional[Path] = None, echo=print,
@@ -103,16 +151,10 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     (pinrig/remote.py), `jobs` then overrides each host's own figure; None runs here."""
     suite = load_suite(suite_arg)
     repeat = suite.repeat if repeat is None else repeat
+    resumed = check_run_args(kernel_arg, suite, out, resume, repeat, jobs)   # before any work
     env = prepare_env(kernel_arg, image_hash=guest_hash)
     if resume:
-        mpath = resume / "manifest.json"
-        if not mpath.exists():
-            raise UserError(f"--resume {resume}: not a results directory (no manifest.json)")
-        run = RunDir(resume, json.loads(mpath.read_text()))
-        was = (run.manifest.get("kernel", {}).get("name"), run.manifest.get("suite", {}).get("name"))
-        if was != (env.spec.name, suite.name):
-            raise UserError(f"--resume {resume}: that run is {was[0]} --suite {was[1]}, "
-                            f"not {env.spec.name} --suite {suite.name}")
+        run = RunDir(resume, resumed)
         seed = run.manifest["seed"]
     else:
         seed = suite.seed if seed is None else seed
@@ -224,12 +266,15 @@ def _one_case(sess: Session, run: RunDir, case: Case, seed: int, suite: Suite,
               attempt: int = 1) -> Verdict:
     cseed = case_seed(seed, case.id)
     cr = run_case(sess, case, cseed, suite.pressure)
+    machine = sess.machine
+    if machine is None:
+        raise InfraError(f"case {case.id}: no QEMU behind the session (not booted)")
     if cr.raw.timed_out and sess.alive():
-        sess.machine.kill()        # a hung workload: end its guest by pid
-    elif sess.machine and not sess.alive():
-        sess.machine.wait_exit(5)
+        machine.kill()        # a hung workload: end its guest by pid
+    elif not sess.alive():
+        machine.wait_exit(5)
         cr.raw.guest_died = True
-    console = sess.machine.console_text()
+    console = machine.console_text()
     slices = oops.split_by_case(console)
     cslice = slices.get(case.id, "")
     if cr.raw.guest_died and not cslice:

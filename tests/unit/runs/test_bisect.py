@@ -119,7 +119,7 @@ def fake_runner(calls, flaky_at=None):
         art = kernel.fetch(spec)
         s = yaml.safe_load(Path(suite_yaml).read_text())
         assert len(s["cases"]) == 1 and "expect" not in s["cases"][0]
-        k = int(spec.name.rsplit("@", 1)[1])
+        k = int(spec.name.rsplit(".step-", 1)[1])
         calls.append((k, art.dir))
         refused = "REFUSE-LONGTERM" in art.vmlinuz.read_text()
         out = []
@@ -152,7 +152,7 @@ def test_bisect_finds_the_patch_that_flips_the_verdict(fake_spec, tmp_path):
     k2 = yaml.safe_load((tmp_path / "b" / "step-2" / "kernel.yaml").read_text())
     assert (tmp_path / "b" / "step-2" / "series-1..2" / "series").read_text().split() == \
         ["0001-step-1.patch", "0002-step-2.patch"]
-    assert k2["name"] == "fake-deny@2" and "series" in k2
+    assert k2["name"] == "fake-deny.step-2" and "series" in k2
     assert "series" not in yaml.safe_load((tmp_path / "b" / "step-0" / "kernel.yaml").read_text())
 
 
