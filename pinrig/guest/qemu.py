@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from pinrig import paths, proc
+from pinrig.errors import InfraError
 
 QEMU = "qemu-system-x86_64"
 
@@ -44,6 +45,12 @@ def kernel_cmdline(cfg: QemuConfig) -> str:
     return " ".join(words)
 
 
+def opt_value(value: object) -> str:
+    """A value inside a QEMU option list (`file=…,if=…`): commas doubled, QEMU's own escaping,
+    so a path with a comma stays one value and cannot add options."""
+    return str(value).replace(",", ",,")
+
+
 def build_argv(cfg: QemuConfig) -> list:
     """The full QEMU argv for one guest. Pure: same config, same list."""
     if cfg.accel == "kvm":
@@ -59,15 +66,18 @@ def build_argv(cfg: QemuConfig) -> list:
             "-kernel", str(cfg.kernel), "-initrd", str(cfg.initrd),
             "-append", kernel_cmdline(cfg)]
     if cfg.rootdisk:
-        argv += ["-drive", f"file={cfg.rootdisk},if=virtio,format=qcow2,cache=unsafe"]
+        argv += ["-drive", f"file={opt_value(cfg.rootdisk)},if=virtio,format=qcow2,cache=unsafe"]
     if cfg.modules_disk:
-        argv += ["-drive", f"file={cfg.modules_disk},if=virtio,format=raw,readonly=on"]
+        argv += ["-drive", f"file={opt_value(cfg.modules_disk)},if=virtio,format=raw,readonly=on"]
     if cfg.pmem:
-        argv += ["-object", f"memory-backend-file,id=mem1,share=on,mem-path={cfg.pmem},"
+        argv += ["-object", f"memory-backend-file,id=mem1,share=on,mem-path={opt_value(cfg.pmem)},"
                             f"size={cfg.pmem_mb}M",
                  "-device", "nvdimm,id=nv1,memdev=mem1"]
     if cfg.ssh_port:
-        argv += ["-netdev", f"user,id=n0,restrict=off,hostfwd=tcp:127.0.0.1:{cfg.ssh_port}-:22",
+        # restrict=on: the guest (a kernel under test) reaches neither the host's services
+        # (10.0.2.2 → host loopback) nor the outside; the forwarded ssh port still works, and
+        # rxe traffic stays inside the guest (loopback on the NIC's own address).
+        argv += ["-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{cfg.ssh_port}-:22",
                  "-device", "virtio-net-pci,netdev=n0"]
     return argv
 
@@ -110,10 +120,13 @@ def probe_accel(kernel: Path, timeout: float = 8.0) -> str:
     accel = "tcg"
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        os.set_blocking(p.stdout.fileno(), False)
+        out = p.stdout
+        if out is None:                  # stdout=PIPE always gives one
+            raise InfraError("KVM probe: QEMU was started without a stdout pipe")
+        os.set_blocking(out.fileno(), False)
         buf, end = b"", time.monotonic() + timeout
         while time.monotonic() < end and p.poll() is None:
-            chunk = p.stdout.read(4096) or b""
+            chunk = out.read(4096) or b""
             buf += chunk
             if b"Linux version" in buf:
                 accel = "kvm"

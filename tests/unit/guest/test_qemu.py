@@ -29,7 +29,7 @@ DISKS = ["-drive", "file=/w/root.qcow2,if=virtio,format=qcow2,cache=unsafe",
          "-drive", "file=/c/k/modules.img,if=virtio,format=raw,readonly=on"]
 PMEM = ["-object", "memory-backend-file,id=mem1,share=on,mem-path=/w/pmem.img,size=1024M",
         "-device", "nvdimm,id=nv1,memdev=mem1"]
-NET = ["-netdev", "user,id=n0,restrict=off,hostfwd=tcp:127.0.0.1:40022-:22",
+NET = ["-netdev", "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22",
        "-device", "virtio-net-pci,netdev=n0"]
 
 
@@ -85,7 +85,7 @@ def test_argv_is_pure():
 def test_ssh_forward_binds_loopback_only():
     argv = build_argv(cfg(ssh_port=51234))
     netdevs = [argv[i + 1] for i, a in enumerate(argv) if a == "-netdev"]
-    assert netdevs == ["user,id=n0,restrict=off,hostfwd=tcp:127.0.0.1:51234-:22"]
+    assert netdevs == ["user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:51234-:22"]
     assert all("0.0.0.0" not in a and "hostfwd=tcp::" not in a for a in argv)
 
 
@@ -177,3 +177,24 @@ def test_qemu_version_first_line(monkeypatch, fake_runner):
     assert qemu.qemu_version() == "QEMU emulator version 8.2.2 (Debian)"
     fake_runner.handler = lambda argv, kw: (1, "", "boom")
     assert qemu.qemu_version() == "unknown"
+
+
+def test_commas_in_paths_are_doubled_and_cannot_add_options(tmp_path):
+    """`file=…/with,comma/…` used to end the value at the comma (issue 11: item 14)."""
+    d = tmp_path / "with,comma,readonly=off"
+    cfg = qemu.QemuConfig(kernel=d / "vmlinuz", initrd=d / "initrd", rootdisk=d / "root.qcow2",
+                          modules_disk=d / "mods.img", pmem=d / "pmem.img", ssh_port=40022)
+    argv = qemu.build_argv(cfg)
+    drives = [argv[i + 1] for i, a in enumerate(argv) if a == "-drive"]
+    assert drives[0] == f"file={tmp_path}/with,,comma,,readonly=off/root.qcow2,if=virtio,format=qcow2,cache=unsafe"
+    assert drives[1].startswith(f"file={tmp_path}/with,,comma,,readonly=off/mods.img,")
+    obj = argv[argv.index("-object") + 1]
+    assert f"mem-path={tmp_path}/with,,comma,,readonly=off/pmem.img,size=" in obj
+    assert qemu.opt_value("a,b,,c") == "a,,b,,,,c"
+
+
+def test_guest_network_is_restricted():
+    cfg = qemu.QemuConfig(kernel=Path("k"), initrd=Path("i"), rootdisk=None, modules_disk=None,
+                          ssh_port=40022)
+    net = qemu.build_argv(cfg)[qemu.build_argv(cfg).index("-netdev") + 1]
+    assert "restrict=on" in net and "hostfwd=tcp:127.0.0.1:40022-:22" in net
