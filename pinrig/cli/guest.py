@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,15 +19,17 @@ def cmd_boot(args) -> int:
     cmd = args.cmd
     env = prepare_env(args.kernel, with_bins=not args.dry_run)
     if args.dry_run:
-        cfg_argv = vm.prepare(env.art, env.boot, env.image,
-                              Path(tempfile.mkdtemp(prefix="pinrig-dry-")), env.accel).argv
+        with tempfile.TemporaryDirectory(prefix="pinrig-dry-") as tmp:
+            cfg_argv = vm.prepare(env.art, env.boot, env.image, Path(tmp), env.accel).argv
         print(shlex.join(cfg_argv))
         return 0
     work = Path(tempfile.mkdtemp(prefix="pinrig-boot-", dir=paths.cache_dir()))
     sess = Session(env, work)
+    keep_console = False
     try:
         br = sess.boot()
         if br.status != "ready":
+            keep_console = True
             print(br.console_tail, file=sys.stderr)
             raise RigError(f"boot of {env.spec.name} failed ({br.status}): {br.reason}; "
                            f"console in {work}/console.log")
@@ -34,12 +37,27 @@ def cmd_boot(args) -> int:
         if not cmd:
             return _interactive(sess)
         line = cmd[0] if len(cmd) == 1 else shlex.join(cmd)
-        res = sess.guest.run(line, timeout=args.timeout)
+        res = sess.connected_guest().run(line, timeout=args.timeout)
         sys.stdout.write(res.stdout)
         sys.stderr.write(res.stderr)
         return res.rc
     finally:
         sess.close()
+        _tidy_boot_dir(work, keep_console)
+
+
+def _tidy_boot_dir(work: Path, keep_console: bool) -> None:
+    """A hand boot leaves nothing behind (its pmem file is 1 GiB), except the console log of
+    a boot that failed, which the error message points at."""
+    if not keep_console:
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    for p in work.iterdir():
+        if p.name != "console.log":
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
 
 
 def _interactive(sess) -> int:
@@ -50,10 +68,13 @@ def _interactive(sess) -> int:
         kh.write(f"[127.0.0.1]:{sess.machine.ssh_port} {sess.env.image.host_key_pub}\n")
     print(f"rig: guest shell (console log: {sess.machine.console_log}); exit to power off",
           file=sys.stderr)
-    return subprocess.call(["ssh", "-i", str(sess.env.image.ssh_key), "-p",
-                            str(sess.machine.ssh_port), "-o", f"UserKnownHostsFile={kh.name}",
-                            "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes",
-                            "root@127.0.0.1"])
+    try:
+        return subprocess.call(["ssh", "-i", str(sess.env.image.ssh_key), "-p",
+                                str(sess.machine.ssh_port), "-o", f"UserKnownHostsFile={kh.name}",
+                                "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes",
+                                "root@127.0.0.1"])
+    finally:
+        Path(kh.name).unlink(missing_ok=True)
 
 
 def cmd_bench(args) -> int:

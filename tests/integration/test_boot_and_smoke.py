@@ -6,21 +6,30 @@ run, and the host packages scripts/setup.sh installs. Select with `-m integratio
 from __future__ import annotations
 
 import json
+import tempfile
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
-from pinrig import cli, oops
+from pinrig import cli, oops, paths
 from pinrig.guest.session import Session
 from pinrig.runs.runner import run_suite
 
 pytestmark = pytest.mark.integration
 
 
+def _leftovers() -> set:
+    return set(paths.cache_dir().glob("pinrig-boot-*")) | set(
+        Path(tempfile.gettempdir()).glob("pinrig-dry-*"))
+
+
 def test_boot_runs_command_and_prints_release(capfd):
+    before = _leftovers()
     assert cli.main(["boot", "debian-6.1", "--", "uname", "-r"]) == 0
     out = capfd.readouterr().out.strip()
     assert out.startswith("6.1."), out
+    assert _leftovers() == before, "rig boot left its boot directory (a 1 GiB pmem file) behind"
 
 
 def test_boot_carries_exit_code_back(capfd):
@@ -36,7 +45,9 @@ def test_guest_has_rxe_and_pmem(capfd):
 
 
 def test_dry_run_prints_qemu_argv(capfd):
+    before = _leftovers()
     assert cli.main(["boot", "debian-6.1", "--dry-run"]) == 0
+    assert _leftovers() == before
     out = capfd.readouterr().out
     assert "nvdimm,id=nv1,memdev=mem1" in out and "hostfwd=tcp:127.0.0.1:" in out
     assert "-no-reboot" in out and "panic=-1" in out
