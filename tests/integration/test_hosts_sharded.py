@@ -217,7 +217,7 @@ def test_hosts_check_names_what_is_missing(ns_hosts, pool, tmp_path):
                        timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     for h in ns_hosts:
-        line = next(l for l in r.stdout.splitlines() if l.startswith(h.name))
+        line = next(ln for ln in r.stdout.splitlines() if ln.startswith(h.name))
         assert " ok " in line and "qemu" in line and "GiB free" in line, r.stdout
     assert "/dev/kvm" in r.stdout or "TCG" in r.stdout
     # a host whose sshd is not there (a closed port on a namespace address: stays local)

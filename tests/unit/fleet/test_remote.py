@@ -166,8 +166,8 @@ def test_judge_usable_tcg_host():
 ])
 def test_judge_problems(line, problem):
     key = line.split()[0] + (" " + line.split()[1] if line.startswith("tool") else "")
-    lines = [l for l in CHECK_OUT.replace("qemu-img no", "qemu-img yes").splitlines()
-             if not l.startswith(key)]
+    lines = [ln for ln in CHECK_OUT.replace("qemu-img no", "qemu-img yes").splitlines()
+             if not ln.startswith(key)]
     c = remote.judge("a", "t", remote.parse_check("\n".join(lines + [line])), True, 1)
     assert any(problem in p for p in c.problems), c.problems
 

@@ -425,4 +425,4 @@ def test_initrd_for_a_kernel_with_everything_built_in(tmp_path):
     listing = subprocess.run(["cpio", "-it", "--quiet"], input=gzip.decompress(dest.read_bytes()),
                              capture_output=True).stdout.decode()
     assert "init" in listing.split() and "modules.order" in listing.split()
-    assert not [l for l in listing.split() if l.startswith("mods/") and l.endswith(".ko")]
+    assert not [n for n in listing.split() if n.startswith("mods/") and n.endswith(".ko")]
