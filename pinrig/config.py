@@ -26,6 +26,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 NAME_RULE = "letters, digits, '.', '_', '-' (not starting with '.' or '@'), at most 64"
 MIRROR_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~%+/-]*)?")
 VERSION_RE = re.compile(r"[A-Za-z0-9.+~:-]{1,64}")        # a Debian package version
+PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]{1,99}")      # a Debian package name
 # Writeback knobs: the kernel's own ranges (Documentation/admin-guide/sysctl/vm.rst)
 PRESSURE_RANGES = {"dirty_ratio": (0, 100), "dirty_background_ratio": (0, 100),
                    "dirty_expire_centisecs": (0, 100_000_000),
@@ -95,6 +96,12 @@ class Fields:
         val = self.get(key, str, "http://deb.debian.org/debian")
         if not MIRROR_RE.fullmatch(val):
             raise self.err(key, f"{val!r} is not an http(s) URL (no spaces, quotes or newlines)")
+        return val
+
+    def package(self, key: str = "package") -> str:
+        val = self.get(key, str, "linux-image-amd64")
+        if not PACKAGE_RE.fullmatch(val):
+            raise self.err(key, f"{val!r} is not a Debian package name")
         return val
 
     def version(self, key: str = "version") -> Optional[str]:
@@ -175,7 +182,7 @@ def load_kernel_spec(name_or_path: str) -> KernelSpec:
             name=f.name("name", path.stem),
             kind=kind,
             suite=f.get("suite", str, choices=DEBIAN_SUITES),
-            package=f.name("package", "linux-image-amd64"),
+            package=f.package(),
             version=f.version(),
             mirror=f.mirror(),
             description=f.get("description", str, ""),

@@ -44,6 +44,7 @@ class LoadedRun:
     path: Path
     manifest: dict
     verdicts: list            # Verdict, in the suite's case order, then by attempt
+    unreadable: list = field(default_factory=list)   # rundir.Unreadable: counted, never dropped
 
     @property
     def kernel(self) -> dict:
@@ -88,15 +89,14 @@ def load_run(path) -> LoadedRun:
     if not isinstance(manifest, dict):
         raise UserError(f"{mf}: top level must be an object")
     run = RunDir(path, manifest)
-    verdicts = []
-    for (case, attempt), d in run.finished_cases().items():
-        try:
-            verdicts.append(verdict_from_dict(d, attempt))
-        except (TypeError, ValueError):
-            continue          # a verdict.json without the required fields counts as unfinished
+    verdicts = [verdict_from_dict(d, attempt) for (case, attempt), d in run.finished_cases().items()]
+    # An unreadable verdict stands as an inconclusive attempt of its case, so a comparison
+    # cannot mistake a lost crash for a "new crash" on the other side or a missing case.
+    verdicts += [Verdict(case=u.case, verdict=Outcome.ERROR, attempt=u.attempt,
+                         reason=f"unreadable verdict.json: {u.reason}") for u in run.unreadable]
     order = {c: i for i, c in enumerate(LoadedRun(path, manifest, []).case_params)}
     verdicts.sort(key=lambda v: (order.get(v.case, len(order)), v.case, v.attempt))
-    return LoadedRun(path, manifest, verdicts)
+    return LoadedRun(path, manifest, verdicts, list(run.unreadable))
 
 
 # ---------------------------------------------------------------------------- titles
@@ -407,6 +407,10 @@ def compare_runs(run_a: LoadedRun, run_b: LoadedRun, label_a: Optional[str] = No
     b = SideInfo.of(label_b or run_b.kernel.get("name") or "B", run_b)
     va, vb = run_a.by_case(), run_b.by_case()
     warnings = _manifest_warnings(run_a, run_b, a, b)
+    for name, side, run in (("A", a, run_a), ("B", b, run_b)):
+        if run.unreadable:
+            warnings.append(f"{len(run.unreadable)} unreadable verdict(s) on {name} ({side.label}), "
+                            "counted inconclusive: " + "; ".join(map(str, run.unreadable)))
     order = list(run_a.case_params) + [c for c in run_b.case_params if c not in run_a.case_params]
     order += [c for c in list(va) + list(vb) if c not in order]
     cases, only_a, only_b = [], [], []

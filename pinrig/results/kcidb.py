@@ -64,8 +64,14 @@ def export(run_path: Path) -> dict:
              "comment": f"kernel release {k.get('release')}",
              "misc": {"release": k.get("release"), "artifact_hash": k.get("hash")}}
     suite = m.get("suite", {}).get("name", "suite")
-    tests, issues, incidents = [], {}, []
-    for (case, attempt), v in sorted(run.finished_cases().items()):
+    tests: list[dict] = []
+    issues: dict[str, dict] = {}         # issue id -> issue (one per distinct crash/loss)
+    incidents: list[dict] = []
+    finished = run.finished_cases()
+    if run.unreadable:
+        raise UserError(f"{run_path}: {len(run.unreadable)} unreadable verdict(s), refusing to "
+                        "export an incomplete run: " + "; ".join(map(str, run.unreadable)))
+    for (case, attempt), v in sorted(finished.items()):
         tid = f"{ORIGIN}:{m.get('run_id', run_path.name)}:{case}" + \
             (f"#{attempt}" if attempt > 1 else "")
         status = _status(v.get("verdict"))

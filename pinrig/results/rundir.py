@@ -64,10 +64,24 @@ def make_run_id(kernel: str, suite: str) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{kernel}-{suite}".replace("/", "_")
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A verdict.json that could not be read: never silently a missing case."""
+    case: str
+    attempt: int
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        at = "" if self.attempt == 1 else f" attempt {self.attempt}"
+        return f"{self.case}{at}: {self.reason}"
+
+
 @dataclass
 class RunDir:
     path: Path
     manifest: dict = field(default_factory=dict)
+    unreadable: list = field(default_factory=list)     # Unreadable, from finished_cases()
 
     def case_dir(self, case_id: str, attempt: int = 1) -> Path:
         """cases/<case-id>/ for the first attempt, cases/<case-id>/@<k>/ for repeat k ('@'
@@ -96,18 +110,37 @@ class RunDir:
         return final
 
     def finished_cases(self) -> dict:
-        """(case id, attempt) → Verdict dict for every case already on disk."""
-        out = {}
+        """(case id, attempt) → Verdict dict for every readable case on disk.
+
+        A verdict.json that cannot be read or validated is not dropped silently: it is listed
+        in `self.unreadable` as Unreadable(case, attempt, path, reason), the case id and
+        attempt taken from where the file lies."""
+        out: dict = {}
+        self.unreadable = []
         base = self.path / "cases"
-        for vj in base.rglob("verdict.json") if base.exists() else []:
+        for vj in sorted(base.rglob("verdict.json")) if base.exists() else []:
             if vj.parent.name.endswith(".new"):
                 continue
+            case, attempt = self.locate(vj)
             try:
                 d = json.loads(vj.read_text())
-                out[(d["case"], int(d.get("attempt", 1)))] = d
-            except (ValueError, KeyError, TypeError, OSError):
+                v = Verdict.from_dict(d)
+                if (v.case, v.attempt) != (case, attempt):
+                    raise ValueError(f"it names {v.case} attempt {v.attempt}, but lies in the "
+                                     f"directory of {case} attempt {attempt}")
+            except (OSError, ValueError) as e:
+                self.unreadable.append(Unreadable(case, attempt, vj, str(e)[:200]))
                 continue
+            out[(case, attempt)] = d
         return out
+
+    def locate(self, verdict_json: Path) -> tuple:
+        """(case id, attempt) a verdict.json belongs to, from its place under cases/."""
+        parts = list(verdict_json.parent.relative_to(self.path / "cases").parts)
+        attempt = 1
+        if parts and parts[-1].startswith("@") and parts[-1][1:].isdigit():
+            attempt = int(parts.pop()[1:])
+        return "/".join(parts), attempt
 
     def read_case_file(self, case_id: str, name: str, attempt: int = 1) -> str:
         p = self.case_dir(case_id, attempt) / name

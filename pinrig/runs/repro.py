@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 import yaml
 
-from pinrig import paths
+from pinrig import config, paths
 from pinrig.cases.execute import case_seed
 from pinrig.cases.verdict import Verdict
 from pinrig.errors import InfraError, UserError
@@ -80,6 +80,13 @@ def kernel_spec_yaml(manifest: dict, where: str, mirror: Optional[str] = None) -
         raise UserError(f"{where}: kernel.suite: missing; cannot tell which Debian suite to use")
     pkgs = parse_packages(manifest, where)
     name, ver = next((p for p in pkgs if KERNEL_IMAGE_RE.match(p[0])), pkgs[0])
+    # recorded data becomes file names and apt arguments: check it like any input
+    for pname, pver in pkgs:
+        if not config.PACKAGE_RE.fullmatch(pname) or not config.VERSION_RE.fullmatch(pver):
+            raise UserError(f"{where}: kernel.packages: {pname}={pver!r} is not a Debian "
+                            "package name and version")
+    if suite not in config.DEBIAN_SUITES:
+        raise UserError(f"{where}: kernel.suite: unknown Debian suite {suite!r}")
     spec = {"name": k.get("name") or fields.get("name") or "replay", "kind": "debian",
             "suite": suite, "package": name, "version": ver,
             "mirror": mirror or fields.get("mirror") or "http://deb.debian.org/debian",
@@ -136,6 +143,15 @@ def plan_repro(run: LoadedRun, cases: Optional[list] = None,
     if not params:
         raise UserError(f"{where}: suite.cases: no recorded cases; nothing to replay")
     by_case = run.by_case()
+    bad = {u.case: u for u in run.unreadable}
+    for c in cases or []:
+        if c in bad:
+            raise UserError(f"{run.path}: the recorded verdict of {c} is unreadable "
+                            f"({bad[c].reason}); nothing to match a replay against")
+    if bad and not cases:
+        raise UserError(f"{run.path}: {len(bad)} unreadable verdict(s) ("
+                        + "; ".join(map(str, run.unreadable))
+                        + "): name the case to replay with --case")
     if cases:
         for c in cases:
             if c not in params:

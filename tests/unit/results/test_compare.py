@@ -182,14 +182,28 @@ def test_load_run_errors(tmp_path):
         load_run(tmp_path / "bad")
 
 
-def test_load_run_reads_repeats_and_skips_broken_verdicts(tmp_path):
-    run = make_run(tmp_path / "r", "k", {"x/ext4/shared": [OK, LOSS, OK]})
+def test_load_run_counts_broken_verdicts_as_inconclusive(tmp_path):
+    """An unreadable verdict.json is never dropped silently (issue 11: item 6)."""
+    make_run(tmp_path / "r", "k", {"x/ext4/shared": [OK, LOSS, OK]})
     (tmp_path / "r" / "cases" / "x" / "ext4" / "private").mkdir(parents=True)
     (tmp_path / "r" / "cases" / "x" / "ext4" / "private" / "verdict.json").write_text("{]")
     run = load_run(tmp_path / "r")
     assert [(v.case, v.attempt, v.verdict) for v in run.verdicts] == [
         ("x/ext4/shared", 1, "ok"), ("x/ext4/shared", 2, "data-loss"),
-        ("x/ext4/shared", 3, "ok")]
+        ("x/ext4/shared", 3, "ok"), ("x/ext4/private", 1, "error")]
+    assert [(u.case, u.attempt) for u in run.unreadable] == [("x/ext4/private", 1)]
+    assert "unreadable verdict.json" in run.verdicts[-1].reason
+
+
+def test_an_unreadable_crash_is_not_a_new_crash_on_the_other_side(tmp_path):
+    crash = {"verdict": "crash", "title": "BUG: x"}
+    make_run(tmp_path / "a", "debian-6.1", {"ibverbs-pin/ext4/shared": crash})
+    make_run(tmp_path / "b", "debian-6.12", {"ibverbs-pin/ext4/shared": crash})
+    (tmp_path / "a" / "cases" / "ibverbs-pin" / "ext4" / "shared" / "verdict.json").write_text("{trunc")
+    cmp = compare_runs(load_run(tmp_path / "a"), load_run(tmp_path / "b"))
+    (c,) = cmp.cases
+    assert c.cls == "inconclusive"
+    assert any("1 unreadable verdict(s) on A" in w for w in cmp.warnings)
 
 
 # ------------------------------------------------------------------------------- the command

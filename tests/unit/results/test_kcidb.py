@@ -64,3 +64,12 @@ def test_validator_rejects_broken_exports(tmp_path, breaker):
 def test_export_needs_a_results_dir(tmp_path):
     with pytest.raises(UserError, match="not a results directory"):
         kcidb.export(tmp_path)
+
+
+def test_export_refuses_a_run_with_an_unreadable_verdict(tmp_path):
+    """It used to omit the crash and exit 0 (issue 11: item 6)."""
+    make_run(tmp_path)
+    vj = tmp_path / "cases" / "lost-write" / "xfs" / "shared" / "@2" / "verdict.json"
+    vj.write_text(vj.read_text()[:40])
+    with pytest.raises(UserError, match=r"1 unreadable verdict\(s\).*lost-write/xfs/shared attempt 2"):
+        kcidb.export(tmp_path)

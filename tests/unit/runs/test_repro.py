@@ -238,3 +238,25 @@ def test_cli_repro_unknown_case_is_one_line(tmp_path, capsys, keep_signal_handle
 def test_cli_repro_not_a_results_dir(tmp_path, capsys, keep_signal_handlers):
     rc = cli.main(["repro", str(tmp_path)])
     assert rc == 2 and "no manifest.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("pkg", ["linux-image-6.1.0-50-amd64=../../../tmp/x",
+                                 "../../evil=1", "linux-image-x=1\nline"])
+def test_recorded_package_fields_are_checked_before_use(pkg):
+    """A manifest's version `../../…` made repro write outside the cache (issue 11: item 8)."""
+    m = {"kernel": {"name": "debian-6.1", "suite": "bookworm", "packages": [pkg]}}
+    with pytest.raises(UserError, match="kernel.packages.*is not a Debian package"):
+        repro.kernel_spec_yaml(m, "m.json")
+
+
+def test_unreadable_verdicts_are_named_not_replayed_around(tmp_path):
+    run_path = tmp_path / "r"
+    recorded_run(run_path)
+    vj = run_path / "cases" / "lost-write" / "ext4" / "shared" / "verdict.json"
+    vj.write_text("{")
+    run = load_run(run_path)
+    with pytest.raises(UserError, match="1 unreadable verdict.*lost-write/ext4/shared.*--case"):
+        repro.plan_repro(run)
+    with pytest.raises(UserError, match="verdict of lost-write/ext4/shared is unreadable"):
+        repro.plan_repro(run, ["lost-write/ext4/shared"])
+    assert repro.plan_repro(run, ["ibverbs-pin/ext4/shared"]).cases == ["ibverbs-pin/ext4/shared"]
