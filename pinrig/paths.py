@@ -4,7 +4,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import tempfile
 from pathlib import Path
+from typing import Union
+
+from pinrig.errors import InfraError
 
 REPO = Path(__file__).resolve().parent.parent
 KERNELS_DIR = REPO / "kernels"
@@ -38,3 +42,40 @@ def cache_lock(target: Path):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def atomic_write(path: Path, data: Union[str, bytes]) -> None:
+    """Write path so that a reader sees the old file or the whole new one, never a part.
+
+    The data goes to a temporary file of this writer's own (two writers never share one), is
+    fsync'ed, renamed into place, and the directory is fsync'ed; on any error the temporary
+    file is removed and InfraError says which file could not be written and why."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+    except OSError as e:
+        raise InfraError(f"cannot write {path}: {e.strerror or e}")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise InfraError(f"cannot write {path}: {e.strerror or e}")
+        raise
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass            # some filesystems cannot fsync a directory; the rename is done

@@ -5,12 +5,14 @@ relative to that directory, so a cache can be moved and the artifact still loads
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
-from pinrig import paths
+from pinrig import paths, proc
 from pinrig.errors import InfraError
 
 
@@ -50,8 +52,38 @@ def find_kernel_files(root: Path) -> tuple:
     return vmlinuz, moddir, (configs[0] if configs else None)
 
 
+class CacheCorrupt(InfraError):
+    """A cache entry that is there but cannot be trusted (truncated, edited, half-deleted)."""
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def load_artifact(meta: Path, name: str) -> KernelArtifact:
-    return artifact_from_dict(json.loads(meta.read_text()), name, base=meta.parent)
+    """The artifact described by meta (artifact.json), checked: its fields, that its files are
+    there, and the recorded vmlinuz checksum. Raises CacheCorrupt saying what is wrong."""
+    try:
+        d = json.loads(meta.read_text())
+    except (OSError, ValueError) as e:
+        raise CacheCorrupt(f"{meta}: unreadable ({e})")
+    if not isinstance(d, dict):
+        raise CacheCorrupt(f"{meta}: not a JSON object")
+    for key, typ in (("release", str), ("vmlinuz", str), ("modroot", str), ("packages", list),
+                     ("hash", str)):
+        if not isinstance(d.get(key), typ):
+            raise CacheCorrupt(f"{meta}: field {key} missing or not a {typ.__name__}")
+    art = artifact_from_dict(d, name, base=meta.parent)
+    if not art.vmlinuz.is_file() or not art.modroot.is_dir():
+        raise CacheCorrupt(f"{meta.parent}: vmlinuz or modules missing")
+    want = d.get("vmlinuz_sha256")
+    if want is not None and file_sha256(art.vmlinuz) != want:
+        raise CacheCorrupt(f"{art.vmlinuz}: checksum differs from the one recorded")
+    return art
 
 
 def artifact_from_dict(d: dict, name: str, base: Optional[Path] = None) -> KernelArtifact:
@@ -63,10 +95,36 @@ def artifact_from_dict(d: dict, name: str, base: Optional[Path] = None) -> Kerne
                           packages=tuple(d["packages"]), hash=d["hash"], dir=base)
 
 
+def load_or_rebuild(meta: Path, name: str, build: Callable[[], KernelArtifact]) -> KernelArtifact:
+    """The cached artifact at meta, or build() it: when it is missing, or corrupt (then the
+    corrupt entry is removed first and the rebuild says why). Serialised by the cache lock."""
+    kdir = meta.parent
+    if meta.exists():
+        try:
+            return load_artifact(meta, name)
+        except CacheCorrupt:
+            pass
+    with paths.cache_lock(kdir):
+        if meta.exists():
+            try:
+                return load_artifact(meta, name)
+            except CacheCorrupt as e:
+                proc.progress(f"cache: {e}; rebuilding {kdir.name}")
+                shutil.rmtree(kdir, ignore_errors=True)
+        return build()
+
+
 def cached_artifacts() -> list:
+    """(name, release, hash, dir) of every cached kernel; a corrupt entry shows as such."""
     base = paths.cache_dir() / "kernels"
-    out = []
+    out: list = []
     for meta in sorted(base.glob("debian/*/artifact.json")) + sorted(base.glob("source/*/artifact.json")):
-        d = json.loads(meta.read_text())
+        try:
+            d = json.loads(meta.read_text())
+            if not isinstance(d, dict):
+                raise ValueError("not an object")
+        except (OSError, ValueError):
+            out.append(("?", "corrupt (rebuilt on next use)", "?", meta.parent))
+            continue
         out.append((d.get("name"), d.get("release"), d.get("hash"), meta.parent))
     return out

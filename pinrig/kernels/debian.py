@@ -15,15 +15,18 @@ from pathlib import Path
 from typing import Optional
 
 from pinrig import paths, proc
-from pinrig.config import KernelSpec
+from pinrig.config import PACKAGE_RE, VERSION_RE, KernelSpec
 from pinrig.errors import InfraError
 from pinrig.kernels.apt import PrivateApt, depends_names
 from pinrig.kernels.artifact import (
     KernelArtifact,
     artifact_from_dict,
+    file_sha256,
     find_kernel_files,
     load_artifact,
+    load_or_rebuild,
 )
+from pinrig.paths import atomic_write
 
 # apt packages of a kernel that carry the bits we need (the meta package and linux-base are not)
 KERNEL_PKG_RE = re.compile(r"^linux-(image|binary|modules)-\d[\w.+~-]*$")
@@ -52,16 +55,50 @@ def resolve_packages(apt: PrivateApt, meta: str, version: Optional[str] = None) 
 
 def _resolve_cached(spec: KernelSpec, refresh: bool) -> list:
     """Resolution is remembered so a second run makes no network request at all."""
-    pin = f"={spec.version}" if spec.version else ""
-    rfile = paths.cache_dir() / "kernels" / "resolved" / f"{spec.suite}_{spec.package}{pin}.json"
+    rfile = resolved_path(spec)
     if not refresh and rfile.exists() and time.time() - rfile.stat().st_mtime < RESOLVE_MAX_AGE_S:
-        return [tuple(x) for x in json.loads(rfile.read_text())]
+        cached = _read_resolved(rfile)
+        if cached is not None:
+            return cached
+        proc.progress(f"cache: {rfile.name} is corrupt; resolving again")
     apt = PrivateApt(spec.suite, spec.mirror)
     apt.update()
     pkgs = resolve_packages(apt, spec.package, spec.version)
-    rfile.parent.mkdir(parents=True, exist_ok=True)
-    rfile.write_text(json.dumps(pkgs))
+    atomic_write(rfile, json.dumps(pkgs))
     return pkgs
+
+
+def resolved_path(spec: KernelSpec) -> Path:
+    """Where the resolution of spec (suite, package, pinned version, mirror) is remembered."""
+    pin = f"={spec.version}" if spec.version else ""
+    mkey = hashlib.sha256(spec.mirror.encode()).hexdigest()[:8]
+    return paths.cache_dir() / "kernels" / "resolved" / \
+        f"{spec.suite}_{spec.package}{pin}_{mkey}.json"
+
+
+def remember_resolution(spec: KernelSpec, packages: list) -> None:
+    """Record what spec resolves to (e.g. from a results manifest), unless already known, so a
+    cached artifact is found without asking apt."""
+    rfile = resolved_path(spec)
+    if _read_resolved(rfile) is None:
+        atomic_write(rfile, json.dumps([list(p) for p in packages]))
+
+
+def _read_resolved(rfile: Path) -> Optional[list]:
+    """A remembered resolution [(package, version, pocket?)…], or None when it is not one."""
+    try:
+        data = json.loads(rfile.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, list) or not data:
+        return None
+    out = []
+    for item in data:
+        if not (isinstance(item, list) and len(item) >= 2 and all(isinstance(x, str) for x in item)
+                and PACKAGE_RE.fullmatch(item[0]) and VERSION_RE.fullmatch(item[1])):
+            return None
+        out.append(tuple(item[:2]))
+    return out
 
 
 def fetch(spec: KernelSpec, refresh: bool = False) -> KernelArtifact:
@@ -69,13 +106,8 @@ def fetch(spec: KernelSpec, refresh: bool = False) -> KernelArtifact:
     pkgs = _resolve_cached(spec, refresh)
     key = "+".join(f"{n}={v}" for n, v in sorted(pkgs))
     kdir = paths.cache_dir() / "kernels" / "debian" / re.sub(r"[^\w.+=-]", "_", key)[:200]
-    meta = kdir / "artifact.json"
-    if meta.exists():
-        return load_artifact(meta, spec.name)
-    with paths.cache_lock(kdir):
-        if meta.exists():
-            return load_artifact(meta, spec.name)
-        return _fetch_into(spec, pkgs, key, kdir)
+    return load_or_rebuild(kdir / "artifact.json", spec.name,
+                           lambda: _fetch_into(spec, pkgs, key, kdir))
 
 
 def _fetch_into(spec: KernelSpec, pkgs: list, key: str, kdir: Path) -> KernelArtifact:
@@ -114,8 +146,8 @@ def _assemble(spec: KernelSpec, tmp: Path, packages: tuple) -> KernelArtifact:
     h.update("\n".join(packages).encode())
     d = {"name": spec.name, "release": release, "vmlinuz": "vmlinuz", "modroot": "modroot",
          "config": "config" if config else None, "packages": list(packages),
-         "hash": h.hexdigest()[:16]}
-    (tmp / "artifact.json").write_text(json.dumps(d, indent=2))
+         "hash": h.hexdigest()[:16], "vmlinuz_sha256": file_sha256(tmp / "vmlinuz")}
+    atomic_write(tmp / "artifact.json", json.dumps(d, indent=2))
     return artifact_from_dict(d, spec.name, base=tmp)
 
 

@@ -9,55 +9,16 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
 from pinrig.cases.verdict import Verdict
-from pinrig.errors import InfraError
 from pinrig.outcome import FAILURES, Outcome
+from pinrig.paths import atomic_write
 from pinrig.sanitize import xml_text
-
-
-def atomic_write(path: Path, data: Union[str, bytes]) -> None:
-    """Write path so that a reader sees the old file or the whole new one, never a part.
-
-    The data goes to a temporary file of this writer's own (two writers never share one), is
-    fsync'ed, renamed into place, and the directory is fsync'ed; on any error the temporary
-    file is removed and InfraError says which file could not be written and why."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
-    except OSError as e:
-        raise InfraError(f"cannot write {path}: {e.strerror or e}")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise InfraError(f"cannot write {path}: {e.strerror or e}")
-        raise
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass            # some filesystems cannot fsync a directory; the rename is done
 
 
 def make_run_id(kernel: str, suite: str) -> str:
@@ -205,3 +166,7 @@ def summary_text(run: RunDir, verdicts: list) -> str:
         counts[v.verdict] = counts.get(v.verdict, 0) + 1
     lines += ["", "  " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))]
     return "\n".join(lines) + "\n"
+
+
+__all__ = ["RunDir", "Unreadable", "atomic_write", "host_info", "junit_xml", "make_run_id",
+           "summary_text"]

@@ -330,11 +330,12 @@ def preflight(plan: ReproPlan, kernel_path: Path) -> tuple:
     """Fetch (or find in the cache) the pinned kernel and check the artifact and guest recipe
     hashes against the recorded ones → (artifact hash, warnings)."""
     from pinrig import config
+    from pinrig.kernels import debian
     from pinrig.kernels import fetch as kernel
     m = plan.run.manifest
     warnings = []
-    seed_resolution(m, plan.package, where=str(plan.run.path / "manifest.json"))
     spec = config.load_kernel_spec(str(kernel_path))
+    debian.remember_resolution(spec, parse_packages(m, str(plan.run.path / "manifest.json")))
     art = kernel.fetch(spec)
     want = (m.get("kernel") or {}).get("hash")
     if want and art.hash != want:
@@ -359,19 +360,6 @@ def preflight(plan: ReproPlan, kernel_path: Path) -> tuple:
         warnings.append(f"guest image hash: the local recipe '{gname}' hashes to {local}, the "
                         f"run used {g['hash']}: the replay boots a different guest image")
     return art.hash, warnings
-
-
-def seed_resolution(manifest: dict, package: tuple, where: str) -> None:
-    """The manifest records the exact package set the kernel resolved to; remember it as the
-    resolution of the pinned package so a cached artifact is found without asking apt."""
-    k = manifest.get("kernel") or {}
-    suite = (k.get("spec_fields") or {}).get("suite") or k.get("suite")
-    pin = f"{suite}_{package[0]}={package[1]}.json"
-    rfile = paths.cache_dir() / "kernels" / "resolved" / pin
-    if rfile.exists():
-        return
-    rfile.parent.mkdir(parents=True, exist_ok=True)
-    rfile.write_text(json.dumps([list(p) for p in parse_packages(manifest, where)]))
 
 
 def run_repro(plan: ReproPlan, out: Path, attempts: int = 3, stop_after: Optional[int] = None,

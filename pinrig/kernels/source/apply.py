@@ -71,8 +71,8 @@ def parse_patch_output(out: str, patch: Patch, index: int, total: int) -> Failur
                            header, at, "hunk FAILED", out)
         if line.startswith("can't find file to patch"):
             path = None
-            for l in lines[i:]:
-                mm = re.match(r"^\|\+\+\+ (\S+)", l) or re.match(r"^\|--- (\S+)", l)
+            for later in lines[i:]:
+                mm = re.match(r"^\|\+\+\+ (\S+)", later) or re.match(r"^\|--- (\S+)", later)
                 if mm:
                     path = mm.group(1)
             fp_path = _strip(path, patch.strip) if path else None
@@ -89,7 +89,7 @@ def parse_patch_output(out: str, patch: Patch, index: int, total: int) -> Failur
         if m:
             return Failure(patch.name, index, total, current, None, None, None, None,
                            m.group(1).strip(), out)
-    tail = " | ".join(l for l in lines[-3:] if l.strip()) or "patch failed"
+    tail = " | ".join(line for line in lines[-3:] if line.strip()) or "patch failed"
     return Failure(patch.name, index, total, current, None, None, None, None, tail, out)
 
 

@@ -27,8 +27,10 @@ from typing import Optional
 from pinrig import paths, proc
 from pinrig.config import KernelSpec
 from pinrig.errors import InfraError, MissingTool, UserError
+from pinrig.kernels.artifact import CacheCorrupt, file_sha256, load_artifact
 from pinrig.kernels.source import apply, kconfig, sources
 from pinrig.kernels.source.series import Series, load_series
+from pinrig.paths import atomic_write
 
 BUILDER_FORMAT = "srcbuild-1"   # bump when the build recipe changes what an artifact contains
 ARCH_IMAGE = "arch/x86/boot/bzImage"
@@ -112,8 +114,11 @@ def plan(spec: KernelSpec, refresh: bool = False, series: Optional[Series] = Non
 def cached(p: BuildPlan):
     meta = p.artifact_dir / "artifact.json"
     if meta.exists():
-        from pinrig.kernels.artifact import load_artifact
-        return load_artifact(meta, p.spec.name)
+        try:
+            return load_artifact(meta, p.spec.name)
+        except CacheCorrupt as e:
+            proc.progress(f"cache: {e}; building again")
+            shutil.rmtree(p.artifact_dir, ignore_errors=True)
     return None
 
 
@@ -220,9 +225,9 @@ def _build(p: BuildPlan, jobs: int):
         _make(make + [f"INSTALL_MOD_PATH={modroot}", "INSTALL_MOD_STRIP=1", "modules_install"],
               log, env, "modules_install")
         for link in ("build", "source"):
-            l = moddir / link
-            if l.is_symlink():
-                l.unlink()
+            link_path = moddir / link
+            if link_path.is_symlink():
+                link_path.unlink()
     moddir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(out / ARCH_IMAGE, tmp / "vmlinuz")
     shutil.copy2(cfg, tmp / "config")
@@ -231,6 +236,8 @@ def _build(p: BuildPlan, jobs: int):
     h = hashlib.sha256()
     h.update((tmp / "vmlinuz").read_bytes())
     h.update(p.key.encode())
+    timings = {"prepare_s": round(t_cfg - t0, 1), "compile_s": round(t_build - t_cfg, 1),
+               "total_s": round(time.monotonic() - t0, 1), "jobs": jobs}
     d = {"name": spec.name, "release": release, "vmlinuz": "vmlinuz", "modroot": "modroot",
          "config": "config", "packages": list(p.packages()), "hash": p.key[:16],
          "kind": "source",
@@ -242,13 +249,13 @@ def _build(p: BuildPlan, jobs: int):
                     "fragments": [f.name for f in p.fragments],
                     "toolchain": p.toolchain, "builder": BUILDER_FORMAT},
          "vmlinuz_sha256": h.hexdigest(),
-         "timings": {"prepare_s": round(t_cfg - t0, 1), "compile_s": round(t_build - t_cfg, 1),
-                     "total_s": round(time.monotonic() - t0, 1), "jobs": jobs},
+         "timings": timings,
          "built": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    (tmp / "artifact.json").write_text(json.dumps(d, indent=2))
+    d["vmlinuz_sha256"] = file_sha256(tmp / "vmlinuz")
+    atomic_write(tmp / "artifact.json", json.dumps(d, indent=2))
     shutil.rmtree(p.artifact_dir, ignore_errors=True)
     tmp.rename(p.artifact_dir)
-    proc.progress(f"build {spec.name}: {release} in {d['timings']['total_s']:.0f}s → "
+    proc.progress(f"build {spec.name}: {release} in {timings['total_s']:.0f}s → "
                   f"{p.artifact_dir}")
     return cached(p)
 
@@ -300,7 +307,7 @@ def _log_tail(log: Path) -> str:
         lines = log.read_text(errors="replace").splitlines()
     except OSError:
         return ""
-    errs = [l for l in lines if re.search(r"\berror\b|Error \d|\*\*\*", l)]
+    errs = [line for line in lines if re.search(r"\berror\b|Error \d|\*\*\*", line)]
     return " | ".join((errs or lines)[-3:]).strip()
 
 

@@ -145,11 +145,11 @@ def parse_diff(text: str, strip: int = 1) -> tuple:
                 new_n = int(m.group(4)) if m.group(4) is not None else 1
                 i += 1
                 while i < len(lines) and (old_n > 0 or new_n > 0):
-                    l = lines[i]
-                    if l.startswith("\\"):
+                    body_line = lines[i]
+                    if body_line.startswith("\\"):
                         i += 1
                         continue
-                    tag = l[:1]
+                    tag = body_line[:1]
                     if tag in (" ", ""):
                         old_n -= 1
                         new_n -= 1
@@ -229,7 +229,7 @@ def _subject_of(text: str) -> str:
         if line.startswith("Subject:"):
             subject = line[len("Subject:"):]
             for cont in lines[i + 1:]:
-                if not cont[:1] in (" ", "\t"):
+                if cont[:1] not in (" ", "\t"):
                     break
                 subject += " " + cont.strip()
             return clean_subject(subject)
@@ -255,7 +255,8 @@ def split_mbox(text: str) -> list:
     """mbox text → message texts. Accepts mboxo/mboxrd ('From ' separators, '>From' unescaped) and
     a single message without a From line (a `git format-patch` file or a saved mail)."""
     lines = text.splitlines(keepends=True)
-    msgs, cur = [], []
+    msgs: list[list[str]] = []
+    cur: list[str] = []
     prev_blank = True
     for line in lines:
         if prev_blank and _MBOX_FROM_RE.match(line.rstrip("\n")):
@@ -316,12 +317,12 @@ def parse_mbox_text(text: str, origin: str, name: str) -> Series:
         found.append((num, idx, clean_subject(raw_subject), body, files))
     if not found:
         raise UserError(f"{origin}: no patch in it (no message with a diff)")
-    if all(n is not None for n, *_ in found):
-        nums = [n for n, *_ in found]
+    nums = [n for n, *_ in found if n is not None]
+    if len(nums) == len(found):          # every message is numbered
         if len(set(nums)) != len(nums):
             dup = sorted({n for n in nums if nums.count(n) > 1})[0]
             raise UserError(f"{origin}: two messages are patch {dup}/N (a resend mixed in?)")
-        found.sort(key=lambda x: x[0])
+        found = [f for _n, f in sorted(zip(nums, found), key=lambda p: p[0])]
     patches = []
     for k, (_n, idx, subject, body, files) in enumerate(found, 1):
         pname = f"{k:04d}-{slug(subject or f'message-{idx}')}.patch"

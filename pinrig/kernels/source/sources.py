@@ -21,13 +21,15 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, TypeVar
 
 from pinrig import paths, proc
 from pinrig.config import KernelSpec
 from pinrig.errors import InfraError, UserError
 
 RESOLVE_MAX_AGE_S = 7 * 24 * 3600
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class SourceRef:
 
     @property
     def pristine(self) -> Path:
-        return self.repo if self.kind == "dir" else self.slot / "pristine"
+        return _need(self, "repo", self.repo) if self.kind == "dir" else self.slot / "pristine"
 
     @property
     def work(self) -> Path:
@@ -59,6 +61,13 @@ class SourceRef:
     @property
     def lock_file(self) -> Path:
         return self.slot / "lock"
+
+
+def _need(ref: SourceRef, name: str, value: Optional[_T]) -> _T:
+    """A field the ref's kind always sets (resolve() makes them); None is a bug."""
+    if value is None:
+        raise InfraError(f"source {ref.label}: a {ref.kind} source without its {name}")
+    return value
 
 
 def _safe(s: str) -> str:
@@ -148,15 +157,16 @@ def materialize(ref: SourceRef, spec: KernelSpec) -> None:
         from pinrig.kernels.source.apply import sync_tree
         ref.work.mkdir(exist_ok=True)
         proc.progress(f"source: syncing {ref.repo} → work copy")
-        n = sync_tree(ref.repo, ref.work)
+        n = sync_tree(_need(ref, "repo", ref.repo), ref.work)
         if n:
             _write_state(ref, {"touched": []})
         return
     if ref.kind == "git":
         marker = ref.slot / "pristine.commit"
-        if not marker.exists() or marker.read_text().strip() != ref.commit:
+        commit = _need(ref, "commit", ref.commit)
+        if not marker.exists() or marker.read_text().strip() != commit:
             _unpack_git(ref)
-            marker.write_text(ref.commit + "\n")
+            marker.write_text(commit + "\n")
     elif not (ref.slot / "pristine.done").exists():
         _unpack_debian(ref, spec)
     if not (ref.slot / "work.done").exists():
@@ -169,7 +179,7 @@ def materialize(ref: SourceRef, spec: KernelSpec) -> None:
 
 def _unpack_debian(ref: SourceRef, spec: KernelSpec) -> None:
     from pinrig.kernels.apt import PrivateApt
-    pkg, version = ref.package
+    pkg, version = _need(ref, "package", ref.package)
     tmp = ref.slot / "unpack.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -202,7 +212,8 @@ def _unpack_git(ref: SourceRef) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     tarball = ref.slot / "archive.tar"
-    proc.run(["git", "-C", ref.repo, "archive", "--format=tar", "-o", tarball, ref.commit],
+    proc.run(["git", "-C", _need(ref, "repo", ref.repo), "archive", "--format=tar", "-o", tarball,
+              _need(ref, "commit", ref.commit)],
              what="git archive", timeout=3600)
     proc.run(["tar", "-xf", tarball, "-C", tmp], what="tar -xf (git archive)", timeout=3600)
     tarball.unlink()

@@ -1,4 +1,5 @@
 """pinrig.kernels (apt, artifact, debian, fetch): control parsing, package resolution from suite metadata, kernel file layout."""
+import json
 import re
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 from pinrig import proc
 from pinrig.config import KernelSpec
 from pinrig.errors import InfraError, RigError, UserError
-from pinrig.kernels import artifact, debian
+from pinrig.kernels import apt, artifact, debian
 from pinrig.kernels import fetch as kernel
 from pinrig.kernels.apt import PrivateApt, depends_names, parse_control
 from pinrig.kernels.artifact import find_kernel_files
@@ -177,9 +178,11 @@ def test_private_apt_show_goes_through_runner_with_private_state(tmp_path, fake_
                                                     "linux-image-6.1.0-28-amd64"]
     assert f"Dir::State::Lists={tmp_path / 'apt'}/lists" in argv
     assert f"Dir::Etc::sourcelist={tmp_path / 'apt'}/etc/sources.list" in argv
+    k = "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
     assert (tmp_path / "apt/etc/sources.list").read_text() == (
-        "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
-        "http://deb.example/debian bookworm main\n")
+        f"{k}http://deb.example/debian bookworm main\n"
+        f"{k}http://deb.example/debian bookworm-updates main\n"
+        f"{k}http://deb.example/debian-security bookworm-security main\n")
 
 
 def test_private_apt_show_missing_package(tmp_path, fake_runner, monkeypatch):
@@ -294,3 +297,99 @@ def test_artifact_moddir_and_to_dict(tmp_path):
 
 def test_cached_artifacts_empty_cache():
     assert artifact.cached_artifacts() == []
+
+
+# ------------------------------------------------------------------------------- trust the cache
+
+@pytest.mark.parametrize("suite, mirror, want", [
+    ("bookworm", "http://deb.debian.org/debian",
+     [("http://deb.debian.org/debian", "bookworm"), ("http://deb.debian.org/debian", "bookworm-updates"),
+      ("http://deb.debian.org/debian-security", "bookworm-security")]),
+    ("sid", "http://deb.debian.org/debian", [("http://deb.debian.org/debian", "sid")]),
+    ("bookworm-backports", "http://m/debian", [("http://m/debian", "bookworm-backports")]),
+    ("trixie", "http://snapshot.example/archive", [("http://snapshot.example/archive", "trixie"),
+                                                   ("http://snapshot.example/archive", "trixie-updates")]),
+])
+def test_a_suite_means_its_newest_kernel_security_pocket_included(suite, mirror, want):
+    """Issue 11 item 16: bookworm main had 6.1.176-1, bookworm-security 6.1.192-3."""
+    assert apt.pockets(suite, mirror) == want
+
+
+def test_apt_state_is_keyed_by_suite_and_mirror(tmp_path):
+    a = PrivateApt("bookworm", "http://a.example/debian")
+    b = PrivateApt("bookworm", "http://b.example/debian")
+    assert a.root != b.root
+    assert "a.example" in (a.root / "etc/sources.list").read_text()
+    assert "b.example" in (b.root / "etc/sources.list").read_text()
+
+
+def _fake_artifact(kdir, name="debian-6.1"):
+    kdir.mkdir(parents=True)
+    (kdir / "vmlinuz").write_bytes(b"kernel bytes")
+    (kdir / "modroot").mkdir()
+    import hashlib
+    (kdir / "artifact.json").write_text(json.dumps({
+        "name": name, "release": R, "vmlinuz": "vmlinuz", "modroot": "modroot", "config": None,
+        "packages": [f"linux-image-{R}=6.1.119-1"], "hash": "abc",
+        "vmlinuz_sha256": hashlib.sha256(b"kernel bytes").hexdigest()}))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "not-object", "vmlinuz-changed", "vmlinuz-gone",
+                                    "no-release"])
+def test_a_corrupt_artifact_is_detected(tmp_path, damage):
+    kdir = tmp_path / "k"
+    _fake_artifact(kdir)
+    meta = kdir / "artifact.json"
+    if damage == "truncate":
+        meta.write_text(meta.read_text()[:30])
+    elif damage == "not-object":
+        meta.write_text("[1, 2]")
+    elif damage == "vmlinuz-changed":
+        (kdir / "vmlinuz").write_bytes(b"kernel bytez")
+    elif damage == "vmlinuz-gone":
+        (kdir / "vmlinuz").unlink()
+    elif damage == "no-release":
+        d = json.loads(meta.read_text())
+        del d["release"]
+        meta.write_text(json.dumps(d))
+    with pytest.raises(artifact.CacheCorrupt):
+        artifact.load_artifact(meta, "debian-6.1")
+
+
+def test_rig_kernels_lists_a_corrupt_entry_instead_of_a_traceback():
+    from pinrig import paths
+    kdir = paths.cache_dir() / "kernels" / "debian" / "x"
+    _fake_artifact(kdir)
+    (kdir / "artifact.json").write_text("{trunc")
+    assert [r[1] for r in artifact.cached_artifacts()] == ["corrupt (rebuilt on next use)"]
+
+
+def test_a_corrupt_artifact_is_rebuilt_not_a_traceback(tmp_path):
+    kdir = tmp_path / "k"
+    _fake_artifact(kdir)
+    (kdir / "artifact.json").write_text("{\"release\": ")
+    built = []
+
+    def build():
+        built.append(1)
+        _fake_artifact(kdir)
+        return artifact.load_artifact(kdir / "artifact.json", "debian-6.1")
+    art = artifact.load_or_rebuild(kdir / "artifact.json", "debian-6.1", build)
+    assert built == [1] and art.release == R
+    assert artifact.load_or_rebuild(kdir / "artifact.json", "debian-6.1", build).release == R
+    assert built == [1]                       # a good entry is used as it is
+
+
+@pytest.mark.parametrize("text", ["", "[", "{}", "[]", '[["linux-image-x"]]', '[["../x", "1"]]'])
+def test_a_corrupt_resolution_is_resolved_again(text, fake_runner, monkeypatch):
+    monkeypatch.setattr(proc, "require", lambda tool: f"/usr/bin/{tool}")
+    fake_runner.handler = _apt_handler({
+        "linux-image-amd64": {"6.1.5-1": {"Depends": "linux-image-6.1.0-5-amd64 (= 6.1.5-1)"}},
+        "linux-image-6.1.0-5-amd64": {"6.1.5-1": {}},
+    })
+    spec = KernelSpec(name="d", kind="debian", suite="bookworm")
+    rfile = debian.resolved_path(spec)
+    rfile.parent.mkdir(parents=True, exist_ok=True)
+    rfile.write_text(text)
+    assert debian._resolve_cached(spec, refresh=False) == [("linux-image-6.1.0-5-amd64", "6.1.5-1")]
+    assert json.loads(rfile.read_text()) == [["linux-image-6.1.0-5-amd64", "6.1.5-1"]]

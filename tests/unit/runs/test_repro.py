@@ -214,6 +214,8 @@ def test_preflight_finds_cached_artifact_without_apt(tmp_path, fake_runner):
     key = "linux-image-6.1.0-50-amd64=6.1.176-1"
     kdir = paths.cache_dir() / "kernels" / "debian" / key
     kdir.mkdir(parents=True)
+    (kdir / "vmlinuz").write_bytes(b"kernel")
+    (kdir / "modroot").mkdir()
     (kdir / "artifact.json").write_text(json.dumps({
         "name": "debian-6.1", "release": "6.1.0-50-amd64", "vmlinuz": "vmlinuz",
         "modroot": "modroot", "config": None, "packages": [key], "hash": "ffff000011112222"}))
