@@ -5,14 +5,18 @@ No shell strings: argv lists only.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 from pinrig.errors import InfraError, MissingTool
+
+# One argv element: a string or a path (converted with str() before the process is started).
+Arg = Union[str, "os.PathLike[str]"]
 
 # host tool -> Debian package that provides it
 TOOL_PACKAGES = {
@@ -81,14 +85,14 @@ def require(tool: str) -> str:
     return path
 
 
-def run(argv: Sequence[str], *, check: bool = True, what: Optional[str] = None, **kw) -> Result:
+def run(argv: Sequence[Arg], *, check: bool = True, what: Optional[str] = None, **kw) -> Result:
     """Run argv (argv[0] is checked with require()); raise InfraError with stderr tail on failure."""
-    argv = [str(a) for a in argv]
-    require(argv[0])
-    res = RUNNER.run(argv, **kw)
+    args = [str(a) for a in argv]
+    require(args[0])
+    res = RUNNER.run(args, **kw)
     if check and res.returncode != 0:
         tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
-        raise InfraError(f"{what or argv[0]} failed (exit {res.returncode}): {' | '.join(tail)}")
+        raise InfraError(f"{what or args[0]} failed (exit {res.returncode}): {' | '.join(tail)}")
     return res
 
 

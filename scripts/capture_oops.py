@@ -46,12 +46,7 @@ from typing import Optional
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pinrig import (
-    config,  # noqa: E402
-    oops,
-    paths,
-    proc,
-)
+from pinrig import config, oops, paths, proc  # noqa: E402
 from pinrig.errors import InfraError, RigError, UserError  # noqa: E402
 from pinrig.guest.session import Session, prepare_env  # noqa: E402
 from pinrig.kernels.apt import PrivateApt, depends_names  # noqa: E402

@@ -19,7 +19,7 @@ from pinrig.cases.workloads import MNT
 from pinrig.config import Case, Pressure
 from pinrig.errors import InfraError
 from pinrig.guest.session import GUEST_BIN, Session
-from pinrig.guest.transport import CommandTimeout
+from pinrig.guest.transport import CommandTimeout, Guest
 
 
 def case_seed(run_seed: int, case_id: str) -> int:
@@ -147,6 +147,13 @@ def parse_result(stdout: str) -> Optional[dict]:
     return None
 
 
+def _guest(sess: Session) -> Guest:
+    """The SSH session of the booted guest the case runs in."""
+    if sess.guest is None:
+        raise InfraError("no guest connection: the session is not booted (or was closed)")
+    return sess.guest
+
+
 def needs(case: Case, sess: Session) -> Optional[str]:
     """Why the case cannot run on this kernel/guest, or None."""
     if workloads.get(case.workload).needs_rdma and sess.info.get("rdma", "none") == "none":
@@ -158,7 +165,7 @@ def needs(case: Case, sess: Session) -> Optional[str]:
 
 def _setup(sess: Session, case: Case, run: CaseRun) -> bool:
     """Start marker, requirements, a fresh filesystem. False (with the outcome set) on failure."""
-    g = sess.guest
+    g = _guest(sess)
     g.run(marker("start", case.id), timeout=15)
     reason = needs(case, sess)
     if reason:
@@ -201,7 +208,7 @@ def _take_result(run: CaseRun, case: Case, stdout: str, rc: Optional[int]) -> bo
 
 def _verify(sess: Session, case: Case, run: CaseRun, remount: bool) -> None:
     """Read the data file back from the medium and compare per-block checksums."""
-    g = sess.guest
+    g = _guest(sess)
     run.raw.phase = "verify"
     expected = run.raw.result.get("expected")
     if not expected:
@@ -235,7 +242,7 @@ def run_case(sess: Session, case: Case, seed: int, pressure: Pressure) -> CaseRu
     """One case in a shared guest. Never raises for guest trouble: it becomes the outcome."""
     t0 = time.monotonic()
     run = CaseRun(RawOutcome(case.id))
-    g = sess.guest
+    g = _guest(sess)
     try:
         if not _setup(sess, case, run):
             return run
@@ -293,7 +300,7 @@ def run_crash_case(boot: Callable[[str], Session], case: Case, seed: int,
         run.sessions.append(sess)
         if not _setup(sess, case, run):
             return run
-        g = sess.guest
+        g = _guest(sess)
         start, _stop = pressure_commands(pressure)
         for cmd in start:
             run.log(cmd, g.run(cmd, timeout=30))
@@ -311,20 +318,22 @@ def run_crash_case(boot: Callable[[str], Session], case: Case, seed: int,
         # Power cut with the pin still held: no unpin, no sync, no unmount.
         g.run(marker("end", case.id), timeout=15)
         time.sleep(0.5)          # let the marker reach the console
-        sess.guest.close()
+        g.close()
         sess.guest = None
+        if sess.machine is None:
+            raise InfraError("no QEMU to power-cut: the session is not booted")
         sess.machine.kill()
         run.log_text("host: QEMU killed by pid with the MR still registered (power cut)")
         sess = boot("verify")
         run.sessions.append(sess)
-        sess.guest.run(marker("start", case.id), timeout=15)
+        _guest(sess).run(marker("start", case.id), timeout=15)
         _verify(sess, case, run, remount=True)
     except CommandTimeout as e:
         run.raw.infra_error = f"timeout: {e}"
         run.raw.timed_out = True
     except InfraError as e:
         run.raw.infra_error = str(e)
-        run.raw.guest_died = bool(sess) and not sess.alive()
+        run.raw.guest_died = sess is not None and not sess.alive()
     finally:
         if sess and sess.alive() and sess.guest and sess.guest.client:
             try:

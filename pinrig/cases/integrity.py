@@ -5,7 +5,7 @@ application believes is on disk; after the host has crashed the guest and remoun
 filesystem, ``blocksum`` reports the checksums of what really is there.  :func:`verify` compares
 the two.
 
-The data pattern and the checksum are defined here exactly as in workloads/src/common.h, so
+The data pattern and the checksum are defined here exactly as in workloads/src/common.c, so
 either side can be computed without the other:
 
 * pattern word *k* (little-endian u64 at byte offset 8k) for tag *t* and seed *s* is
@@ -18,7 +18,7 @@ Standard library only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 BLOCK = 4096
 TAG_A = 1
@@ -57,7 +57,7 @@ def pattern_bytes(seed: int, tag: int, offset: int, length: int) -> bytes:
     return words[start:start + length]
 
 
-def fnv1a64(data: bytes) -> int:
+def fnv1a64(data: Union[bytes, memoryview]) -> int:
     """FNV-1a 64-bit hash of *data*."""
     h = _FNV_OFFSET
     for b in data:

@@ -128,7 +128,7 @@ def parse_gup_test(name: str, number: int, fs: str, rc: int, out: str) -> Subtes
         return Subtest("gup_test", fs, number, name, "skip", out.strip()[-200:])
     if rc != 0:
         return Subtest("gup_test", fs, number, name, "error", f"exit {rc}: {out.strip()[-200:]}")
-    timing = next((l.strip() for l in out.splitlines() if "Time:" in l), "")
+    timing = next((line.strip() for line in out.splitlines() if "Time:" in line), "")
     m = re.search(r"truncated \(size: (\d+)\)", out)
     if m and int(m.group(1)) == 0:
         return Subtest("gup_test", fs, number, name, "refused", timing)
@@ -171,7 +171,7 @@ def build(tree: Path, label: str, ident: str) -> dict:
     have_uring = Path("/usr/include/liburing.h").exists()
     (tmp / "local_config.h").write_text("#define LOCAL_CONFIG_HAVE_LIBURING 1\n" if have_uring
                                         else "/* no liburing */\n")
-    cflags = ["-O2", "-Wall", "-Wno-unused", "-isystem", hdr, "-I", tmp, "-I", sdir,
+    cflags: list[proc.Arg] = ["-O2", "-Wall", "-Wno-unused", "-isystem", hdr, "-I", tmp, "-I", sdir,
               "-I", tree / "tools/testing/selftests", "-I", tree / "tools/include/uapi",
               "-I", tree]                                 # <mm/gup_test.h> (≤ 6.2)
     bins = {}
@@ -261,7 +261,7 @@ def run(kernel_name: str, tests=TESTS, filesystems=FILESYSTEMS, out: Optional[Pa
         br = sess.boot()
         if br.status != "ready":
             raise InfraError(f"boot of {spec.name} failed ({br.status}): {br.reason}")
-        g = sess.guest
+        g = sess.connected_guest()
         g.run(["mkdir", "-p", GUEST_DIR], check=True)
         for t, b in bins.items():
             g.put(b, f"{GUEST_DIR}/{t}", mode=0o755)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 from pinrig.config import Case
 from pinrig.outcome import KERNEL_FAILURES, Outcome
@@ -84,10 +84,12 @@ class Verdict:
         return self.reason or self.verdict
 
 
-_FIELD_TYPES = {"case": str, "verdict": str, "errno": str, "title": str, "titles": list,
-                "blocks_lost": int, "blocks_checked": int, "first_bad_offset": int, "expect": str,
-                "pin": str, "phase": str, "reason": str, "wall_s": (int, float), "seed": int,
-                "attempt": int}
+# field -> the type(s) its value must have (an isinstance() class-or-tuple)
+_FIELD_TYPES: dict[str, Union[type, tuple[type, ...]]] = {
+    "case": str, "verdict": str, "errno": str, "title": str, "titles": list,
+    "blocks_lost": int, "blocks_checked": int, "first_bad_offset": int, "expect": str,
+    "pin": str, "phase": str, "reason": str, "wall_s": (int, float), "seed": int,
+    "attempt": int}
 
 
 def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdict:

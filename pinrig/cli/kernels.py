@@ -11,8 +11,8 @@ from pinrig.kernels import fetch as kernel
 
 
 def cmd_kernels(args) -> int:
-    cached = {}
-    for name, release, h, d in artifact.cached_artifacts():
+    cached: dict[str, list[str]] = {}    # kernel name -> "release [hash]" of each cached build
+    for name, release, h, _dir in artifact.cached_artifacts():
         cached.setdefault(name, []).append(f"{release} [{h}]")
     for name in config.kernel_names():
         spec = config.load_kernel_spec(name)

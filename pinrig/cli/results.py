@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 from pinrig import paths
 from pinrig.errors import UserError
@@ -25,7 +26,7 @@ def _label(kernel_arg: str) -> str:
 
 # ---------------------------------------------------------------------------- compare
 
-def _side(args, which: str, kernel_arg: str, reuse, out_dir, suite: str, echo):
+def _side(args, which: str, kernel_arg: str, reuse, out_dir, suite: Optional[str], echo):
     from pinrig.results.compare import load_run
     if reuse:
         run = load_run(Path(reuse))

@@ -462,22 +462,29 @@ class RemoteMachine(vm.Machine):
     slot: Optional["RemoteSlot"] = None
     remote_dir: str = ""
     remote_pid: Optional[int] = None
-    chan: object = None
+    chan: Optional[paramiko.Channel] = None
 
     @property
     def pid(self) -> Optional[int]:
         return self.remote_pid
 
+    def _slot(self) -> "RemoteSlot":
+        """The slot this machine runs through (RemoteSlot.prepare sets it)."""
+        if self.slot is None:
+            raise InfraError(f"remote QEMU for {self.workdir} has no host slot")
+        return self.slot
+
     def start(self) -> "RemoteMachine":
         self.console_log.parent.mkdir(parents=True, exist_ok=True)
         self.started = time.monotonic()
-        t = self.slot.transport()
+        slot = self._slot()
+        t = slot.transport()
         try:
             chan = t.open_session(timeout=15)
             chan.get_pty(term="dumb", width=200, height=50)
             chan.exec_command(qemu_command(self.remote_dir, self.argv))
         except (paramiko.SSHException, OSError, EOFError) as e:
-            raise HostLost(f"host {self.slot.name}: ssh connection lost starting QEMU: {ssh.why(e)}")
+            raise HostLost(f"host {slot.name}: ssh connection lost starting QEMU: {ssh.why(e)}")
         self.chan = chan
         buf, end = b"", time.monotonic() + 30
         while not PID_RE.search(buf) and time.monotonic() < end:
@@ -510,8 +517,10 @@ class RemoteMachine(vm.Machine):
         return not self.alive()
 
     def _signal(self, sig: str) -> None:
+        if self.remote_pid is None:
+            return
         try:
-            self.slot.exec(f"kill -{sig} {int(self.remote_pid)}", timeout=10)
+            self._slot().exec(f"kill -{sig} {int(self.remote_pid)}", timeout=10)
         except Exception:
             pass
 
@@ -628,7 +637,7 @@ class RemoteSlot:
         self.rhost, self.local_root, self.remote_root = rhost, Path(local_root), remote_root
         self.name = rhost.name
         self.accel = rhost.accel
-        self.conn = None
+        self.conn: Optional[paramiko.SSHClient] = None
         self.last_pmem: Optional[str] = None
         self.boot_dirs: list = []        # local boot directories of the current task
 
@@ -816,6 +825,12 @@ class Shard:
         self.verdicts: list = []
         self.errors: list = []
 
+    def _scheduler(self) -> Scheduler:
+        """The queue of the run in progress (run_tasks sets it)."""
+        if self.sched is None:
+            raise InfraError("no sharded run in progress: run_tasks() sets up the queue")
+        return self.sched
+
     def accels(self) -> dict:
         out = {LOCAL: self.env.accel} if self.pool.local else {}
         out.update({n: r.accel for n, r in self.remote.items()})
@@ -916,8 +931,9 @@ class Shard:
 
     def _tidy(self) -> None:
         """Drop the run's empty directories on the hosts (kept pmem evidence stays)."""
+        sched = self._scheduler()
         for name, r in self.remote.items():
-            if not r.ready or name in self.sched.failed:
+            if not r.ready or name in sched.failed:
                 continue
             root = shlex.quote(f"{r.host.workdir}/runs/{self.run.path.name}")
             try:
@@ -931,7 +947,7 @@ class Shard:
                 pass
 
     def _worker(self, name: str, files: list) -> None:
-        sched = self.sched
+        sched = self._scheduler()
         slot = None
         try:
             if name != LOCAL:
@@ -976,7 +992,7 @@ class Shard:
                 slot.close()
 
     def _lost(self, name: str, reason: str, task: Optional[Task], finished: tuple) -> None:
-        fail = self.sched.fail_host(name, reason, task, finished)
+        fail = self._scheduler().fail_host(name, reason, task, finished)
         moved = f"; {len(fail.requeued)} case(s) go to the other hosts" if fail.requeued else ""
         self.echo(f"rig: host {name} dropped out: {reason}{moved}")
         self._manifest()

@@ -136,7 +136,8 @@ def _customize(spec: GuestSpec, root: Path, out: Path) -> None:
     shadow = root / "etc/shadow"
     lines = shadow.read_text().splitlines()
     shadow.write_text("\n".join(
-        ("root:*:" + l.split(":", 2)[2]) if l.startswith("root:") else l for l in lines) + "\n")
+        ("root:*:" + line.split(":", 2)[2]) if line.startswith("root:") else line
+        for line in lines) + "\n")
     for junk in ("var/cache/apt/archives", "usr/share/doc", "usr/share/man", "usr/share/locale"):
         p = root / junk
         if p.is_dir():

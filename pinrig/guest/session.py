@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, Protocol
 
 from pinrig import config
 from pinrig.cases import programs as workbins
@@ -51,6 +51,18 @@ def prepare_env(kernel_name: str, guest_name: str = "bookworm", with_bins: bool 
     return Environment(spec, art, boot, image, bins, accel, qemu.qemu_version())
 
 
+class BootHost(Protocol):
+    """Where QEMU runs when it is not here (fleet.remote.RemoteSlot): the hooks Session calls."""
+
+    def prepare(self, art: KernelArtifact, boot: guest.BootFiles, image: guest.GuestImage,
+                workdir: Path, accel: str, pmem: Optional[Path] = None, pmem_mb: int = 1024,
+                append: tuple = (), mem_mb: int = 2048, smp: int = 2) -> vm.Machine: ...
+
+    def guest_sock(self, port: int) -> Callable: ...
+
+    def remove(self, local: Path) -> None: ...
+
+
 @dataclass
 class BootResult:
     status: str                 # ready / crash / error
@@ -70,49 +82,61 @@ class Session:
     info: dict = field(default_factory=dict)
     # where QEMU runs: None here; else a remote.RemoteSlot (a pool host: same prepare() call,
     # files removed there, the guest reached through its SSH connection)
-    host: Optional[object] = None
+    host: Optional[BootHost] = None
 
     def boot(self) -> BootResult:
         t0 = time.monotonic()
         prepare = self.host.prepare if self.host is not None else vm.prepare
-        self.machine = prepare(self.env.art, self.env.boot, self.env.image, self.workdir,
-                               self.env.accel, pmem=self.pmem, append=self.append)
-        self.machine.start()
+        machine = self.machine = prepare(self.env.art, self.env.boot, self.env.image,
+                                         self.workdir, self.env.accel, pmem=self.pmem,
+                                         append=self.append)
+        machine.start()
         end = time.monotonic() + BOOT_TIMEOUT
         # SSH handshake as soon as sshd runs, overlapping the guest's module loading
-        state = self.machine.wait_console_ready(BOOT_TIMEOUT, sshd_only=True)
+        state = machine.wait_console_ready(BOOT_TIMEOUT, sshd_only=True)
         if state == "ready":
             try:
-                sock = self.host.guest_sock(self.machine.ssh_port) if self.host else None
-                self.guest = Guest(self.machine.ssh_port, self.env.image.ssh_key,
+                port = machine.ssh_port
+                if port is None:
+                    raise InfraError(f"QEMU for {self.workdir} was prepared without an ssh port")
+                sock = self.host.guest_sock(port) if self.host else None
+                self.guest = Guest(port, self.env.image.ssh_key,
                                    self.env.image.host_key_pub, sock=sock).connect(SSH_TIMEOUT)
             except InfraError as e:
-                self.machine.kill()
+                machine.kill()
                 return BootResult("error", str(e), time.monotonic() - t0, self.console_tail())
-            state = self.machine.wait_console_ready(max(1.0, end - time.monotonic()))
+            state = machine.wait_console_ready(max(1.0, end - time.monotonic()))
         if state != "ready":
             if self.guest:
                 self.guest.close()
                 self.guest = None
-            self.machine.kill()
+            machine.kill()
             tail = self.console_tail()
             if state == "timeout":
                 return BootResult("error", f"guest not ready after {BOOT_TIMEOUT:.0f}s "
                                   "(QEMU killed)", time.monotonic() - t0, tail)
-            return BootResult("crash" if self.machine.console.panicked else "error",
+            return BootResult("crash" if machine.started_console().panicked else "error",
                               "QEMU exited during boot", time.monotonic() - t0, tail)
-        self.info = dict(self.machine.info)
+        self.info = dict(machine.info)
         return BootResult("ready", "", time.monotonic() - t0)
+
+    def connected_guest(self) -> Guest:
+        """The SSH session of the booted guest; InfraError when there is none (not booted,
+        or closed)."""
+        if self.guest is None:
+            raise InfraError(f"no guest connection for {self.workdir}: not booted, or closed")
+        return self.guest
 
     def upload_bins(self) -> None:
         if not self.env.bins:
             return
-        self.guest.run(["mkdir", "-p", GUEST_BIN], check=True)
+        g = self.connected_guest()
+        g.run(["mkdir", "-p", GUEST_BIN], check=True)
         for b in workbins.binaries(self.env.bins):
-            self.guest.put(b, f"{GUEST_BIN}/{b.name}", mode=0o755)
+            g.put(b, f"{GUEST_BIN}/{b.name}", mode=0o755)
 
     def alive(self) -> bool:
-        return bool(self.machine) and self.machine.alive()
+        return self.machine is not None and self.machine.alive()
 
     def console_tail(self, n: int = 60) -> str:
         if not self.machine:

@@ -19,6 +19,7 @@ from typing import Optional
 import pexpect
 
 from pinrig import proc
+from pinrig.errors import InfraError
 from pinrig.guest import qemu
 from pinrig.guest.image import BootFiles, GuestImage
 from pinrig.kernels.artifact import KernelArtifact
@@ -148,12 +149,18 @@ class Machine:
         return self
 
     def alive(self) -> bool:
-        return bool(self.child) and self.child.isalive()
+        return self.child is not None and self.child.isalive()
+
+    def started_console(self) -> Console:
+        """The console of a started machine; InfraError before start()."""
+        if self.console is None:
+            raise InfraError(f"QEMU for {self.workdir} has not been started")
+        return self.console
 
     def wait_console_ready(self, timeout: float, sshd_only: bool = False) -> str:
         """'ready' (init reported; with sshd_only: sshd started), 'exit' (QEMU ended: panic or
         failure) or 'timeout'."""
-        c = self.console
+        c = self.started_console()
         if sshd_only:
             ok = c.wait_for(lambda: c.sshd or c.ready is not None or c.eof or c.panicked, timeout)
             if (c.sshd or c.ready is not None) and not (c.eof or c.panicked):
@@ -168,13 +175,17 @@ class Machine:
         return "timeout" if not ok else "exit"
 
     def wait_exit(self, timeout: float) -> bool:
-        return self.console.wait_for(lambda: self.console.eof, timeout) and self._reap(timeout)
+        c = self.started_console()
+        return c.wait_for(lambda: c.eof, timeout) and self._reap(timeout)
 
     def _reap(self, timeout: float) -> bool:
+        child = self.child
+        if child is None:
+            raise InfraError(f"QEMU for {self.workdir} has not been started")
         end = time.monotonic() + timeout
-        while self.child.isalive() and time.monotonic() < end:
+        while child.isalive() and time.monotonic() < end:
             time.sleep(0.05)
-        return not self.child.isalive()
+        return not child.isalive()
 
     def kill(self) -> None:
         """End this QEMU by its pid (SIGTERM, then SIGKILL)."""

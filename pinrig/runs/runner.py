@@ -107,9 +107,9 @@ def check_run_args(kernel_arg: str, suite: Suite, out: Optional[Path], resume: O
             raise UserError("give --out DIR or --resume DIR, not both")
         manifest = read_manifest(resume, what="--resume")
         spec_name = load_kernel_spec(kernel_arg).name
-        kernel = manifest.get("kernel") if isinstance(manifest.get("kernel"), dict) else {}
-        suite_m = manifest.get("suite") if isinstance(manifest.get("suite"), dict) else {}
-        was = (kernel.get("name"), suite_m.get("name"))
+        kernel, suite_m = manifest.get("kernel"), manifest.get("suite")
+        was = (kernel.get("name") if isinstance(kernel, dict) else None,
+               suite_m.get("name") if isinstance(suite_m, dict) else None)
         if was != (spec_name, suite.name):
             raise UserError(f"--resume {resume}: that run is {was[0]} --suite {was[1]}, "
                             f"not {spec_name} --suite {suite.name}")
@@ -153,7 +153,7 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     repeat = suite.repeat if repeat is None else repeat
     resumed = check_run_args(kernel_arg, suite, out, resume, repeat, jobs)   # before any work
     env = prepare_env(kernel_arg, image_hash=guest_hash)
-    if resume:
+    if resume and resumed is not None:
         run = RunDir(resume, resumed)
         seed = run.manifest["seed"]
     else:
