@@ -238,6 +238,19 @@ def _verify(sess: Session, case: Case, run: CaseRun, remount: bool) -> None:
                      "actual": got["blocks"], "result": run.integrity.to_dict()}
 
 
+def _apply_pressure(g, run: CaseRun, start: list) -> bool:
+    """Set the suite's writeback pressure. A knob the kernel refuses makes the case `error`:
+    a verdict under pressure that was never applied would be a verdict about something else."""
+    for cmd in start:
+        res = g.run(cmd, timeout=30)
+        run.log(cmd, res)
+        if res.rc != 0:
+            run.raw.infra_error = (f"pressure could not be applied: '{cmd}' exit {res.rc}: "
+                                   f"{res.stderr.strip()[-200:]}")
+            return False
+    return True
+
+
 def run_case(sess: Session, case: Case, seed: int, pressure: Pressure) -> CaseRun:
     """One case in a shared guest. Never raises for guest trouble: it becomes the outcome."""
     t0 = time.monotonic()
@@ -247,10 +260,10 @@ def run_case(sess: Session, case: Case, seed: int, pressure: Pressure) -> CaseRu
         if not _setup(sess, case, run):
             return run
         start, stop = pressure_commands(pressure)
-        for cmd in start:
-            run.log(cmd, g.run(cmd, timeout=30))
-        argv = in_memcg(workload_argv(case, seed), pressure)
         try:
+            if not _apply_pressure(g, run, start):
+                return run
+            argv = in_memcg(workload_argv(case, seed), pressure)
             res = g.run(argv, timeout=case.timeout)
         finally:
             if sess.alive():
@@ -302,8 +315,8 @@ def run_crash_case(boot: Callable[[str], Session], case: Case, seed: int,
             return run
         g = _guest(sess)
         start, _stop = pressure_commands(pressure)
-        for cmd in start:
-            run.log(cmd, g.run(cmd, timeout=30))
+        if not _apply_pressure(g, run, start):
+            return run           # the guest is powered off anyway: nothing to restore
         argv = in_memcg(workload_argv(case, seed, hold=True), pressure)
         line = f"cd / && nohup {shlex.join(argv)} > {HOLD_OUT} 2> {HOLD_ERR} < /dev/null & echo $!"
         pid = g.run(line, timeout=15, check=True).stdout.strip()

@@ -1,11 +1,13 @@
 """The runner's handling of guest trouble, with the process layer faked (no QEMU)."""
 
-from pinrig.config import Case, Suite
+import dataclasses
+
+from pinrig.config import Case, Suite, load_suite
 from pinrig.errors import InfraError
 from pinrig.guest.transport import CmdResult, CommandTimeout
 from pinrig.results.rundir import RunDir
 from pinrig.runs import runner
-from tests.fakes import FakeSession
+from tests.fakes import FakeGuest, FakeSession
 
 
 def _run(tmp_path, behaviour, console=b""):
@@ -59,3 +61,28 @@ def test_granted_pin_is_ok_and_refused_carries_errno(tmp_path):
 def test_workload_without_json_is_error_not_a_verdict(tmp_path):
     _s, v, _r = _run(tmp_path, lambda m: CmdResult(139, "garbage\n", "Segmentation fault", 0.1))
     assert v.verdict == "error" and "no JSON" in v.reason
+
+
+def test_pressure_the_kernel_refuses_is_an_error_not_ok(tmp_path, monkeypatch):
+    """dirty_ratio -7 used to give verdict ok (issue 11: item 12): sysctl failed, nobody looked."""
+    from pinrig.config import Pressure
+
+    class Refusing(FakeGuest):
+        def run(self, cmd, timeout=60, check=False):
+            res = super().run(cmd, timeout, check)
+            if isinstance(cmd, str) and "sysctl -q -w vm.dirty_ratio" in cmd:
+                return CmdResult(1, "", "sysctl: setting key \"vm.dirty_ratio\": Invalid argument",
+                                 0.01)
+            return res
+
+    def ok(machine):
+        return CmdResult(0, '{"pin": "granted"}\n', "", 0.1)
+    sess = FakeSession(ok)
+    sess.guest = Refusing(sess.machine, ok)
+    suite = load_suite("smoke")
+    suite = dataclasses.replace(suite, pressure=Pressure(dirty_ratio=5))
+    case = suite.cases[0]
+    v = runner._one_case(sess, RunDir(tmp_path), case, 1, suite)
+    assert v.verdict == "error" and "pressure could not be applied" in v.reason
+    assert not any("/opt/pinrig/bin/" in c for c in sess.guest.commands)      # workload never ran
+    assert any("pinrig-dirty_ratio.orig > /proc/sys/vm/dirty_ratio" in c for c in sess.guest.commands)
