@@ -704,7 +704,7 @@ class RemoteSlot:
         if pmem is not None:
             self.last_pmem = rpmem
         workdir.mkdir(parents=True, exist_ok=True)
-        _rotate_console(workdir / "console.log")
+        vm.rotate_console(workdir / "console.log")
         self.boot_dirs.append(workdir)
         return RemoteMachine(argv=qemu.build_argv(cfg), workdir=workdir,
                              console_log=workdir / "console.log", ssh_port=port, accel=self.accel,
@@ -756,16 +756,6 @@ class RemoteSlot:
                 self.conn.close()
             except Exception:
                 pass
-
-
-def _rotate_console(log: Path) -> None:
-    """A task that comes back after a host dropped out reuses its boot directory: keep the old
-    console next to it instead of appending to it."""
-    if log.exists():
-        n = 1
-        while log.with_name(f"console.prev-{n}.log").exists():
-            n += 1
-        log.rename(log.with_name(f"console.prev-{n}.log"))
 
 
 # ---------------------------------------------------------------------------- the sharded run
@@ -976,7 +966,7 @@ class Shard:
                     if slot is not None and not why.startswith(f"host {name}"):
                         why = f"host {name}: {why}"
                     for d in (slot.boot_dirs if slot is not None else []):
-                        _rotate_console(d / "console.log")   # whoever reruns it starts clean
+                        vm.rotate_console(d / "console.log")   # whoever reruns it starts clean
                     self._lost(name, why, task, tuple(rd.written))
                     return
                 except BaseException as e:

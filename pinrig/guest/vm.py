@@ -234,6 +234,17 @@ def make_pmem(dest: Path, size_mb: int) -> Path:
     return dest
 
 
+def rotate_console(log: Path) -> None:
+    """A boot directory used again (a resumed case, a task back from a lost host) keeps the old
+    console next to the new one, never appended to it: an old crash must not be blamed on the
+    new attempt."""
+    if log.exists():
+        n = 1
+        while log.with_name(f"console.prev-{n}.log").exists():
+            n += 1
+        log.rename(log.with_name(f"console.prev-{n}.log"))
+
+
 def prepare(art: KernelArtifact, boot: BootFiles, image: GuestImage, workdir: Path,
             accel: str, pmem: Optional[Path] = None, pmem_mb: int = 1024,
             append: tuple = (), mem_mb: int = 2048, smp: int = 2) -> Machine:
@@ -244,6 +255,7 @@ def prepare(art: KernelArtifact, boot: BootFiles, image: GuestImage, workdir: Pa
         pmem = workdir / "pmem.img"
     if not pmem.exists():
         make_pmem(pmem, pmem_mb)
+    rotate_console(workdir / "console.log")
     port = qemu.free_port()
     cfg = qemu.QemuConfig(kernel=art.vmlinuz, initrd=boot.initrd, rootdisk=overlay,
                           modules_disk=boot.modules_disk, pmem=pmem, pmem_mb=pmem_mb,

@@ -310,6 +310,7 @@ def _crash_case(env: Environment, run: RunDir, case: Case, seed: int, suite: Sui
     base = run.path / "boots" / (case.id.replace("/", "_") + (f"@{attempt}" if attempt > 1 else ""))
     base.mkdir(parents=True, exist_ok=True)
     pmem = base / "pmem.img"
+    pmem.unlink(missing_ok=True)     # an interrupted attempt's medium: this attempt starts fresh
 
     def boot(tag: str) -> Session:
         s = Session(env, base / tag, pmem=pmem, host=host)

@@ -18,7 +18,7 @@ from pinrig.errors import InfraError
 from pinrig.fleet import remote
 from pinrig.fleet.pool import Host, Pool, Scheduler, Task
 from pinrig.fleet.remote import HostLost, HostRunDir, RemoteMachine, Shard
-from pinrig.guest import session
+from pinrig.guest import session, vm
 from pinrig.guest.qemu import QemuConfig, build_argv
 from pinrig.results.rundir import RunDir
 from tests.fakes import FakeBootMachine, FakeChan, FakeRemoteHost, FakeRemoteSlot, FakeSlot
@@ -332,9 +332,9 @@ def test_remote_machine_that_never_started_is_not_signalled(tmp_path):
 def test_console_rotation_keeps_a_lost_hosts_console(tmp_path):
     log = tmp_path / "console.log"
     log.write_text("first host")
-    remote._rotate_console(log)
+    vm.rotate_console(log)
     log.write_text("second host")
-    remote._rotate_console(log)
+    vm.rotate_console(log)
     assert not log.exists()
     assert (tmp_path / "console.prev-1.log").read_text() == "first host"
     assert (tmp_path / "console.prev-2.log").read_text() == "second host"
