@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Optional
 
 from pinrig import paths, proc
-from pinrig.paths import atomic_write
 from pinrig.errors import InfraError, UserError
-
+from pinrig.paths import atomic_write
 
 # Pockets read besides the suite itself: a user naming a suite expects its newest kernel,
 # security fixes included (bookworm main had 6.1.176-1 while bookworm-security had 6.1.192-3).
