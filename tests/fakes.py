@@ -362,3 +362,61 @@ class FakeSession:
 
     def alive(self):
         return self.machine.alive()
+
+
+class FakeBootingSession:
+    """Stands in for guest.session.Session in whole-run tests: boots "instantly" (registered in
+    vm.LIVE like a real QEMU, so Ctrl-C's kill_all reaches it), and every workload blocks until
+    the guest is killed — a case that is running when the signal comes.
+
+    FakeBootingSession.boots counts boots (across instances); `slow` makes workloads block."""
+    boots: list = []
+
+    def __init__(self, env, workdir, pmem=None, host=None, append=()):
+        from pinrig.guest import vm
+        self.env, self.workdir, self.pmem, self.host = env, workdir, pmem, host
+        self.machine = FakeMachine()
+        self.guest = None
+        self.info = {"rdma": "rxe0", "pmem": "/dev/pmem0"}
+        self._vm = vm
+
+    def boot(self):
+        from pinrig import interrupt
+        from pinrig.guest.session import BootResult
+        interrupt.check("boot")
+        FakeBootingSession.boots.append(self.workdir.name)
+        self._vm.LIVE[("fake", id(self))] = self.machine
+        self.guest = _BlockingGuest(self.machine)
+        return BootResult("ready", boot_s=0.01)
+
+    def upload_bins(self):
+        pass
+
+    def discard_pmem(self):
+        pass
+
+    def connected_guest(self):
+        return self.guest
+
+    def alive(self):
+        return self.machine.alive()
+
+    def close(self):
+        self.machine.kill()
+        self._vm.LIVE.pop(("fake", id(self)), None)
+
+
+class _BlockingGuest:
+    def __init__(self, machine):
+        self.machine, self.client = machine, object()
+
+    def run(self, cmd, timeout=60, check=False):
+        import time as _time
+        if self.machine.killed:
+            raise InfraError("lost the guest's ssh connection")
+        if "/opt/pinrig/bin/" in (cmd if isinstance(cmd, str) else " ".join(map(str, cmd))):
+            end = _time.monotonic() + timeout
+            while not self.machine.killed and _time.monotonic() < end:
+                _time.sleep(0.02)
+            raise InfraError("lost the guest's ssh connection: EOF")
+        return CmdResult(0, "", "", 0.01)

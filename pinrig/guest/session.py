@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
-from pinrig import config
+from pinrig import config, interrupt
 from pinrig.cases import programs as workbins
 from pinrig.errors import InfraError
 from pinrig.guest import image as guest
@@ -85,6 +85,7 @@ class Session:
     host: Optional[BootHost] = None
 
     def boot(self) -> BootResult:
+        interrupt.check("boot")
         t0 = time.monotonic()
         prepare = self.host.prepare if self.host is not None else vm.prepare
         machine = self.machine = prepare(self.env.art, self.env.boot, self.env.image,

@@ -18,7 +18,7 @@ from typing import Optional
 
 import pexpect
 
-from pinrig import proc
+from pinrig import interrupt, proc
 from pinrig.errors import InfraError
 from pinrig.guest import qemu
 from pinrig.guest.image import BootFiles, GuestImage
@@ -43,6 +43,7 @@ atexit.register(kill_all)
 def install_signal_handlers() -> None:
     """Ctrl-C / SIGTERM: end our QEMU processes by pid, then let the CLI unwind."""
     def handler(signum, frame):
+        interrupt.request_stop()      # first: nothing new boots, nothing more is written
         kill_all()
         raise KeyboardInterrupt
     signal.signal(signal.SIGINT, handler)

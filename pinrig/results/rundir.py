@@ -15,6 +15,7 @@ from pathlib import Path
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
+from pinrig import interrupt
 from pinrig.cases.verdict import Verdict
 from pinrig.outcome import FAILURES, Outcome
 from pinrig.paths import atomic_write
@@ -57,6 +58,7 @@ class RunDir:
         """files: name → str|bytes. Each file is written as .new and renamed into place;
         verdict.json goes last, so a case without it never counts as finished. Only this
         case's files are replaced: a variant case lives in a subdirectory and is kept."""
+        interrupt.check("case")        # a case cut short by Ctrl-C is not a result
         final = self.case_dir(verdict.case, verdict.attempt)
         shutil.rmtree(final.with_name(final.name + ".new"), ignore_errors=True)  # older layout
         final.mkdir(parents=True, exist_ok=True)

@@ -9,17 +9,18 @@ import json
 import os
 import shlex
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from pinrig import __version__, oops, paths
+from pinrig import __version__, interrupt, oops, paths
 from pinrig.cases.execute import case_seed, run_case, run_crash_case
 from pinrig.cases.verdict import RawOutcome, Verdict, decide
 from pinrig.cases.workloads import needs_own_guest
 from pinrig.config import Case, Suite, load_kernel_spec, load_suite
 from pinrig.errors import InfraError, UserError
+from pinrig.guest import vm
 from pinrig.guest.session import Environment, Session, prepare_env
 from pinrig.outcome import Outcome
 from pinrig.results.rundir import (
@@ -188,6 +189,7 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     def task(attempt: int, group: list, host=None, rundir=None) -> list:
         """host: a remote.RemoteSlot (QEMU on a pool host) or None; rundir: what the cases are
         written through (default: the run directory itself)."""
+        interrupt.check("task")
         rd = run if rundir is None else rundir
         if len(group) == 1 and needs_own_guest(group[0]):
             v = _crash_case(env, rd, group[0], seed, suite, attempt, host=host)
@@ -203,11 +205,8 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
             for v in task(attempt, group):
                 verdicts[v.key] = v
     else:
-        # independent guests (own overlay, pmem file, ssh port) side by side
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="guest") as pool:
-            for fut in [pool.submit(task, a, g) for a, g in tasks]:
-                for v in fut.result():
-                    verdicts[v.key] = v
+        for v in _run_parallel(tasks, task, jobs):
+            verdicts[v.key] = v
     ordered = [verdicts[(c.id, k)] for k in range(1, repeat + 1) for c in suite.cases
                if (c.id, k) in verdicts]
     run.manifest["end"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -219,6 +218,30 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     atomic_write(run.path / "summary.txt", summary_text(run, ordered)
                  + (shard.summary() if shard is not None else ""))
     return RunOutcome(run, ordered)
+
+
+STOP_WAIT_S = 30      # after Ctrl-C: how long running guests get to unwind (QEMU is killed)
+
+
+def _run_parallel(tasks: list, task, jobs: int) -> list:
+    """Independent guests (own overlay, pmem file, ssh port) side by side. On Ctrl-C: the
+    queue is dropped (no new boot), the running guests are killed and their cases are not
+    written; the interrupt reaches the caller within STOP_WAIT_S."""
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="guest")
+    futures = [pool.submit(task, a, g) for a, g in tasks]
+    out: list = []
+    try:
+        for fut in futures:
+            out += fut.result()
+    except BaseException:
+        interrupt.request_stop()
+        pool.shutdown(wait=False, cancel_futures=True)
+        vm.kill_all()
+        # (a cancelled future never counts as done for wait(): leave those out)
+        wait([f for f in futures if not f.cancelled()], timeout=STOP_WAIT_S)
+        raise
+    pool.shutdown(wait=True)
+    return out
 
 
 def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Suite, echo,
