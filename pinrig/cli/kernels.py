@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
-from pinrig import config
-from pinrig.errors import RigError
+from pinrig import config, paths
+from pinrig.errors import RigError, UserError
 from pinrig.guest import image as guest
 from pinrig.kernels import artifact
 from pinrig.kernels import fetch as kernel
@@ -44,6 +46,22 @@ def cmd_image(args) -> int:
     return 0
 
 
+def cmd_gc(args) -> int:
+    from pinrig import cachegc
+    if args.older_than < 0 or (args.max_size is not None and args.max_size < 0):
+        raise UserError("--older-than and --max-size must not be negative")
+    results = [Path(r) for r in (args.results or [str(paths.RESULTS_DIR)])]
+    entries = cachegc.scan()
+    p = cachegc.plan(entries, cachegc.references(results), older_than_days=args.older_than,
+                     max_size=None if args.max_size is None else int(args.max_size * 2**30),
+                     include_referenced=args.include_referenced, busy=cachegc.busy_dirs())
+    errors = cachegc.execute(p) if args.delete else []
+    print(cachegc.format_plan(p, deleting=args.delete))
+    for e in errors:
+        print(f"rig: gc: could not remove {e}", file=sys.stderr)
+    return 2 if errors else 0
+
+
 def register(sub) -> None:
     s = sub.add_parser("kernels", help="list kernel specs and cached artifacts")
     s.set_defaults(func=cmd_kernels)
@@ -57,3 +75,16 @@ def register(sub) -> None:
     s = sub.add_parser("image", help="build (or reuse) the guest image")
     s.add_argument("guest", nargs="?", default="bookworm")
     s.set_defaults(func=cmd_image)
+
+    s = sub.add_parser("gc", help="show (and with --delete remove) stale cache entries")
+    s.add_argument("--older-than", type=float, default=30.0, metavar="DAYS",
+                   help="entries unused this long go (default 30)")
+    s.add_argument("--max-size", type=float, metavar="GIB",
+                   help="also remove least recently used entries until the cache fits")
+    s.add_argument("--results", action="append", metavar="DIR",
+                   help="results directories whose manifests protect what they name "
+                        "(default: results/; repeatable)")
+    s.add_argument("--include-referenced", action="store_true",
+                   help="also remove entries kept results still name")
+    s.add_argument("--delete", action="store_true", help="remove (default: dry run)")
+    s.set_defaults(func=cmd_gc)
