@@ -352,7 +352,7 @@ def upload_sparse(sftp, local: Path, remote: str) -> int:
                 rf.write(buf)
                 sent += len(buf)
             rf.truncate(size)
-        sftp.chmod(tmp, 0o444)
+        sftp.chmod(tmp, 0o400)      # the image holds the guest's private sshd host key
         sftp.posix_rename(tmp, remote)
     except BaseException:
         try:
@@ -600,7 +600,7 @@ class RemoteHost:
                             continue
                     except IOError:
                         pass
-                    rc, _o, err = exec_command(conn, f"mkdir -p {shlex.quote(str(PurePosixPath(dest).parent))}")
+                    rc, _o, err = exec_command(conn, f"mkdir -p -m 700 {shlex.quote(str(PurePosixPath(dest).parent))}")
                     if rc:
                         raise InfraError(f"mkdir for {dest} failed: {err.strip()}")
                     sent += upload_sparse(sftp, Path(local), dest)

@@ -81,6 +81,7 @@ def _build_image(spec: GuestSpec, d: Path) -> GuestImage:
     proc.progress(f"image {spec.name}: mkfs.ext4 -d ({spec.size_mb} MiB)")
     proc.run(["mkfs.ext4", "-q", "-F", "-L", "pinrig-root", "-d", root, tmp / "rootfs.img",
               f"{spec.size_mb}M"], what="mkfs.ext4 -d (guest image)")
+    os.chmod(tmp / "rootfs.img", 0o600)
     _unmount_under(root)
     shutil.rmtree(root)
     meta = {"name": spec.name, "hash": spec.recipe_hash()[:16], "suite": spec.suite,
@@ -150,6 +151,11 @@ def _customize(spec: GuestSpec, root: Path, out: Path) -> None:
 
 def _load_image(d: Path) -> GuestImage:
     meta = json.loads((d / "image.json").read_text())
+    # rootfs.img holds the guest's private sshd host key (and the client key is beside it):
+    # owner-only, also for images built before this rule
+    for secret in (d / "rootfs.img", d / "id_ed25519"):
+        if secret.exists() and secret.stat().st_mode & 0o077:
+            secret.chmod(0o600)
     return GuestImage(name=meta["name"], rootfs=d / "rootfs.img", ssh_key=d / "id_ed25519",
                       host_key_pub=(d / "host_key.pub").read_text().strip(),
                       hash=meta["hash"], dir=d)

@@ -5,6 +5,7 @@ Boot outcomes are values: ready, crash at boot (the console shows a kernel repor
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,11 @@ class BootHost(Protocol):
     def remove(self, local: Path) -> None: ...
 
 
+PORT_RETRIES = 3
+PORT_TAKEN_RE = re.compile(r"Could not set up host forwarding rule|hostfwd.*(in use|failed)",
+                           re.IGNORECASE)
+
+
 @dataclass
 class BootResult:
     status: str                 # ready / crash / error
@@ -85,7 +91,18 @@ class Session:
     host: Optional[BootHost] = None
 
     def boot(self) -> BootResult:
-        interrupt.check("boot")
+        """Boot to ready. A boot lost to a port race (the forwarded port picked free, then taken
+        before QEMU bound it) is retried on a new port, as syzkaller retries instance creation;
+        it never becomes a saved error."""
+        for attempt in range(1, PORT_RETRIES + 1):
+            interrupt.check("boot")
+            res = self._boot_once()
+            if not (res.status == "error" and PORT_TAKEN_RE.search(res.console_tail)) \
+                    or attempt == PORT_RETRIES:
+                return res
+        return res
+
+    def _boot_once(self) -> BootResult:
         t0 = time.monotonic()
         prepare = self.host.prepare if self.host is not None else vm.prepare
         machine = self.machine = prepare(self.env.art, self.env.boot, self.env.image,

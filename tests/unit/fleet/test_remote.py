@@ -267,7 +267,7 @@ def test_upload_sparse_sends_only_data_and_renames_into_place(tmp_path):
     assert sent == 2 * CH
     assert dest.read_bytes() == src.read_bytes()
     assert os.stat(dest).st_blocks * 512 <= 4 * CH            # holes stayed holes
-    assert oct(os.stat(dest).st_mode & 0o777) == "0o444"
+    assert oct(os.stat(dest).st_mode & 0o777) == "0o400"
     assert sftp.ops[0][1].startswith(str(dest) + ".part-") and sftp.ops[-1][0] == "rename"
 
 

@@ -144,3 +144,21 @@ def test_read_corrupt_xz_raises(tmp_path):
     p.write_bytes(b"not xz at all")
     with pytest.raises(lzma.LZMAError):
         _read_module(p)
+
+
+def test_image_secrets_are_owner_only(tmp_path):
+    """rootfs.img carries the guest's private sshd host key (issue 11: item 17)."""
+    import json
+    import os
+
+    from pinrig.guest import image
+    d = tmp_path / "bookworm-x"
+    d.mkdir()
+    (d / "image.json").write_text(json.dumps({"name": "bookworm", "hash": "x"}))
+    (d / "host_key.pub").write_text("ssh-ed25519 AAAA")
+    for name in ("rootfs.img", "id_ed25519"):
+        (d / name).write_bytes(b"secret")
+        os.chmod(d / name, 0o644)
+    image._load_image(d)
+    assert oct((d / "rootfs.img").stat().st_mode & 0o777) == "0o600"
+    assert oct((d / "id_ed25519").stat().st_mode & 0o777) == "0o600"
