@@ -335,8 +335,11 @@ def _crash_case(env: Environment, run: RunDir, case: Case, seed: int, suite: Sui
     pmem = base / "pmem.img"
     pmem.unlink(missing_ok=True)     # an interrupted attempt's medium: this attempt starts fresh
 
+    booted: list = []
+
     def boot(tag: str) -> Session:
         s = Session(env, base / tag, pmem=pmem, host=host)
+        booted.append(s)
         br = s.boot()
         if br.status != "ready":
             s.close()
@@ -344,7 +347,18 @@ def _crash_case(env: Environment, run: RunDir, case: Case, seed: int, suite: Sui
         s.upload_bins()
         return s
 
-    cr = run_crash_case(boot, case, cseed, suite.pressure)
+    try:
+        return _judge_crash_case(run, case, cseed, attempt,
+                                 run_crash_case(boot, case, cseed, suite.pressure))
+    except KeyboardInterrupt:
+        # interrupted: not a result, so nothing of it is evidence (resume starts it afresh)
+        for s in booted:
+            s.close()
+            s.discard_pmem()
+        raise
+
+
+def _judge_crash_case(run: RunDir, case: Case, cseed: int, attempt: int, cr) -> Verdict:
     consoles, slices = [], []
     for i, s in enumerate(cr.sessions):
         if s.alive() and cr.raw.timed_out:
