@@ -130,11 +130,11 @@ class Fields:
 def find_spec(kind_dir: Path, name_or_path: str, what: str) -> Path:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or "/" in name_or_path:
-        if not p.exists():
+        if not _exists(p):
             raise UserError(f"{what} file {name_or_path} does not exist")
         return p
     cand = kind_dir / f"{name_or_path}.yaml"
-    if cand.exists():
+    if check_name(name_or_path) and _exists(cand):
         return cand
     known = ", ".join(sorted(x.stem for x in kind_dir.glob("*.yaml"))) or "none"
     raise UserError(f"unknown {what} '{name_or_path}' (known: {known})")
@@ -257,8 +257,18 @@ def _load_source_spec(path: Path, f: "Fields") -> KernelSpec:
         source=source, ref=ref, series=series, config_base=tuple(base), config=tuple(frags))
 
 
+def _exists(p: Path) -> bool:
+    """Path.exists() that says False for names the OS refuses (too long, NUL…)."""
+    try:
+        return p.exists()
+    except (OSError, ValueError):
+        return False
+
+
 def _find_series(path: Path, f: "Fields", text: str) -> Path:
     if "/" not in text and not text.startswith("."):
+        if not check_name(text):
+            raise f.err("series", f"{text!r} is not a series name ({NAME_RULE})")
         d = paths.KERNELS_DIR / "patches"
         for cand in (d / text, d / f"{text}.mbox", d / f"{text}.patch"):
             if cand.exists():
@@ -266,13 +276,15 @@ def _find_series(path: Path, f: "Fields", text: str) -> Path:
         known = ", ".join(sorted(p.stem for p in d.glob("*"))) if d.is_dir() else ""
         raise f.err("series", f"unknown series {text!r} (known in {d}: {known or 'none'})")
     p = _local_path(path.parent, text)
-    if not p.exists():
+    if not _exists(p):
         raise f.err("series", f"{p} does not exist")
     return p.resolve()
 
 
 def _find_fragment(path: Path, f: "Fields", i: int, text: str) -> Path:
     if "/" not in text:
+        if not check_name(text.removesuffix(".config")):
+            raise f.err(f"config[{i}]", f"{text!r} is not a fragment name ({NAME_RULE})")
         d = paths.CONFIGS_DIR / "kconfig"
         cand = d / (text if text.endswith(".config") else f"{text}.config")
         if cand.exists():
@@ -280,7 +292,11 @@ def _find_fragment(path: Path, f: "Fields", i: int, text: str) -> Path:
         known = ", ".join(sorted(p.stem for p in d.glob("*.config"))) if d.is_dir() else ""
         raise f.err(f"config[{i}]", f"unknown fragment {text!r} (known: {known or 'none'})")
     p = _local_path(path.parent, text)
-    if not p.is_file():
+    try:
+        is_file = p.is_file()
+    except (OSError, ValueError):
+        is_file = False
+    if not is_file:
         raise f.err(f"config[{i}]", f"{p} does not exist")
     return p.resolve()
 
