@@ -26,3 +26,14 @@ def one_line(text: object, limit: int = 300) -> str:
     s = " ".join(str(text).split())
     s = _XML_FORBIDDEN.sub(REPLACEMENT, s)
     return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def deep(obj: object, clean=xml_text) -> object:
+    """obj with clean() applied to every string inside (dict keys included)."""
+    if isinstance(obj, str):
+        return clean(obj)
+    if isinstance(obj, dict):
+        return {deep(k, clean): deep(v, clean) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [deep(v, clean) for v in obj]
+    return obj

@@ -1,8 +1,9 @@
 """What Linux's crash reports look like: the report table for :mod:`pinrig.oops`.
 
-Everything here is knowledge about Linux's console output; the engine
-(:mod:`pinrig.oops.engine`) applies it and knows nothing about Linux.  The
-model and most of the entries are syzkaller's pkg/report (linux.go).
+Everything here is knowledge about Linux's crash reports; the engine
+(:mod:`pinrig.oops.engine`) applies it, knowing only the console's line format
+(printk prefixes).  The model and most of the entries are syzkaller's
+pkg/report (linux.go).
 
 * ``TABLE.oopses`` is a declarative table.  Each entry has a *header* (a plain
   substring that marks a line as the start of a report) and an ordered list of
@@ -53,7 +54,8 @@ report already under way (``Oops: 0000 [#1]``, ``invalid opcode: 0000`` after
 after an arm64 fault, the ``kernel BUG`` an XFS assertion triggers ...) does
 not start a report of its own.  A ``list_add corruption`` line is folded into
 the BUG/WARNING that follows it.  Filesystem messages are reports of their own
-(kind ``fs-error``/``assertion``, the same message repeated is reported once);
+(kind ``fs-error``/``assertion``, the same message repeated is reported once,
+its ``count`` says how often);
 they are never mistaken for kernel ``WARNING``s, and mount-time informational
 lines are not reports.  A "Linux version" banner or "Booting the kernel" line
 ends any report before it; ``reboots()`` lists the banners after the first.

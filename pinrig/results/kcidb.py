@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pinrig.errors import UserError
 from pinrig.oops import normalize_title
+from pinrig.sanitize import deep
 from pinrig.outcome import FAILURES, Outcome
 from pinrig.results.rundir import RunDir
 
@@ -100,9 +101,14 @@ def export(run_path: Path) -> dict:
             incidents.append({"id": f"{tid}:{iid.split(':', 1)[1]}", "origin": ORIGIN,
                               "issue_id": iid, "issue_version": 1, "test_id": tid,
                               "present": True})
-    return {"version": {"major": SCHEMA[0], "minor": SCHEMA[1]}, "checkouts": [checkout],
+    # guest output may hold NUL and other characters KCIDB (and XML consumers) refuse
+    data = {"version": {"major": SCHEMA[0], "minor": SCHEMA[1]}, "checkouts": [checkout],
             "builds": [build], "tests": tests, "issues": list(issues.values()),
             "incidents": incidents}
+    # guest output may hold NUL and other characters KCIDB (and XML consumers) refuse
+    cleaned = deep(data)
+    assert isinstance(cleaned, dict)
+    return cleaned
 
 
 def _issue_keys(v: dict, case: str) -> list:

@@ -32,6 +32,7 @@ from pinrig.errors import InfraError, RigError, UserError
 from pinrig.outcome import FAILURES, INCONCLUSIVE, PASSES, Outcome, sql_set
 from pinrig.results.compare import LoadedRun, compare_runs, load_run, verdict_from_dict
 from pinrig.results.rundir import RunDir, atomic_write, junit_xml
+from pinrig.sanitize import xml_text
 
 NIGHT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(\.\d+)?$")
 
@@ -583,7 +584,8 @@ def merge_junit(runs: list) -> str:
         top.set(k, str(v))
     top.set("time", f"{total_time:.3f}")
     ET.indent(top)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(top, encoding="unicode") + "\n"
+    return xml_text('<?xml version="1.0" encoding="utf-8"?>\n'
+                    + ET.tostring(top, encoding="unicode") + "\n") or ""
 
 
 def format_text(rep: NightReport) -> str:
