@@ -420,3 +420,28 @@ class _BlockingGuest:
                 _time.sleep(0.02)
             raise InfraError("lost the guest's ssh connection: EOF")
         return CmdResult(0, "", "", 0.01)
+
+
+# from tests/unit/guest/test_session_boot.py
+class ExitingMachine:
+    def __init__(self, console, port):
+        self.console, self.ssh_port, self.info, self.killed = console, port, {}, False
+
+    def start(self):
+        return self
+
+    def wait_console_ready(self, timeout, sshd_only=False):
+        return "exit"
+
+    def kill(self):
+        self.killed = True
+
+    def started_console(self):
+        return _NotPanicked()
+
+    def console_text(self, start=0):
+        return self.console
+
+
+class _NotPanicked:
+    panicked = False

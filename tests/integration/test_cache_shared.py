@@ -20,7 +20,7 @@ def test_two_builds_on_one_empty_cache(tmp_path):
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]
     outs = [p.communicate(timeout=1200) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
     paths = [out.strip().splitlines()[-1] for out, _ in outs]
     assert paths[0] == paths[1]

@@ -6,8 +6,6 @@ developers know. The full corpus of captured reports is made by scripts/capture_
 """
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from pinrig import oops
@@ -29,15 +27,12 @@ def test_sysrq_crash_ends_qemu_and_is_reported(env61, tmp_path):
                        timeout=30)
         sess.guest.close()
         sess.guest = None
-        t0 = time.monotonic()
         exited = sess.machine.wait_exit(PANIC_EXIT_S)
-        took = time.monotonic() - t0
     finally:
         sess.close()
         sess.discard_pmem()
     assert exited, f"QEMU still running {PANIC_EXIT_S:.0f}s after the sysrq crash"
     assert not sess.machine.alive()
-    assert took < PANIC_EXIT_S
 
     console = sess.machine.console_text()
     assert b"Kernel panic - not syncing" in console

@@ -437,10 +437,20 @@ def test_guest_with_one_socket_tries_once(tmp_path):
     ck, _ = keygen(tmp_path / "client")
     a, b = so.socketpair()
     b.close()                                   # the other end is gone at once
-    t0 = time.monotonic()
-    with pytest.raises(InfraError):
-        Guest(1, ck, hk_pub, sock=a).connect(30)
-    assert time.monotonic() - t0 < 10
+    calls = []
+    real = ssh.connect
+
+    def counting(*args, **kw):
+        calls.append(1)
+        return real(*args, **kw)
+    ssh_mod = pytest.MonkeyPatch()
+    ssh_mod.setattr(ssh, "connect", counting)
+    try:
+        with pytest.raises(InfraError):
+            Guest(1, ck, hk_pub, sock=a).connect(30)
+    finally:
+        ssh_mod.undo()
+    assert calls == [1]                       # one socket, one attempt
 
 
 # ---------------------------------------------------------------------------- HostRunDir

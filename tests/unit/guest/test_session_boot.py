@@ -2,29 +2,10 @@
 from types import SimpleNamespace
 
 from pinrig.guest import session as S
+from tests.fakes import ExitingMachine
 
 TAKEN = b"qemu-system-x86_64: -netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:40001-:22: " \
         b"Could not set up host forwarding rule 'tcp:127.0.0.1:40001-:22'\n"
-
-
-class ExitingMachine:
-    def __init__(self, console, port):
-        self.console, self.ssh_port, self.info, self.killed = console, port, {}, False
-
-    def start(self):
-        return self
-
-    def wait_console_ready(self, timeout, sshd_only=False):
-        return "exit"
-
-    def kill(self):
-        self.killed = True
-
-    def started_console(self):
-        return SimpleNamespace(panicked=False)
-
-    def console_text(self, start=0):
-        return self.console
 
 
 def _session(tmp_path, consoles):

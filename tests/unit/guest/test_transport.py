@@ -1,6 +1,5 @@
 """pinrig.guest.transport: the guest's SSH adapter, against an in-process paramiko server (no QEMU)."""
 import shlex
-import time
 
 import pytest
 
@@ -56,14 +55,26 @@ def test_guest_parses_key_without_comment(keys):
     assert Guest(1, keys["client"][0], f"{kind} {b64}").host_key.get_base64() == b64
 
 
-def test_connect_closed_port_fails_quickly(keys):
+@pytest.fixture
+def attempts(monkeypatch):
+    """Counts connection attempts (work done, not seconds: timing asserts flake under load)."""
+    from pinrig import ssh
+    calls = []
+    real = ssh.connect
+
+    def counting(*a, **k):
+        calls.append(a[:2])
+        return real(*a, **k)
+    monkeypatch.setattr(ssh, "connect", counting)
+    return calls
+
+
+def test_connect_closed_port_retries_then_fails(keys, attempts):
     port = free_port()                       # nothing listens there
     g = guest_for(keys, port)
-    t0 = time.monotonic()
     with pytest.raises(InfraError) as ei:
         g.connect(timeout=1)
-    took = time.monotonic() - t0
-    assert 0.9 <= took < 4, took
+    assert len(attempts) >= 2                # retried until the deadline, then gave up
     assert f"127.0.0.1:{port}" in str(ei.value) and "not reachable" in str(ei.value)
     assert g.client is None
 
@@ -73,13 +84,12 @@ def test_run_without_connection_is_infra_error(keys):
         guest_for(keys, 1).run("true")
 
 
-def test_wrong_host_key_is_refused(keys, sshd):
+def test_wrong_host_key_is_refused(keys, sshd, attempts):
     srv = sshd(host="other")                 # the guest presents a key we did not generate
     g = guest_for(keys, srv.port, host="host")
-    t0 = time.monotonic()
     with pytest.raises(InfraError, match="host key mismatch"):
         g.connect(timeout=10)
-    assert time.monotonic() - t0 < 5         # no retrying against an impostor
+    assert len(attempts) == 1                # no retrying against an impostor
     assert g.client is None
     assert srv.server.commands == []
 
@@ -111,21 +121,18 @@ def test_run_times_out(keys, sshd):
     srv = sshd(handler=lambda cmd: None)
     g = guest_for(keys, srv.port).connect(timeout=10)
     try:
-        t0 = time.monotonic()
         with pytest.raises(CommandTimeout, match="timed out after"):
             g.run("hang", timeout=0.5)
-        assert time.monotonic() - t0 < 3
     finally:
         g.close()
 
 
-def test_connect_retries_until_sshd_answers(keys, sshd):
+def test_connect_retries_until_sshd_answers(keys, sshd, attempts):
     srv = sshd(delay=0.8)
     g = guest_for(keys, srv.port)
     try:
-        t0 = time.monotonic()
         assert g.connect(timeout=10) is g
-        assert time.monotonic() - t0 >= 0.7
+        assert len(attempts) >= 2
         assert g.client is not None
     finally:
         g.close()
