@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import List, Optional, Union
 
-from . import engine, linux
-from .engine import CrashReport, ScanStats, format_text, normalize_title, split_by_case
-from .linux import KINDS
+from pinrig.oops import engine, linux
+from pinrig.oops.engine import CrashReport, ScanStats, format_text, normalize_title, split_by_case
+from pinrig.oops.linux import KINDS
 
 __all__ = [
     "CrashReport",

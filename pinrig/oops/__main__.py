@@ -1,6 +1,6 @@
 """``python -m pinrig.oops [--json] LOG...``: the same as ``rig oops``."""
 import sys
 
-from . import main
+from pinrig.oops import main
 
 sys.exit(main(sys.argv[1:]))

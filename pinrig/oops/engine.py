@@ -72,7 +72,7 @@ from typing import (
     Union,
 )
 
-from .table import PARSE, Format, Oops, Stack, Table
+from pinrig.oops.table import PARSE, Format, Oops, Stack, Table
 
 __all__ = [
     "CrashReport",

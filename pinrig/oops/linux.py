@@ -69,7 +69,7 @@ from __future__ import annotations
 import re
 from typing import Optional, Sequence, Tuple
 
-from .table import PARSE, Continuation, Format, Oops, Stack, Table
+from pinrig.oops.table import PARSE, Continuation, Format, Oops, Stack, Table
 
 __all__ = ["KINDS", "FATAL_KINDS", "TABLE", "RIP", "CALL_TRACE", "rx"]
 
