@@ -339,6 +339,38 @@ def object_path(workdir: str, digest: str, name: str) -> str:
     return f"{workdir}/objects/{digest[:32]}/{name}"
 
 
+GC_SCRIPT = r"""W={workdir}; N={days}; DEL={delete}
+for d in "$W"/objects/* "$W"/runs/*; do
+  [ -d "$d" ] || continue
+  if [ -n "$(find "$d" -maxdepth 0 -mtime +"$N")" ]; then
+    echo "$(du -sk "$d" | cut -f1) $d"
+    [ "$DEL" = 1 ] && rm -rf -- "$d"
+  fi
+done
+true
+"""
+
+
+def gc_host(host: Host, older_than_days: int, delete: bool) -> list:
+    """Shipped objects and run directories on a pool host unused for older_than_days:
+    [(KiB, path)], removed when delete. Raises HostLost when the host cannot be reached."""
+    conn = connect(host)
+    try:
+        rc, out, err = exec_command(conn, GC_SCRIPT.format(
+            workdir=shlex.quote(host.workdir), days=int(older_than_days), delete=int(delete)),
+            timeout=600)
+    finally:
+        conn.close()
+    if rc != 0:
+        raise InfraError(f"host {host.name}: gc failed: {err.strip()[-200:]}")
+    found = []
+    for line in out.splitlines():
+        kb, _, path = line.partition(" ")
+        if kb.isdigit() and path:
+            found.append((int(kb), path))
+    return found
+
+
 def upload_sparse(sftp, local: Path, remote: str) -> int:
     """Write local to remote (tmp + rename), holes and zero chunks left as holes. → bytes sent."""
     size = os.stat(local).st_size
@@ -589,6 +621,7 @@ class RemoteHost:
             if not c.usable:
                 raise HostLost(f"host {self.name}: unusable: " + "; ".join(c.problems))
             t0, sent, shipped = time.monotonic(), 0, []
+            reused: list = []
             sftp = conn.open_sftp()
             try:
                 for local, digest in files:
@@ -597,6 +630,7 @@ class RemoteHost:
                     size = os.stat(local).st_size
                     try:
                         if sftp.stat(dest).st_size == size:
+                            reused.append(str(PurePosixPath(dest).parent))
                             continue
                     except IOError:
                         pass
@@ -607,6 +641,8 @@ class RemoteHost:
                     shipped.append(Path(local).name)
             finally:
                 sftp.close()
+            if reused:        # `rig hosts gc` removes objects by age: a reused one is young
+                exec_command(conn, "touch " + " ".join(shlex.quote(d) for d in reused))
             dt = time.monotonic() - t0
             self.ship_stats = {"shipped": shipped, "bytes": sent, "seconds": round(dt, 1)}
             if shipped:
