@@ -238,6 +238,15 @@ def _verify(sess: Session, case: Case, run: CaseRun, remount: bool) -> None:
                      "actual": got["blocks"], "result": run.integrity.to_dict()}
 
 
+def _end_marker(sess: Optional[Session], case: Case) -> None:
+    """Close the case's console slice, when the guest can still be asked to."""
+    if sess and sess.alive() and sess.guest and sess.guest.client:
+        try:
+            sess.guest.run(marker("end", case.id), timeout=15)
+        except InfraError:
+            pass
+
+
 def _apply_pressure(g, run: CaseRun, start: list) -> bool:
     """Set the suite's writeback pressure. A knob the kernel refuses makes the case `error`:
     a verdict under pressure that was never applied would be a verdict about something else."""
@@ -283,11 +292,7 @@ def run_case(sess: Session, case: Case, seed: int, pressure: Pressure) -> CaseRu
         run.raw.infra_error = str(e)
         run.raw.guest_died = not sess.alive()
     finally:
-        if sess.alive() and sess.guest and sess.guest.client:
-            try:
-                sess.guest.run(marker("end", case.id), timeout=15)
-            except InfraError:
-                pass
+        _end_marker(sess, case)
         run.raw.wall_s = time.monotonic() - t0
     return run
 
@@ -348,11 +353,7 @@ def run_crash_case(boot: Callable[[str], Session], case: Case, seed: int,
         run.raw.infra_error = str(e)
         run.raw.guest_died = sess is not None and not sess.alive()
     finally:
-        if sess and sess.alive() and sess.guest and sess.guest.client:
-            try:
-                sess.guest.run(marker("end", case.id), timeout=15)
-            except InfraError:
-                pass
+        _end_marker(sess, case)
         run.raw.wall_s = time.monotonic() - t0
     return run
 

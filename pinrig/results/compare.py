@@ -28,7 +28,7 @@ from pinrig.cases.verdict import Verdict
 from pinrig.errors import UserError
 from pinrig.oops import normalize_title
 from pinrig.outcome import FAILURES, INCONCLUSIVE, Outcome
-from pinrig.results.rundir import RunDir
+from pinrig.results.rundir import RunDir, read_manifest
 
 REGRESSION_CLASSES = ("new crash", "regressed")
 # priority order: the first that applies is a case's class; all that apply are its tags
@@ -77,17 +77,7 @@ def verdict_from_dict(d: dict, attempt: Optional[int] = None) -> Verdict:
 def load_run(path) -> LoadedRun:
     """Read a results directory (manifest.json + cases/**/verdict.json)."""
     path = Path(path)
-    mf = path / "manifest.json"
-    if not path.is_dir():
-        raise UserError(f"{path}: results directory does not exist")
-    if not mf.exists():
-        raise UserError(f"{path}: not a pinrig results directory (no manifest.json)")
-    try:
-        manifest = json.loads(mf.read_text())
-    except (OSError, ValueError) as e:
-        raise UserError(f"{mf}: unreadable manifest: {e}")
-    if not isinstance(manifest, dict):
-        raise UserError(f"{mf}: top level must be an object")
+    manifest = read_manifest(path)
     run = RunDir(path, manifest)
     verdicts = [verdict_from_dict(d, attempt) for (case, attempt), d in run.finished_cases().items()]
     # An unreadable verdict stands as an inconclusive attempt of its case, so a comparison

@@ -13,7 +13,7 @@ from pinrig.errors import UserError
 from pinrig.oops import normalize_title
 from pinrig.sanitize import deep
 from pinrig.outcome import FAILURES, Outcome
-from pinrig.results.rundir import RunDir
+from pinrig.results.rundir import RunDir, read_manifest
 
 ORIGIN = "pinrig"
 SCHEMA = (5, 3)
@@ -46,10 +46,7 @@ def _issue_id(key: str) -> str:
 
 
 def export(run_path: Path) -> dict:
-    mpath = run_path / "manifest.json"
-    if not mpath.exists():
-        raise UserError(f"{run_path}: not a results directory (no manifest.json)")
-    run = RunDir(run_path, json.loads(mpath.read_text()))
+    run = RunDir(run_path, read_manifest(run_path))
     m = run.manifest
     k = m.get("kernel", {})
     start = _ts(m.get("start"))

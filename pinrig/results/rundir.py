@@ -18,8 +18,25 @@ from junit_xml import TestCase, TestSuite, to_xml_report_string
 from pinrig import interrupt
 from pinrig.cases.verdict import Verdict
 from pinrig.outcome import FAILURES, Outcome
+from pinrig.errors import UserError
 from pinrig.paths import atomic_write
 from pinrig.sanitize import xml_text
+
+
+def read_manifest(path: Path, what: str = "results directory") -> dict:
+    """The manifest.json of a results directory, or UserError naming what is wrong."""
+    mpath = Path(path) / "manifest.json"
+    if not Path(path).is_dir():
+        raise UserError(f"{what} {path}: does not exist")
+    if not mpath.exists():
+        raise UserError(f"{what} {path}: not a results directory (no manifest.json)")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{mpath}: unreadable manifest: {e}")
+    if not isinstance(manifest, dict):
+        raise UserError(f"{mpath}: top level must be an object")
+    return manifest
 
 
 def make_run_id(kernel: str, suite: str) -> str:
@@ -170,5 +187,5 @@ def summary_text(run: RunDir, verdicts: list) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["RunDir", "Unreadable", "atomic_write", "host_info", "junit_xml", "make_run_id",
+__all__ = ["RunDir", "Unreadable", "atomic_write", "read_manifest", "host_info", "junit_xml", "make_run_id",
            "summary_text"]

@@ -29,6 +29,7 @@ from pinrig.results.rundir import (
     host_info,
     junit_xml,
     make_run_id,
+    read_manifest,
     summary_text,
 )
 
@@ -125,22 +126,6 @@ def check_run_args(kernel_arg: str, suite: Suite, out: Optional[Path], resume: O
             raise UserError(f"--out {out}: not empty (holds {what}); use --resume {out} to "
                             "continue that run, or give an empty or new directory")
     return None
-
-
-def read_manifest(path: Path, what: str = "results") -> dict:
-    """The manifest.json of a results directory, or UserError naming what is wrong."""
-    mpath = Path(path) / "manifest.json"
-    if not Path(path).is_dir():
-        raise UserError(f"{what} {path}: no such directory")
-    if not mpath.exists():
-        raise UserError(f"{what} {path}: not a results directory (no manifest.json)")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except (OSError, ValueError) as e:
-        raise UserError(f"{mpath}: unreadable: {e}")
-    if not isinstance(manifest, dict):
-        raise UserError(f"{mpath}: top level must be an object")
-    return manifest
 
 
 def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
@@ -317,12 +302,7 @@ def _one_case(sess: Session, run: RunDir, case: Case, seed: int, suite: Suite,
     v = decide(case, cr.raw, reports, cr.integrity)
     v.seed = cseed
     v.attempt = attempt
-    files = {"console.log": cslice, "dmesg.log": dmesg, "guest.log": "\n".join(cr.guest_log),
-             "result.json": json.dumps(cr.raw.result, indent=2) + "\n" if cr.raw.result else None,
-             "checksums.json": json.dumps(cr.checksums, indent=2) + "\n" if cr.checksums else None,
-             "reports.json": json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
-             if reports else None}
-    run.write_case(v, files)
+    run.write_case(v, _case_files(cslice, dmesg, cr, reports))
     return v
 
 
@@ -376,15 +356,21 @@ def _judge_crash_case(run: RunDir, case: Case, cseed: int, attempt: int, cr) -> 
     v.seed = cseed
     v.attempt = attempt
     cslice = "\n".join(slices)
-    files = {"console.log": cslice, "dmesg.log": cslice, "guest.log": "\n".join(cr.guest_log),
-             "result.json": json.dumps(cr.raw.result, indent=2) + "\n" if cr.raw.result else None,
-             "checksums.json": json.dumps(cr.checksums, indent=2) + "\n" if cr.checksums else None,
-             "reports.json": json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
-             if reports else None}
-    run.write_case(v, files)
+    run.write_case(v, _case_files(cslice, cslice, cr, reports))
     if v.verdict not in (Outcome.DATA_LOSS, Outcome.CRASH) and cr.sessions:
         cr.sessions[0].discard_pmem()      # keep the medium only where it is evidence
     return v
+
+
+def _case_files(console: str, dmesg: str, cr, reports: list) -> dict:
+    """What is kept with a case: its console slice, dmesg, guest log, the workload's JSON, the
+    checksums of a verified case and the parsed reports (None: not written)."""
+    def js(obj) -> str:
+        return json.dumps(obj, indent=2) + "\n"
+    return {"console.log": console, "dmesg.log": dmesg, "guest.log": "\n".join(cr.guest_log),
+            "result.json": js(cr.raw.result) if cr.raw.result else None,
+            "checksums.json": js(cr.checksums) if cr.checksums else None,
+            "reports.json": js([r.to_dict() for r in reports]) if reports else None}
 
 
 def _echo_case(echo, v: Verdict) -> None:
