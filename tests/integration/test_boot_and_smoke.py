@@ -64,6 +64,18 @@ def test_panic_at_boot_is_a_crash_not_a_hang(env61, tmp_path):
     assert reports and reports[0].title.startswith("kernel panic"), [r.title for r in reports]
 
 
+def test_boot_from_a_directory_with_commas_and_spaces(env61, tmp_path):
+    """Overlay and pmem paths with commas reach QEMU intact (issue 11: item 14)."""
+    s = Session(env61, tmp_path / "with,comma,readonly=off and space")
+    try:
+        br = s.boot()
+        assert br.status == "ready", br
+        assert s.connected_guest().run("ls /dev/pmem0", timeout=30).rc == 0
+    finally:
+        s.close()
+        s.discard_pmem()
+
+
 @pytest.mark.parametrize("kernel,ext4_verdict,errno", [
     ("debian-6.1", "ok", None),          # writable long-term pin of a shared file mapping granted
     ("debian-6.12", "refused", "EFAULT"),  # refused since 6.5
