@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pinrig import __version__
+from pinrig import __version__, interrupt
 from pinrig.cli import fleet, guest, kernels, results, run, source
 from pinrig.errors import RigError
 from pinrig.guest import vm
@@ -40,6 +40,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if guest_cmd is not None:
         args.cmd = guest_cmd
+    interrupt.reset()               # a new command starts unstopped (nightly runs several in-process)
     vm.install_signal_handlers()
     try:
         return args.func(args)
