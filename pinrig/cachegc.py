@@ -1,6 +1,7 @@
 """`rig gc`: what the cache holds, what is stale, and removing it (a dry run unless --delete).
 
-Entries: Debian and source kernel artifacts (with their boot files), guest images, built
+Entries: Debian and source kernel artifacts (with their boot files), guest images, saved guest
+states (snapshots/, see guest/snapshot.py), built
 workload programs, kselftest builds, private apt states, remembered resolutions, and leftovers
 of interrupted or hand boots (`pinrig-boot-*`, `pinrig-dry-*`). An entry is removable when it
 is older than --older-than days (by its last modification), or, with --max-size, when the
@@ -104,6 +105,9 @@ def scan(cache: Optional[Path] = None) -> List[Entry]:
     for d in sorted(cache.glob("images/*")):
         if d.is_dir():
             add(d, "image", str(_json(d / "image.json").get("hash") or ""))
+    for d in sorted(cache.glob("snapshots/*")):
+        if d.is_dir() and not d.name.endswith(".tmp"):
+            add(d, "snapshot", d.name)
     for kind, pattern in (("workloads", "workloads/*"), ("kselftest", "kselftest/*"),
                           ("apt", "apt/*"), ("resolution", "kernels/resolved/*.json")):
         for p in sorted(cache.glob(pattern)):
@@ -125,8 +129,10 @@ def references(results_dirs: Iterable[Path]) -> dict:
             continue
         for mf in sorted(base.glob("**/manifest.json")):
             m = _json(mf)
-            for section in ("kernel", "guest"):
-                h = (m.get(section) or {}).get("hash") if isinstance(m.get(section), dict) else None
+            for section, field_name in (("kernel", "hash"), ("guest", "hash"),
+                                        ("boot", "saved_state")):
+                sec = m.get(section)
+                h = sec.get(field_name) if isinstance(sec, dict) else None
                 if isinstance(h, str) and h:
                     refs.setdefault(h, []).append(str(mf.parent))
     return refs

@@ -18,7 +18,7 @@ def cmd_run(args) -> int:
                     junit=Path(args.junit) if args.junit else None, echo=echo,
                     repeat=args.repeat,
                     jobs=args.jobs if pool is not None else (args.jobs or default_jobs()),
-                    hosts=pool)
+                    hosts=pool, cold=args.cold)
     if args.json:
         print(json.dumps({"run": str(out.run.path), "manifest": out.run.manifest,
                           "cases": [v.to_dict() for v in out.verdicts]}, indent=2))
@@ -60,6 +60,8 @@ def register(sub) -> None:
     s.add_argument("--hosts", metavar="POOL", help="shard the cases over a host pool "
                    "(configs/hosts/POOL.yaml or a path)")
     s.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR")
+    s.add_argument("--cold", action="store_true", help="boot every guest (default: start them "
+                   "from a saved ready state of this kernel and image, made once)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_run)
 

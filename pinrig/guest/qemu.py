@@ -30,6 +30,9 @@ class QemuConfig:
     ssh_port: Optional[int] = None    # forwarded from 127.0.0.1 only
     append: tuple = ()                # extra kernel command line words
     qemu: str = QEMU
+    qmp: Optional[Path] = None        # QMP unix socket (save/resume a guest)
+    incoming: Optional[str] = None    # resume a saved state instead of booting
+    vmgenid: bool = True              # a new VM generation id per start: a restored guest reseeds
 
 
 BASE_APPEND = ("console=ttyS0,115200", "root=/dev/vda", "rw", "panic=-1", "oops=panic",
@@ -73,6 +76,12 @@ def build_argv(cfg: QemuConfig) -> list:
         argv += ["-object", f"memory-backend-file,id=mem1,share=on,mem-path={opt_value(cfg.pmem)},"
                             f"size={cfg.pmem_mb}M",
                  "-device", "nvdimm,id=nv1,memdev=mem1"]
+    if cfg.vmgenid:
+        argv += ["-device", "vmgenid,guid=auto"]
+    if cfg.qmp:
+        argv += ["-qmp", f"unix:{opt_value(cfg.qmp)},server=on,wait=off"]
+    if cfg.incoming:
+        argv += ["-incoming", cfg.incoming]
     if cfg.ssh_port:
         # restrict=on: the guest (a kernel under test) reaches neither the host's services
         # (10.0.2.2 → host loopback) nor the outside; the forwarded ssh port still works, and

@@ -5,6 +5,7 @@ Boot outcomes are values: ready, crash at boot (the console shows a kernel repor
 """
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -15,7 +16,8 @@ from pinrig import config, interrupt
 from pinrig.cases import programs as workbins
 from pinrig.errors import InfraError
 from pinrig.guest import image as guest
-from pinrig.guest import qemu, vm
+from pinrig.guest import qemu, snapshot, vm
+from pinrig.guest.snapshot import SavedState
 from pinrig.guest.transport import Guest
 from pinrig.kernels import fetch as kernel
 from pinrig.kernels.artifact import KernelArtifact
@@ -35,12 +37,22 @@ class Environment:
     bins: Optional[Path]
     accel: str
     qemu_version: str
+    saved: Optional[SavedState] = None   # start guests from this saved ready state
+    boot_note: str = ""                  # why guests boot cold (--cold, or saving failed)
+    fallbacks: list = field(default_factory=list)   # restores that fell back to a cold boot
+
+    @property
+    def boot_mode(self) -> str:
+        return "restore" if self.saved is not None else "cold"
 
 
 def prepare_env(kernel_name: str, guest_name: str = "bookworm", with_bins: bool = True,
-                refresh: bool = False, image_hash: Optional[str] = None) -> Environment:
+                refresh: bool = False, image_hash: Optional[str] = None,
+                cold: bool = True) -> Environment:
     """image_hash: boot exactly that previously built guest image when it is still cached
-    (replays); otherwise the image of the current recipe."""
+    (replays); otherwise the image of the current recipe. cold=False: guests start from a
+    saved ready state (made once, by one cold boot, when not cached); if that cannot be made,
+    they boot cold and env.boot_note says why."""
     spec = config.load_kernel_spec(kernel_name)
     gspec = config.load_guest_spec(guest_name)
     art = kernel.fetch(spec, refresh=refresh)
@@ -49,7 +61,15 @@ def prepare_env(kernel_name: str, guest_name: str = "bookworm", with_bins: bool 
         or guest.build_image(gspec)
     bins = workbins.build() if with_bins else None
     accel = qemu.probe_accel(art.vmlinuz)
-    return Environment(spec, art, boot, image, bins, accel, qemu.qemu_version())
+    env = Environment(spec, art, boot, image, bins, accel, qemu.qemu_version())
+    if cold:
+        env.boot_note = "cold boots (--cold)"
+        return env
+    try:
+        env.saved = snapshot.ensure(env, lambda workdir: Session(env, workdir))
+    except InfraError as e:
+        env.boot_note = f"cold boots: no saved state ({e})"
+    return env
 
 
 class BootHost(Protocol):
@@ -89,20 +109,30 @@ class Session:
     # where QEMU runs: None here; else a remote.RemoteSlot (a pool host: same prepare() call,
     # files removed there, the guest reached through its SSH connection)
     host: Optional[BootHost] = None
+    booted: str = "cold"                      # how the guest came up: cold / restore
+    notes: list = field(default_factory=list)  # e.g. a restore that fell back to a cold boot
 
-    def boot(self) -> BootResult:
+    def boot(self, restore: bool = True) -> BootResult:
         """Boot to ready. A boot lost to a port race (the forwarded port picked free, then taken
         before QEMU bound it) is retried on a new port, as syzkaller retries instance creation;
         it never becomes a saved error."""
         for attempt in range(1, PORT_RETRIES + 1):
             interrupt.check("boot")
-            res = self._boot_once()
+            res = self._boot_once(restore)
             if not (res.status == "error" and PORT_TAKEN_RE.search(res.console_tail)) \
                     or attempt == PORT_RETRIES:
                 return res
         return res
 
-    def _boot_once(self) -> BootResult:
+    def _boot_once(self, restore: bool = True) -> BootResult:
+        if restore and self.env.saved is not None and self.host is None and not self.append:
+            res = self._restore(self.env.saved)
+            if res.status == "ready":
+                return res
+            note = f"{self.workdir.name}: restore failed, booted cold: {res.reason}"
+            self.notes.append(note)
+            self.env.fallbacks.append(note)
+            self.guest, self.machine = None, None
         t0 = time.monotonic()
         prepare = self.host.prepare if self.host is not None else vm.prepare
         machine = self.machine = prepare(self.env.art, self.env.boot, self.env.image,
@@ -136,6 +166,36 @@ class Session:
             return BootResult("crash" if machine.started_console().panicked else "error",
                               "QEMU exited during boot", time.monotonic() - t0, tail)
         self.info = dict(machine.info)
+        return BootResult("ready", "", time.monotonic() - t0)
+
+    def _restore(self, saved: SavedState) -> BootResult:
+        """Resume the saved ready guest with this session's own overlay, pmem and port."""
+        t0 = time.monotonic()
+        machine = None
+        try:
+            machine = self.machine = vm.prepare(self.env.art, self.env.boot, self.env.image,
+                                                self.workdir, self.env.accel, pmem=self.pmem,
+                                                saved=saved)
+            machine.start()
+            if machine.qmp is None or machine.ssh_port is None:
+                raise InfraError("restore: no QMP socket or ssh port")
+            snapshot.resume(machine.qmp, saved, alive=machine.alive)
+            self.guest = Guest(machine.ssh_port, self.env.image.ssh_key,
+                               self.env.image.host_key_pub).connect(SSH_TIMEOUT)
+            self.guest.run(snapshot.after_restore_commands(os.urandom(64).hex()), timeout=60,
+                           check=True)
+        except InfraError as e:
+            if self.guest:
+                self.guest.close()
+                self.guest = None
+            tail = self.console_tail() if machine else ""
+            if machine:
+                machine.kill()
+                self._remove(self.workdir / "overlay.qcow2")
+            return BootResult("error", str(e), time.monotonic() - t0, tail)
+        machine.info = dict(saved.info)
+        self.info = dict(saved.info)
+        self.booted = "restore"
         return BootResult("ready", "", time.monotonic() - t0)
 
     def connected_guest(self) -> Guest:

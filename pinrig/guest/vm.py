@@ -10,8 +10,10 @@ import atexit
 import os
 import re
 import signal
+import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -20,8 +22,9 @@ import pexpect
 
 from pinrig import interrupt, proc
 from pinrig.errors import InfraError
-from pinrig.guest import qemu
+from pinrig.guest import qemu, snapshot
 from pinrig.guest.image import BootFiles, GuestImage
+from pinrig.guest.snapshot import SavedState
 from pinrig.kernels.artifact import KernelArtifact
 
 READY_RE = re.compile(rb"PINRIG-READY nic=(\S+) rdma=(.*?) pmem=(.*?)\r?\n")
@@ -134,6 +137,8 @@ class Machine:
     started: float = 0.0
     ready_at: Optional[float] = None
     info: dict = field(default_factory=dict)
+    qmp: Optional[Path] = None           # QMP socket (save / resume)
+    restored: bool = False               # resumes a saved state (no boot on the console)
 
     @property
     def pid(self) -> Optional[int]:
@@ -211,6 +216,8 @@ class Machine:
         if self.console:
             self.console.t.join(2)
         LIVE.pop(pid, None)
+        if self.qmp is not None:
+            self.qmp.unlink(missing_ok=True)
 
     def console_text(self, start: int = 0) -> bytes:
         try:
@@ -248,18 +255,29 @@ def rotate_console(log: Path) -> None:
 
 def prepare(art: KernelArtifact, boot: BootFiles, image: GuestImage, workdir: Path,
             accel: str, pmem: Optional[Path] = None, pmem_mb: int = 1024,
-            append: tuple = (), mem_mb: int = 2048, smp: int = 2) -> Machine:
-    """Everything for one boot: overlay, pmem file (created if missing), argv. Not started."""
+            append: tuple = (), mem_mb: int = 2048, smp: int = 2,
+            saved: Optional[SavedState] = None) -> Machine:
+    """Everything for one boot: overlay, pmem file (created if missing), argv. Not started.
+    saved: resume that saved state instead of booting (the overlay goes on top of its disk)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    overlay = make_overlay(image, workdir / "overlay.qcow2")
+    if saved is not None:
+        overlay = snapshot.make_restore_overlay(saved, workdir / "overlay.qcow2")
+    else:
+        overlay = make_overlay(image, workdir / "overlay.qcow2")
     if pmem is None:
         pmem = workdir / "pmem.img"
     if not pmem.exists():
         make_pmem(pmem, pmem_mb)
     rotate_console(workdir / "console.log")
     port = qemu.free_port()
+    # a unix socket path must stay short (108 bytes): not under the workdir
+    qmp = Path(tempfile.gettempdir()) / f"pinrig-qmp-{uuid.uuid4().hex[:12]}.sock"
     cfg = qemu.QemuConfig(kernel=art.vmlinuz, initrd=boot.initrd, rootdisk=overlay,
                           modules_disk=boot.modules_disk, pmem=pmem, pmem_mb=pmem_mb,
-                          mem_mb=mem_mb, smp=smp, accel=accel, ssh_port=port, append=append)
+                          mem_mb=mem_mb, smp=smp, accel=accel, ssh_port=port, append=append,
+                          qmp=qmp)
+    if saved is not None:
+        cfg = snapshot.restore_config(cfg, saved)
     return Machine(argv=qemu.build_argv(cfg), workdir=workdir,
-                   console_log=workdir / "console.log", ssh_port=port, accel=accel, image=image)
+                   console_log=workdir / "console.log", ssh_port=port, accel=accel, image=image,
+                   qmp=qmp, restored=saved is not None)

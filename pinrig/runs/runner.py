@@ -62,6 +62,8 @@ def _manifest(env: Environment, suite: Suite, seed: int, kernel_arg: str, out: P
                   "pressure": suite.pressure.__dict__},
         "seed": seed,
         "accel": env.accel,
+        "boot": {"mode": env.boot_mode, "note": env.boot_note,
+                 "saved_state": env.saved.key if env.saved else None, "fallbacks": []},
         "qemu_version": env.qemu_version,
         "guest_memory_mb": 2048,
         "host": host_info(),
@@ -132,13 +134,13 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
               seed: Optional[int] = None, resume: Optional[Path] = None,
               junit: Optional[Path] = None, echo=print,
               repeat: Optional[int] = None, jobs: Optional[int] = 1,
-              hosts=None, guest_hash: Optional[str] = None) -> RunOutcome:
+              hosts=None, guest_hash: Optional[str] = None, cold: bool = False) -> RunOutcome:
     """hosts: a host pool (name, path or hosts.Pool): tasks are sharded over its hosts
     (pinrig/remote.py), `jobs` then overrides each host's own figure; None runs here."""
     suite = load_suite(suite_arg)
     repeat = suite.repeat if repeat is None else repeat
     resumed = check_run_args(kernel_arg, suite, out, resume, repeat, jobs)   # before any work
-    env = prepare_env(kernel_arg, image_hash=guest_hash)
+    env = prepare_env(kernel_arg, image_hash=guest_hash, cold=cold)
     if resume and resumed is not None:
         run = RunDir(resume, resumed)
         seed = run.manifest["seed"]
@@ -195,6 +197,8 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     ordered = [verdicts[(c.id, k)] for k in range(1, repeat + 1) for c in suite.cases
                if (c.id, k) in verdicts]
     run.manifest["end"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if isinstance(run.manifest.get("boot"), dict):
+        run.manifest["boot"]["fallbacks"] = list(env.fallbacks)
     run.write_manifest()
     xml = junit_xml(run, ordered)
     atomic_write(run.path / "junit.xml", xml)
@@ -320,7 +324,11 @@ def _crash_case(env: Environment, run: RunDir, case: Case, seed: int, suite: Sui
     def boot(tag: str) -> Session:
         s = Session(env, base / tag, pmem=pmem, host=host)
         booted.append(s)
-        br = s.boot()
+        # A verify boot on a -dax medium boots cold: the namespace was switched to fsdax on the
+        # medium, and only a kernel that probes it at boot sees that (a restored kernel still
+        # holds the raw namespace it saw when the state was saved). Journal recovery needs no
+        # boot: ext4 and xfs replay their journals at mount, which the verify does either way.
+        br = s.boot(restore=not (tag == "verify" and case.fs.endswith("-dax")))
         if br.status != "ready":
             s.close()
             raise InfraError(f"{tag} boot failed ({br.status}): {br.reason}")

@@ -75,3 +75,15 @@ def test_cli_is_a_dry_run_unless_delete(tmp_path, capsys, keep_signal_handlers):
     assert cli.main(["gc", "--results", results, "--delete"]) == 0
     assert not k_old.exists() and not boot.exists() and k_used.exists() and img.exists()
     assert not k_old.with_name(k_old.name + ".lock").exists()
+
+
+def test_saved_states_are_entries_and_protected_by_the_runs_that_used_them(tmp_path):
+    c = paths.cache_dir()
+    used = _entry(c / "snapshots/abc123", {"key": "abc123"}, "info.json", age=OLD)
+    stale = _entry(c / "snapshots/def456", {"key": "def456"}, "info.json", age=OLD)
+    run = tmp_path / "results" / "r"
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"boot": {"saved_state": "abc123"}}))
+    p = cachegc.plan(cachegc.scan(), cachegc.references([tmp_path / "results"]))
+    assert {e.path for e in p.remove if e.kind == "snapshot"} == {stale}
+    assert used not in {e.path for e in p.remove}

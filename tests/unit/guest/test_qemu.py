@@ -29,6 +29,7 @@ DISKS = ["-drive", "file=/w/root.qcow2,if=virtio,format=qcow2,cache=unsafe",
          "-drive", "file=/c/k/modules.img,if=virtio,format=raw,readonly=on"]
 PMEM = ["-object", "memory-backend-file,id=mem1,share=on,mem-path=/w/pmem.img,size=1024M",
         "-device", "nvdimm,id=nv1,memdev=mem1"]
+VMGENID = ["-device", "vmgenid,guid=auto"]
 NET = ["-netdev", "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22",
        "-device", "virtio-net-pci,netdev=n0"]
 
@@ -39,7 +40,7 @@ def test_argv_pmem_ssh_tcg():
         "-accel", "tcg,thread=multi", "-cpu", "max",
         "-smp", "2", "-m", "2048M,slots=2,maxmem=4096M",
         *COMMON_HEAD, "-append", BASE_CMDLINE + " clocksource=tsc",
-        *DISKS, *PMEM, *NET]
+        *DISKS, *PMEM, *VMGENID, *NET]
 
 
 def test_argv_pmem_ssh_kvm():
@@ -48,7 +49,7 @@ def test_argv_pmem_ssh_kvm():
         "-accel", "kvm", "-cpu", "host",
         "-smp", "2", "-m", "2048M,slots=2,maxmem=4096M",
         *COMMON_HEAD, "-append", BASE_CMDLINE,
-        *DISKS, *PMEM, *NET]
+        *DISKS, *PMEM, *VMGENID, *NET]
 
 
 def test_argv_without_pmem():
@@ -57,14 +58,14 @@ def test_argv_without_pmem():
         "-accel", "tcg,thread=multi", "-cpu", "max",
         "-smp", "2", "-m", "2048M",
         *COMMON_HEAD, "-append", BASE_CMDLINE + " clocksource=tsc",
-        *DISKS, *NET]
+        *DISKS, *VMGENID, *NET]
 
 
 def test_argv_minimal_no_disks_no_net():
     argv = build_argv(cfg(pmem=None, rootdisk=None, modules_disk=None, ssh_port=None))
     assert argv == ["qemu-system-x86_64", "-machine", "pc",
                     "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "2048M",
-                    *COMMON_HEAD, "-append", BASE_CMDLINE + " clocksource=tsc"]
+                    *COMMON_HEAD, "-append", BASE_CMDLINE + " clocksource=tsc", *VMGENID]
     assert "-drive" not in argv and "-netdev" not in argv and "-object" not in argv
 
 
@@ -198,3 +199,10 @@ def test_guest_network_is_restricted():
                           ssh_port=40022)
     net = qemu.build_argv(cfg)[qemu.build_argv(cfg).index("-netdev") + 1]
     assert "restrict=on" in net and "hostfwd=tcp:127.0.0.1:40022-:22" in net
+
+
+def test_qmp_and_incoming_for_save_and_restore(tmp_path):
+    argv = build_argv(cfg(qmp=Path("/w/a,b/qmp.sock"), incoming="defer"))
+    assert argv[argv.index("-qmp") + 1] == "unix:/w/a,,b/qmp.sock,server=on,wait=off"
+    assert argv[argv.index("-incoming") + 1] == "defer"
+    assert "-incoming" not in build_argv(cfg())
