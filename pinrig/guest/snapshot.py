@@ -36,6 +36,7 @@ from pinrig import paths, proc
 from pinrig.errors import InfraError
 from pinrig.guest import qemu
 from pinrig.guest.qmp import QMP
+from pinrig.kernels.artifact import file_sha256
 
 if TYPE_CHECKING:
     from pinrig.guest.session import Environment, Session
@@ -60,16 +61,8 @@ class SavedState:
         return self.dir / "overlay.qcow2"
 
 
-def _file_digest(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def state_key(env: "Environment", mem_mb: int, smp: int, pmem_mb: int) -> str:
-    parts = [FORMAT, env.art.hash, env.image.hash, _file_digest(env.boot.initrd),
+    parts = [FORMAT, env.art.hash, env.image.hash, file_sha256(env.boot.initrd),
              str(env.boot.modules_disk.stat().st_size), env.accel, env.qemu_version,
              f"mem={mem_mb}", f"smp={smp}", f"pmem={pmem_mb}"]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
