@@ -266,15 +266,15 @@ def test_cli_run_with_bad_pool_fails_before_any_kernel_work(tmp_path, capsys, mo
 
 def test_cli_hosts_check_exit_codes(tmp_path, capsys, monkeypatch, keep_signal_handlers):
     from pinrig import cli
-    from pinrig.fleet import remote
+    from pinrig.fleet import checks
     p = pool_file(tmp_path, "hosts:\n" + GOOD_HOST)
-    good = remote.HostCheck("a", "root@192.0.2.1:22", facts={"qemu": "QEMU 7.2"})
-    monkeypatch.setattr(remote, "check_pool", lambda pool, jobs, local_jobs: [good])
+    good = checks.HostCheck("a", "root@192.0.2.1:22", facts={"qemu": "QEMU 7.2"})
+    monkeypatch.setattr(checks, "check_pool", lambda pool, jobs, local_jobs: [good])
     assert cli.main(["hosts", "check", str(p)]) == 0
     assert capsys.readouterr().out.split() == ["a", "root@192.0.2.1:22", "ok", "QEMU", "7.2"]
-    bad = remote.HostCheck("a", "root@192.0.2.1:22")
+    bad = checks.HostCheck("a", "root@192.0.2.1:22")
     bad.problem("qemu-img missing: apt-get install qemu-utils")
-    monkeypatch.setattr(remote, "check_pool", lambda pool, jobs, local_jobs: [bad])
+    monkeypatch.setattr(checks, "check_pool", lambda pool, jobs, local_jobs: [bad])
     assert cli.main(["hosts", "check", str(p), "--json"]) == 2
     out = capsys.readouterr()
     assert json.loads(out.out)["hosts"][0]["problems"] == ["qemu-img missing: apt-get install "

@@ -15,7 +15,7 @@ from pinrig import ssh
 from pinrig.cases.verdict import Verdict
 from pinrig.config import Case
 from pinrig.errors import InfraError
-from pinrig.fleet import remote
+from pinrig.fleet import checks, machine, remote, shipping
 from pinrig.fleet.pool import Host, Pool, Scheduler, Task
 from pinrig.fleet.remote import HostLost, HostRunDir, RemoteMachine, Shard
 from pinrig.guest import session, vm
@@ -45,7 +45,7 @@ MAPPING = {"/root/.cache/pinrig/k/vmlinuz": "/w/objects/aa/vmlinuz",
 
 def test_remote_argv_is_build_argv_with_every_path_rewritten():
     local = local_cfg()
-    rcfg = remote.remote_config(local, MAPPING, "tcg", 41000)
+    rcfg = machine.remote_config(local, MAPPING, "tcg", 41000)
     argv = build_argv(rcfg)
     expect = []
     for a in build_argv(local):
@@ -61,7 +61,7 @@ def test_remote_argv_is_build_argv_with_every_path_rewritten():
 
 
 def test_remote_argv_uses_the_hosts_accel():
-    argv = build_argv(remote.remote_config(local_cfg(accel="tcg"), MAPPING, "kvm", 41000))
+    argv = build_argv(machine.remote_config(local_cfg(accel="tcg"), MAPPING, "kvm", 41000))
     assert argv[argv.index("-accel") + 1] == "kvm"
 
 
@@ -69,26 +69,26 @@ def test_remote_argv_refuses_an_unmapped_path():
     m = dict(MAPPING)
     del m["/repo/results/r1/boots/x-1/pmem.img"]
     with pytest.raises(InfraError, match="no remote path for /repo/results/r1/boots/x-1/pmem.img"):
-        remote.remote_config(local_cfg(), m, "tcg", 41000)
+        machine.remote_config(local_cfg(), m, "tcg", 41000)
 
 
 def test_remote_argv_without_pmem_or_modules():
     cfg = local_cfg(pmem=None, modules_disk=None)
-    argv = build_argv(remote.remote_config(cfg, MAPPING, "tcg", 41000))
+    argv = build_argv(machine.remote_config(cfg, MAPPING, "tcg", 41000))
     assert "nvdimm,id=nv1,memdev=mem1" not in argv and "/w/objects/aa/vmlinuz" in argv
 
 
 def test_remote_path_mirrors_the_results_directory():
     root = Path("/repo/results/r1")
-    assert remote.remote_path(root, "/w/runs/r1", root / "boots/lost-write_ext4_shared/pmem.img") \
+    assert machine.remote_path(root, "/w/runs/r1", root / "boots/lost-write_ext4_shared/pmem.img") \
         == "/w/runs/r1/boots/lost-write_ext4_shared/pmem.img"
-    assert remote.remote_path(root, "/w/runs/r1", root) == "/w/runs/r1"
-    assert remote.remote_path(root, "/w/runs/r1", Path("/tmp/elsewhere/pmem.img")) \
+    assert machine.remote_path(root, "/w/runs/r1", root) == "/w/runs/r1"
+    assert machine.remote_path(root, "/w/runs/r1", Path("/tmp/elsewhere/pmem.img")) \
         == "/w/runs/r1/misc/pmem.img"
 
 
 def test_qemu_command_prints_the_pid_then_execs_qemu():
-    cmd = remote.qemu_command("/w/runs/r 1", ["qemu-system-x86_64", "-append", "a b"])
+    cmd = machine.qemu_command("/w/runs/r 1", ["qemu-system-x86_64", "-append", "a b"])
     assert cmd == ("cd '/w/runs/r 1' && echo PINRIG-QEMU-PID $$ && "
                    "exec qemu-system-x86_64 -append 'a b'")
 
@@ -103,21 +103,21 @@ PROC_NET_TCP = """\
 
 
 def test_listening_ports_and_pick_port():
-    busy = remote.listening_ports(PROC_NET_TCP)
+    busy = machine.listening_ports(PROC_NET_TCP)
     assert busy == {0xA0D9, 0x1F90}                 # 0016 is an established connection
     rng = random.Random(1)
-    p = remote.pick_port(busy, rng, 41177, 41178)
+    p = machine.pick_port(busy, rng, 41177, 41178)
     assert p in (41177, 41178)
-    assert remote.pick_port({41177}, rng, 41177, 41178) == 41178
+    assert machine.pick_port({41177}, rng, 41177, 41178) == 41178
     with pytest.raises(InfraError):
-        remote.pick_port({5}, rng, 5, 5)
+        machine.pick_port({5}, rng, 5, 5)
 
 
 def test_host_accel_from_pool_and_env(monkeypatch):
     h = host("a", kvm=True)
-    assert remote.host_accel(h) == "kvm"
+    assert machine.host_accel(h) == "kvm"
     monkeypatch.setenv("PINRIG_ACCEL", "tcg")
-    assert remote.host_accel(h) == "tcg"
+    assert machine.host_accel(h) == "tcg"
 
 
 # ---------------------------------------------------------------------------- host checks
@@ -135,7 +135,7 @@ kernel 6.1.0-30-amd64
 
 
 def test_parse_check():
-    f = remote.parse_check(CHECK_OUT)
+    f = checks.parse_check(CHECK_OUT)
     assert f["tools"] == {"qemu-system-x86_64": True, "qemu-img": False}
     assert (f["kvm"], f["workdir_ok"], f["disk_kb"], f["mem_kb"], f["cpus"]) == \
         ("absent", True, 104857600, 4194304, 8)
@@ -143,7 +143,7 @@ def test_parse_check():
 
 
 def test_judge_names_debian_packages_and_kvm_mismatch():
-    c = remote.judge("a", "root@x:22", remote.parse_check(CHECK_OUT), True, 2, cores=16)
+    c = checks.judge("a", "root@x:22", checks.parse_check(CHECK_OUT), True, 2, cores=16)
     assert not c.usable
     assert "qemu-img missing: apt-get install qemu-utils" in c.problems
     assert any("no /dev/kvm but the pool says kvm: true" in p for p in c.problems)
@@ -153,7 +153,7 @@ def test_judge_names_debian_packages_and_kvm_mismatch():
 
 def test_judge_usable_tcg_host():
     out = CHECK_OUT.replace("qemu-img no", "qemu-img yes")
-    c = remote.judge("a", "t", remote.parse_check(out), False, 1)
+    c = checks.judge("a", "t", checks.parse_check(out), False, 1)
     assert c.usable and c.problems == [] and "no /dev/kvm: TCG" in c.notes
 
 
@@ -168,30 +168,30 @@ def test_judge_problems(line, problem):
     key = line.split()[0] + (" " + line.split()[1] if line.startswith("tool") else "")
     lines = [ln for ln in CHECK_OUT.replace("qemu-img no", "qemu-img yes").splitlines()
              if not ln.startswith(key)]
-    c = remote.judge("a", "t", remote.parse_check("\n".join(lines + [line])), True, 1)
+    c = checks.judge("a", "t", checks.parse_check("\n".join(lines + [line])), True, 1)
     assert any(problem in p for p in c.problems), c.problems
 
 
 def test_check_script_runs_here(tmp_path):
     """The same script runs on every host: it must work with a plain /bin/sh."""
     import subprocess
-    out = subprocess.run(["sh", "-c", remote.CHECK_SCRIPT.format(workdir=tmp_path / "w")],
+    out = subprocess.run(["sh", "-c", checks.CHECK_SCRIPT.format(workdir=tmp_path / "w")],
                          capture_output=True, text=True).stdout
-    f = remote.parse_check(out)
+    f = checks.parse_check(out)
     assert set(f["tools"]) == {"qemu-system-x86_64", "qemu-img"}
     assert f["workdir_ok"] and f["disk_kb"] > 0 and f["mem_kb"] > 0 and f["cpus"] >= 1
 
 
 def test_check_host_reports_an_unreachable_key(tmp_path):
     h = host("a", key=tmp_path / "missing")
-    c = remote.check_host(h)
+    c = checks.check_host(h)
     assert not c.usable and "key" in c.problems[0] and "not found" in c.problems[0]
-    assert "a" in remote.format_checks([c]) and "UNUSABLE" in remote.format_checks([c])
+    assert "a" in checks.format_checks([c]) and "UNUSABLE" in checks.format_checks([c])
 
 
 # ---------------------------------------------------------------------------- shipping
 
-CH = remote.SHIP_CHUNK
+CH = shipping.SHIP_CHUNK
 
 
 def sparse_file(path: Path, size: int, writes: dict) -> Path:
@@ -206,7 +206,7 @@ def sparse_file(path: Path, size: int, writes: dict) -> Path:
 def test_data_chunks_skip_holes_and_zeros(tmp_path):
     p = sparse_file(tmp_path / "img", 10 * CH, {0: b"A" * 10, 3 * CH + 5: b"B",
                                                6 * CH: bytes(CH)})     # explicit zeros
-    chunks = list(remote.data_chunks(p))
+    chunks = list(shipping.data_chunks(p))
     assert [off for off, _ in chunks] == [0, 3 * CH]
     assert chunks[1][1][5:6] == b"B" and len(chunks[1][1]) == CH
 
@@ -216,22 +216,22 @@ def test_content_hash_depends_on_content_not_allocation(tmp_path):
     dense = tmp_path / "b"
     dense.write_bytes(a.read_bytes())                # same bytes, no holes
     assert os.stat(dense).st_blocks > os.stat(a).st_blocks
-    assert remote.content_hash(a) == remote.content_hash(dense)
+    assert shipping.content_hash(a) == shipping.content_hash(dense)
     c = sparse_file(tmp_path / "c", 4 * CH, {CH: b"y" * 100})
     d = sparse_file(tmp_path / "d", 5 * CH, {CH: b"x" * 100})      # size counts
-    assert len({remote.content_hash(x) for x in (a, c, d)}) == 3
+    assert len({shipping.content_hash(x) for x in (a, c, d)}) == 3
 
 
 def test_cached_hash_recomputes_only_when_the_file_changes(tmp_path, monkeypatch):
     p = sparse_file(tmp_path / "a", CH, {0: b"1"})
     calls = []
-    real = remote.content_hash
-    monkeypatch.setattr(remote, "content_hash", lambda x: calls.append(x) or real(x))
-    h1 = remote.cached_hash(p)
-    assert remote.cached_hash(p) == h1 and len(calls) == 1
+    real = shipping.content_hash
+    monkeypatch.setattr(shipping, "content_hash", lambda x: calls.append(x) or real(x))
+    h1 = shipping.cached_hash(p)
+    assert shipping.cached_hash(p) == h1 and len(calls) == 1
     time.sleep(0.01)
     sparse_file(p, CH, {0: b"2"})
-    assert remote.cached_hash(p) != h1 and len(calls) == 2
+    assert shipping.cached_hash(p) != h1 and len(calls) == 2
 
 
 class LocalSftp:
@@ -263,7 +263,7 @@ def test_upload_sparse_sends_only_data_and_renames_into_place(tmp_path):
     dest = tmp_path / "objects" / "rootfs.img"
     dest.parent.mkdir()
     sftp = LocalSftp()
-    sent = remote.upload_sparse(sftp, src, str(dest))
+    sent = shipping.upload_sparse(sftp, src, str(dest))
     assert sent == 2 * CH
     assert dest.read_bytes() == src.read_bytes()
     assert os.stat(dest).st_blocks * 512 <= 4 * CH            # holes stayed holes
@@ -272,7 +272,7 @@ def test_upload_sparse_sends_only_data_and_renames_into_place(tmp_path):
 
 
 def test_object_path_is_content_addressed():
-    assert remote.object_path("/w", "ab" * 32, "vmlinuz") == f"/w/objects/{'ab' * 16}/vmlinuz"
+    assert shipping.object_path("/w", "ab" * 32, "vmlinuz") == f"/w/objects/{'ab' * 16}/vmlinuz"
 
 
 # ---------------------------------------------------------------------------- the remote Machine
@@ -280,7 +280,7 @@ def test_object_path_is_content_addressed():
 
 def test_channel_child_reads_like_pexpect():
     ch = FakeChan(b"hello")
-    child = remote._ChannelChild(ch, b"PENDING")
+    child = machine._ChannelChild(ch, b"PENDING")
     assert child.read_nonblocking(100, 0.01) == b"PENDING"
     assert child.read_nonblocking(100, 0.01) == b"hello"
     with pytest.raises(pexpect.TIMEOUT):
@@ -294,7 +294,7 @@ def test_channel_child_eof_when_the_connection_dies():
     ch = FakeChan()
     ch.t.active = False
     with pytest.raises(pexpect.EOF):
-        remote._ChannelChild(ch).read_nonblocking(100, 0.01)
+        machine._ChannelChild(ch).read_nonblocking(100, 0.01)
 
 
 def test_remote_machine_is_ended_by_its_pid(tmp_path):

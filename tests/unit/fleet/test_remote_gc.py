@@ -4,7 +4,7 @@ import os
 import subprocess
 import time
 
-from pinrig.fleet import remote
+from pinrig.fleet import shipping
 
 
 def _dir(path, age_days):
@@ -15,7 +15,7 @@ def _dir(path, age_days):
 
 
 def _gc(workdir, days, delete):
-    script = remote.GC_SCRIPT.format(workdir=str(workdir), days=days, delete=int(delete))
+    script = shipping.GC_SCRIPT.format(workdir=str(workdir), days=days, delete=int(delete))
     return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
 
 
