@@ -10,6 +10,7 @@ verdict names and their pass/fail/inconclusive sets from here.
 | data-loss    | checksums disagree                                             | failure  |
 | crash        | kernel report(s) during the case                               | failure  |
 | unexpected   | the case declared an expectation and reality differed          | failure  |
+| pin-leak     | pins taken during the case were not all released at teardown   | failure  |
 | error        | the rig could not tell (boot failure, timeout, lost guest)     | error    |
 | skipped      | the kernel or guest lacks what the case needs                  | skipped  |
 """
@@ -25,6 +26,7 @@ class Outcome(str, Enum):
     DATA_LOSS = "data-loss"
     CRASH = "crash"
     UNEXPECTED = "unexpected"
+    PIN_LEAK = "pin-leak"
     ERROR = "error"
     SKIPPED = "skipped"
 
@@ -72,10 +74,12 @@ class Outcome(str, Enum):
 ORDER = tuple(Outcome)                     # the order reports list them in
 NAMES = tuple(o.value for o in Outcome)
 PASSES: FrozenSet[Outcome] = frozenset({Outcome.OK, Outcome.REFUSED})
-FAILURES: FrozenSet[Outcome] = frozenset({Outcome.DATA_LOSS, Outcome.CRASH, Outcome.UNEXPECTED})
+FAILURES: FrozenSet[Outcome] = frozenset({Outcome.DATA_LOSS, Outcome.CRASH, Outcome.UNEXPECTED,
+                                          Outcome.PIN_LEAK})
 INCONCLUSIVE: FrozenSet[Outcome] = frozenset({Outcome.ERROR, Outcome.SKIPPED})
 # A failure a kernel showed in its data or its log (not an unmet expectation).
-KERNEL_FAILURES: FrozenSet[Outcome] = frozenset({Outcome.DATA_LOSS, Outcome.CRASH})
+KERNEL_FAILURES: FrozenSet[Outcome] = frozenset({Outcome.DATA_LOSS, Outcome.CRASH,
+                                                 Outcome.PIN_LEAK})
 
 
 def sql_set(outcomes: Iterable[Outcome]) -> str:

@@ -247,6 +247,22 @@ def _end_marker(sess: Optional[Session], case: Case) -> None:
             pass
 
 
+PIN_COUNTERS = ("echo 1 > /proc/sys/vm/stat_refresh 2>/dev/null; "
+                "grep -E '^nr_foll_pin_(acquired|released) ' /proc/vmstat")
+
+
+def pin_counters(g) -> Optional[dict]:
+    """{"acquired": n, "released": m} from /proc/vmstat (per-cpu counts folded first), or None
+    when the kernel has no FOLL_PIN accounting (before 5.7)."""
+    res = g.run(PIN_COUNTERS, timeout=30)
+    out = {}
+    for line in res.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            out[parts[0].removeprefix("nr_foll_pin_")] = int(parts[1])
+    return out if set(out) == {"acquired", "released"} else None
+
+
 def _apply_pressure(g, run: CaseRun, start: list) -> bool:
     """Set the suite's writeback pressure. A knob the kernel refuses makes the case `error`:
     a verdict under pressure that was never applied would be a verdict about something else."""
@@ -269,6 +285,7 @@ def run_case(sess: Session, case: Case, seed: int, pressure: Pressure) -> CaseRu
         if not _setup(sess, case, run):
             return run
         start, stop = pressure_commands(pressure)
+        before = pin_counters(g)
         try:
             if not _apply_pressure(g, run, start):
                 return run
@@ -285,6 +302,9 @@ def run_case(sess: Session, case: Case, seed: int, pressure: Pressure) -> CaseRu
         if _take_result(run, case, res.stdout, res.rc) and workloads.get(case.workload).verifies:
             _verify(sess, case, run, remount=True)
         g.run(f"umount {MNT} 2>/dev/null; true", timeout=60)
+        after = pin_counters(g)        # the workload exited and its files are unmounted
+        if before is not None and after is not None:
+            run.raw.pins = {k: after[k] - before[k] for k in ("acquired", "released")}
     except CommandTimeout as e:
         run.raw.infra_error = f"timeout: {e}"
         run.raw.timed_out = True

@@ -22,6 +22,9 @@ class RawOutcome:
     guest_died: bool = False
     timed_out: bool = False                      # the workload hung: its guest must be killed
     wall_s: float = 0.0
+    # FOLL_PIN accounting over the case (/proc/vmstat after stat_refresh), measured only where
+    # every pin must be gone by teardown (not across a power cut): {"acquired": n, "released": m}
+    pins: Optional[dict] = None
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Verdict:
     wall_s: float = 0.0
     seed: Optional[int] = None
     attempt: int = 1             # 1..N with --repeat N
+    pins: Optional[dict] = None  # FOLL_PIN acquired/released over the case, where measured
 
     @property
     def key(self) -> tuple:
@@ -89,7 +93,7 @@ _FIELD_TYPES: dict[str, Union[type, tuple[type, ...]]] = {
     "case": str, "verdict": str, "errno": str, "title": str, "titles": list,
     "blocks_lost": int, "blocks_checked": int, "first_bad_offset": int, "expect": str,
     "pin": str, "phase": str, "reason": str, "wall_s": (int, float), "seed": int,
-    "attempt": int}
+    "attempt": int, "pins": dict}
 
 
 def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdict:
@@ -118,6 +122,13 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
         v.verdict = Outcome.DATA_LOSS
         v.reason = f"{integrity.blocks_lost} of {integrity.blocks_checked} blocks lost"
         return _expect(case, v)
+    v.pins = dict(raw.pins) if raw.pins else None
+    leaked = pins_leaked(raw.pins)
+    if leaked and v.pins:
+        v.verdict = Outcome.PIN_LEAK
+        v.reason = (f"{leaked} page pin(s) never released: {v.pins['acquired']} acquired, "
+                    f"{v.pins['released']} released during the case")
+        return _expect(case, v)
     if raw.pin == "refused":
         v.verdict = Outcome.REFUSED
         v.reason = f"pin refused with {raw.errno}"
@@ -126,6 +137,16 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
         if integrity is not None:
             v.reason += f"; {integrity.blocks_checked} blocks verified"
     return _expect(case, v)
+
+
+def pins_leaked(pins: Optional[dict]) -> int:
+    """Pins acquired during the case and not released by its teardown (0 when not measured)."""
+    if not pins:
+        return 0
+    try:
+        return max(0, int(pins["acquired"]) - int(pins["released"]))
+    except (KeyError, TypeError, ValueError):
+        return 0
 
 
 def _expect(case: Case, v: Verdict) -> Verdict:

@@ -8,8 +8,8 @@ from pinrig.errors import InfraError, UserError
 
 
 def cmd_hosts_check(args) -> int:
-    from pinrig.fleet.pool import load_pool
     from pinrig.fleet.checks import check_pool, format_checks
+    from pinrig.fleet.pool import load_pool
     from pinrig.runs.runner import default_jobs
     pool = load_pool(args.pool)
     checks = check_pool(pool, args.jobs, local_jobs=default_jobs())
@@ -26,8 +26,8 @@ def cmd_hosts_check(args) -> int:
 
 
 def cmd_hosts_gc(args) -> int:
-    from pinrig.fleet.pool import load_pool
     from pinrig.fleet.connection import HostLost
+    from pinrig.fleet.pool import load_pool
     from pinrig.fleet.shipping import gc_host
     if args.older_than < 0:
         raise UserError("--older-than must not be negative")

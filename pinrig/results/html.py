@@ -13,7 +13,7 @@ from pinrig.sanitize import xml_text
 
 VERDICT_COLOURS = {
     "ok": "#2e9e5b", "refused": "#3b7dd8", "data-loss": "#e07b00", "crash": "#c62828",
-    "unexpected": "#8e44ad", "error": "#6b7a80", "skipped": "#c9d3d8",
+    "unexpected": "#8e44ad", "pin-leak": "#ad1457", "error": "#6b7a80", "skipped": "#c9d3d8",
 }
 VERDICT_ORDER = outcome.NAMES
 CLASS_COLOURS = {   # (background, text)

@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import pytest
+
 from pinrig.config import Case, Suite, load_suite
 from pinrig.errors import InfraError
 from pinrig.guest.transport import CmdResult, CommandTimeout
@@ -86,3 +88,28 @@ def test_pressure_the_kernel_refuses_is_an_error_not_ok(tmp_path, monkeypatch):
     assert v.verdict == "error" and "pressure could not be applied" in v.reason
     assert not any("/opt/pinrig/bin/" in c for c in sess.guest.commands)      # workload never ran
     assert any("pinrig-dirty_ratio.orig > /proc/sys/vm/dirty_ratio" in c for c in sess.guest.commands)
+
+
+@pytest.mark.parametrize("after, verdict", [((130, 130), "ok"), ((130, 110), "pin-leak")])
+def test_pins_not_released_by_teardown_are_a_failure_of_their_own(tmp_path, after, verdict):
+    """Issue 15 item 1: FOLL_PIN acquired/released deltas over the case, after teardown."""
+    counters = iter([(100, 100), after])
+
+    class Counting(FakeGuest):
+        def run(self, cmd, timeout=60, check=False):
+            if isinstance(cmd, str) and "nr_foll_pin" in cmd:
+                a, r = next(counters)
+                return CmdResult(0, f"nr_foll_pin_acquired {a}\nnr_foll_pin_released {r}\n", "", 0)
+            return super().run(cmd, timeout, check)
+
+    def ok(machine):
+        return CmdResult(0, '{"pin": "granted"}\n', "", 0.1)
+    sess = FakeSession(ok)
+    sess.guest = Counting(sess.machine, ok)
+    case = Case("ibverbs-pin", "ext4", "shared", timeout=5)
+    v = runner._one_case(sess, RunDir(tmp_path), case, 1, Suite("t", (case,)))
+    assert v.verdict == verdict
+    assert v.pins == {"acquired": after[0] - 100, "released": after[1] - 100}
+    if verdict == "pin-leak":
+        assert v.reason == "20 page pin(s) never released: 30 acquired, 10 released during the case"
+        assert v.failed
