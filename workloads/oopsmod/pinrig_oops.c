@@ -9,6 +9,8 @@
  *   echo TRIGGER > /proc/pinrig_oops          (from a process: syscall context)
  *   insmod pinrig_oops.ko trigger=TRIGGER     (from module init)
  *   cat /proc/pinrig_oops                     (lists the triggers)
+ *   echo leak-pin > /proc/pinrig_oops         (pins the writer's buffer page, never unpins:
+ *                                              a leaked FOLL_PIN for the rig's pin accounting)
  *
  * Fatal ones (an Oops/BUG with oops=panic) end the guest; warn, refcount, sched-atomic,
  * soft-lockup, rcu-stall and the KFENCE ones print their report and return.
@@ -18,6 +20,7 @@
 #include <linux/kfence.h>
 #include <linux/kernel.h>
 #include <linux/list.h>
+#include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/poison.h>
 #include <linux/preempt.h>
@@ -298,6 +301,31 @@ static int pinrig_run(const char *name)
 	return -EINVAL;
 }
 
+/*
+ * A pin taken and never dropped, the bug class the put_user_page() work was about ("a mistaken
+ * put_page() ... a page that can never be evicted"): the rig's pin accounting must catch it.
+ * The pages stay pinned for the life of the guest, on purpose.
+ */
+#define PINRIG_MAX_LEAKS 64
+static struct page *pinrig_leaked[PINRIG_MAX_LEAKS];
+static int pinrig_nleaked;
+
+static noinline int pinrig_leak_pin(const char __user *ubuf)
+{
+	struct page *page;
+	int ret;
+
+	if (pinrig_nleaked >= PINRIG_MAX_LEAKS)
+		return -ENOSPC;
+	ret = pin_user_pages_fast((unsigned long)ubuf & PAGE_MASK, 1, FOLL_WRITE, &page);
+	if (ret != 1)
+		return ret < 0 ? ret : -EFAULT;
+	pinrig_leaked[pinrig_nleaked++] = page;
+	pr_info("pinrig_oops: leaked a pin on a page of pid %d (%d leaked)\n",
+		current->pid, pinrig_nleaked);
+	return 0;
+}
+
 static ssize_t pinrig_write(struct file *file, const char __user *ubuf, size_t len, loff_t *off)
 {
 	char buf[32];
@@ -308,7 +336,10 @@ static ssize_t pinrig_write(struct file *file, const char __user *ubuf, size_t l
 		return -EFAULT;
 	buf[n] = '\0';
 	strim(buf);
-	ret = pinrig_run(strim(buf));
+	if (strcmp(strim(buf), "leak-pin") == 0)
+		ret = pinrig_leak_pin(ubuf);
+	else
+		ret = pinrig_run(strim(buf));
 	return ret ? ret : len;
 }
 
@@ -318,6 +349,7 @@ static int pinrig_show(struct seq_file *m, void *v)
 
 	for (i = 0; i < ARRAY_SIZE(triggers); i++)
 		seq_printf(m, "%s\n", triggers[i].name);
+	seq_puts(m, "leak-pin\n");
 	return 0;
 }
 
