@@ -53,6 +53,9 @@ from pinrig.fleet.shipping import cached_hash, object_path, upload_sparse
 from pinrig.guest import qemu, vm
 from pinrig.outcome import Outcome
 
+# verdicts whose medium is evidence and stays on the host
+KERNEL_EVIDENCE = (Outcome.DATA_LOSS, Outcome.CRASH)
+
 
 class _Stopped(InfraError):
     """The run is being interrupted: write nothing more."""
@@ -305,8 +308,7 @@ class HostRunDir:
                 raise HostLost(why)
         d = dataclasses.asdict(verdict)
         hv = HostedVerdict(**d, host=self.host)
-        if self.slot is not None and self.task.own_guest and verdict.verdict in (Outcome.DATA_LOSS,
-                                                                                  "crash"):
+        if self.slot is not None and self.task.own_guest and verdict.verdict in KERNEL_EVIDENCE:
             hv.pmem_on_host = f"{self.slot.rhost.host.target}:{self.slot.last_pmem}"
         out = self._run.write_case(hv, files)
         self.written.append(verdict.case)

@@ -106,20 +106,20 @@ def outcome_key(v: Verdict) -> tuple:
     """What 'the same outcome' means for one attempt: the verdict, plus the errno of a refusal
     and the normalised headline of a crash."""
     if v.verdict == Outcome.CRASH:
-        return ("crash", normalize_title(v.title) if v.title else "")
+        return (Outcome.CRASH, normalize_title(v.title) if v.title else "")
     if v.verdict == Outcome.REFUSED:
-        return ("refused", v.errno or "")
+        return (Outcome.REFUSED, v.errno or "")
     return (v.verdict,)
 
 
 def outcome_label(key: tuple, title: Optional[str] = None) -> str:
     """How an outcome reads; `title` shows a crash as reported rather than normalised."""
-    if key[0] == "crash":
+    if key[0] == Outcome.CRASH:
         shown = title or key[1]
         return f"crash: {shown}" if shown else "crash"
-    if key[0] == "refused":
+    if key[0] == Outcome.REFUSED:
         return f"refused {key[1]}".strip()
-    return key[0]
+    return str(key[0])
 
 
 def pin_state(v: Verdict) -> Optional[tuple]:

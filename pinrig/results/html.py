@@ -11,9 +11,10 @@ from pinrig import outcome
 from pinrig.outcome import Outcome
 from pinrig.sanitize import xml_text
 
-VERDICT_COLOURS = {
-    "ok": "#2e9e5b", "refused": "#3b7dd8", "data-loss": "#e07b00", "crash": "#c62828",
-    "unexpected": "#8e44ad", "pin-leak": "#ad1457", "error": "#6b7a80", "skipped": "#c9d3d8",
+VERDICT_COLOURS: dict = {
+    Outcome.OK: "#2e9e5b", Outcome.REFUSED: "#3b7dd8", Outcome.DATA_LOSS: "#e07b00",
+    Outcome.CRASH: "#c62828", Outcome.UNEXPECTED: "#8e44ad", Outcome.PIN_LEAK: "#ad1457",
+    Outcome.ERROR: "#6b7a80", Outcome.SKIPPED: "#c9d3d8",
 }
 VERDICT_ORDER = outcome.NAMES
 CLASS_COLOURS = {   # (background, text)
