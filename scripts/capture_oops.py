@@ -31,9 +31,6 @@ last TRIM_BEFORE lines before the report. Review the headers by hand afterwards.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import os
 import re
 import shlex
 import shutil
@@ -46,14 +43,17 @@ from typing import Optional
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pinrig import config, oops, paths, proc  # noqa: E402
+from pinrig import config, oops, paths  # noqa: E402
+from pinrig.cases.kmod import (  # noqa: E402
+    build_module,
+    build_root,
+    fetch_headers,
+    module_dir_name,
+)
 from pinrig.errors import InfraError, RigError, UserError  # noqa: E402
 from pinrig.guest.session import Session, prepare_env  # noqa: E402
-from pinrig.kernels.apt import PrivateApt, depends_names  # noqa: E402
 from pinrig.kernels.artifact import KernelArtifact  # noqa: E402
 
-MODULE_SRC = REPO / "workloads" / "oopsmod"
-MODULE_FILES = ("pinrig_oops.c", "Kbuild")
 CORPUS = REPO / "tests" / "data" / "oops"
 GUEST_KO = "/tmp/pinrig_oops.ko"
 TRIM_BEFORE = 150          # console lines kept before the first report
@@ -68,178 +68,16 @@ def say(msg: str) -> None:
 
 # ---------------------------------------------------------------------------- headers + module
 
-@dataclass(frozen=True)
-class Headers:
-    release: str
-    kdir: Path          # <root>/usr/src/linux-headers-<release>
-    cc: str             # compiler the kernel was built with (from .kernelvariables), e.g. gcc-12
-
-
-def _image_version(art: KernelArtifact) -> str:
-    for p in art.packages:
-        name, _, ver = p.partition("=")
-        if name.startswith(("linux-image-", "linux-binary-")) and ver:
-            return ver
-    raise InfraError(f"{art.name}: no linux-image package version in {art.packages}")
-
-
-def headers_packages(apt: PrivateApt, release: str, version: str) -> list:
-    """[(name, version)] of linux-headers-<release> and the two packages it builds with."""
-    top = f"linux-headers-{release}"
-    info = apt.show(top, version)
-    out = [(top, info["Version"])]
-    for dep in depends_names(info.get("Depends", "")):
-        if (dep.startswith("linux-headers-") and dep.endswith("-common")) \
-                or dep.startswith("linux-kbuild-"):
-            dinfo = apt.show(dep, version) if dep.endswith("-common") else apt.show(dep)
-            out.append((dep, dinfo["Version"]))
-    names = [n for n, _ in out]
-    if not any(n.endswith("-common") for n in names) or not any("kbuild" in n for n in names):
-        raise InfraError(f"{top} {version}: expected a -common and a linux-kbuild dependency, "
-                         f"found {names}")
-    return out
-
-
-def _relocate(root: Path) -> None:
-    """Make the unpacked tree self-contained: absolute symlinks and the arch Makefile's
-    `include /usr/src/...` point into root instead of the host's /usr."""
-    for p in root.rglob("*"):
-        if p.is_symlink():
-            target = os.readlink(p)
-            if target.startswith("/"):
-                p.unlink()
-                p.symlink_to(root / target.lstrip("/"))
-    for mk in root.glob("usr/src/linux-headers-*/Makefile"):
-        text = mk.read_text()
-        fixed = re.sub(r"^include /usr/src/", f"include {root}/usr/src/", text, flags=re.M)
-        if fixed != text:
-            mk.write_text(fixed)
-
-
-def fetch_headers(spec: config.KernelSpec, art: KernelArtifact) -> Headers:
-    base = paths.cache_dir() / "headers" / art.release
-    root = base / "root"
-    stamp = base / "headers.json"
-    if not stamp.exists():
-        version = _image_version(art)
-        apt = PrivateApt(spec.suite, spec.mirror)
-        if not any(apt.root.joinpath("lists").glob("*Packages*")):
-            apt.update()
-        pkgs = headers_packages(apt, art.release, version)
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
-        for name, ver in pkgs:
-            deb = apt.download(name, ver, base / "debs")
-            proc.run(["dpkg-deb", "-x", deb, root], what=f"dpkg-deb -x {deb.name}")
-        _relocate(root)
-        stamp.write_text(json.dumps({"release": art.release, "packages": pkgs}, indent=2))
-    kdir = root / "usr" / "src" / f"linux-headers-{art.release}"
-    if not (kdir / "Makefile").exists():
-        raise InfraError(f"{kdir}/Makefile missing: remove {base} and run again")
-    cc = "gcc"
-    kv = kdir / ".kernelvariables"
-    if kv.exists():
-        m = re.search(r"\b(gcc-\d+)\b", kv.read_text())
-        if m:
-            cc = m.group(1)
-    return Headers(art.release, kdir, cc)
-
-
-def _module_dir_name() -> str:
-    digest = hashlib.sha256()
-    for f in MODULE_FILES:
-        digest.update((MODULE_SRC / f).read_bytes())
-    return f"oopsmod-{digest.hexdigest()[:12]}"
-
-
-def build_module(h: Headers, chroot: Optional[Path] = None) -> Path:
-    """pinrig_oops.ko for this kernel, built once per source version (cached). With `chroot`,
-    build inside that root (which holds the same headers at their packaged /usr/src paths)."""
-    name = _module_dir_name()
-    out = paths.cache_dir() / "headers" / h.release / name / "pinrig_oops.ko"
-    if out.exists():
-        return out
-    if chroot is None:
-        if not shutil.which(h.cc):
-            raise UserError(f"building a module for {h.release} needs {h.cc} (the compiler that "
-                            f"built that kernel); the host has {_host_gccs() or 'no gcc'} "
-                            "(use --build-root)")
-        bdir, argv = out.parent, ["make", "-C", h.kdir, f"M={out.parent}", "modules"]
-    else:
-        bdir = chroot / "build" / name
-        argv = ["chroot", chroot, "make", "-C", f"/usr/src/linux-headers-{h.release}",
-                f"M=/build/{name}", "modules"]
-    shutil.rmtree(bdir, ignore_errors=True)
-    bdir.mkdir(parents=True)
-    for f in MODULE_FILES:
-        shutil.copy2(MODULE_SRC / f, bdir / f)
-    where = f" in {chroot}" if chroot else ""
-    say(f"building pinrig_oops.ko for {h.release} with {h.cc}{where}")
-    res = proc.run(argv, check=False, timeout=900)
-    ko = bdir / "pinrig_oops.ko"
-    if res.returncode != 0 or not ko.exists():
-        lines = [ln for ln in (res.stderr + res.stdout).splitlines() if ln.strip()]
-        raise InfraError(f"module build for {h.release} failed: {' | '.join(lines[-4:])}")
-    if ko != out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ko, out)
-    return out
-
-
-def build_root(spec: config.KernelSpec, art: KernelArtifact) -> Path:
-    """A debootstrap'd root of the kernel's own suite with its compiler and kbuild's runtime
-    libraries, plus the kernel's headers unpacked at their packaged paths: for kernels whose
-    compiler (or whose kbuild tools' glibc) the host does not have. Cached; never touches /usr."""
-    if os.geteuid() != 0:
-        raise InfraError("a build root needs root (debootstrap, chroot)")
-    proc.require("debootstrap")
-    apt = PrivateApt(spec.suite, spec.mirror)
-    if not any(apt.root.joinpath("lists").glob("*Packages*")):
-        apt.update()
-    pkgs = headers_packages(apt, art.release, _image_version(art))
-    extra = {"make"}
-    top = apt.show(pkgs[0][0], pkgs[0][1])
-    kbuild = next(n for n, _ in pkgs if n.startswith("linux-kbuild-"))
-    for dep in depends_names(top.get("Depends", "")) + \
-            depends_names(apt.show(kbuild).get("Depends", "")):
-        if not dep.startswith("linux-"):
-            extra.add(dep)
-    key = hashlib.sha256(" ".join(sorted(extra) + [f"{n}={v}" for n, v in pkgs]).encode())
-    root = paths.cache_dir() / "buildroot" / f"{spec.suite}-{key.hexdigest()[:12]}"
-    if (root / ".pinrig-ready").exists():
-        return root
-    tmp = root.with_name(root.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    say(f"build root: debootstrap {spec.suite} with {', '.join(sorted(extra))} (a few minutes)")
-    proc.run(["debootstrap", "--variant=minbase", f"--include={','.join(sorted(extra))}",
-              spec.suite, tmp, spec.mirror], what=f"debootstrap {spec.suite} (build root)",
-             timeout=3600)
-    for name, ver in pkgs:
-        deb = apt.download(name, ver, paths.cache_dir() / "headers" / art.release / "debs")
-        proc.run(["dpkg-deb", "-x", deb, tmp], what=f"dpkg-deb -x {deb.name}")
-    (tmp / ".pinrig-ready").write_text(json.dumps({"packages": pkgs, "extra": sorted(extra)}))
-    shutil.rmtree(root, ignore_errors=True)
-    tmp.rename(root)
-    return root
-
-
 def module_for(spec: config.KernelSpec, art: KernelArtifact, mode: str) -> Path:
     """Build (or reuse) the module: on the host when it has the kernel's compiler, else (or with
     mode 'always') in a build root of the kernel's suite."""
     h = fetch_headers(spec, art)
-    cached = paths.cache_dir() / "headers" / h.release / _module_dir_name() / "pinrig_oops.ko"
+    cached = paths.cache_dir() / "headers" / h.release / module_dir_name() / "pinrig_oops.ko"
     if cached.exists():
         return cached
     if mode == "always" or (mode == "auto" and not shutil.which(h.cc)):
         return build_module(h, chroot=build_root(spec, art))
     return build_module(h)
-
-
-def _host_gccs() -> str:
-    found = sorted({p.name for d in os.environ.get("PATH", "").split(":") if d
-                    for p in Path(d).glob("gcc-[0-9]*") if re.fullmatch(r"gcc-\d+", p.name)})
-    return ", ".join(found)
 
 
 # ---------------------------------------------------------------------------- scenarios

@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from pinrig.cases import integrity, workloads
+from pinrig.cases import integrity, kmod, workloads
 from pinrig.cases.verdict import RawOutcome
 from pinrig.cases.workloads import MNT
 from pinrig.config import Case, Pressure
@@ -171,6 +171,8 @@ def _setup(sess: Session, case: Case, run: CaseRun) -> bool:
     if reason:
         run.raw.skip_reason = reason
         return False
+    if workloads.needs_module(case):
+        _load_test_module(sess, run)
     run.raw.phase = "setup"
     for cmd in fs_setup_commands(case.fs, sess.info.get("dax_state", "raw")):
         res = g.run(cmd, timeout=120)
@@ -236,6 +238,21 @@ def _verify(sess: Session, case: Case, run: CaseRun, remount: bool) -> None:
     run.checksums = {"file": data_file(case), "seed": run.raw.result.get("seed"),
                      "block_size": integrity.BLOCK, "expected": expected,
                      "actual": got["blocks"], "result": run.integrity.to_dict()}
+
+
+def _load_test_module(sess: Session, run: CaseRun) -> None:
+    """Upload and load the rig's test module (once per guest); InfraError when it cannot."""
+    ko = sess.env.test_module
+    if ko is None:
+        raise InfraError("the case needs the rig's test module, which was not built")
+    g = sess.connected_guest()
+    if g.run("test -e /proc/pinrig_oops", timeout=15).rc == 0:
+        return
+    g.put(ko, kmod.GUEST_KO)
+    res = g.run(f"insmod {kmod.GUEST_KO}", timeout=60)
+    run.log(f"insmod {kmod.GUEST_KO}", res)
+    if res.rc != 0:
+        raise InfraError(f"insmod {ko.name} failed: {res.stderr.strip()[-200:]}")
 
 
 def _end_marker(sess: Optional[Session], case: Case) -> None:

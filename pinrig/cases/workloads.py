@@ -25,6 +25,8 @@ class Workload:
     crash_and_verify: Callable[["Case"], bool] = lambda case: False
     # ↑ True: the case pins, power-cuts the guest with the pin held and verifies after a second
     #   boot on the same pmem file, so it needs a guest of its own (and the program --hold)
+    needs_module: Callable[["Case"], bool] = lambda case: False
+    # ↑ True: the case needs the rig's test module (pinrig.cases.kmod) loaded in the guest
 
     @property
     def verifies(self) -> bool:
@@ -42,7 +44,8 @@ class Workload:
 def _ibverbs_pin(case: "Case", seed: int, hold: bool) -> list:
     access = {"ro": "ro", "none": "none"}.get(case.variant or "", "rw")
     return ["--file", f"{MNT}/pin.dat", "--size", str(case.size), "--map", case.mapping,
-            "--access", access, "--device", "rxe0", "--seed", str(seed)]
+            "--access", access, "--device", "rxe0", "--seed", str(seed)] + \
+        (["--leak"] if case.variant == "leak" else [])
 
 
 def _lost_write(case: "Case", seed: int, hold: bool) -> list:
@@ -65,7 +68,9 @@ def _iouring_fixed(case: "Case", seed: int, hold: bool) -> list:
 
 
 _TABLE: Tuple[Workload, ...] = (
-    Workload("ibverbs-pin", "ibverbs-pin", _ibverbs_pin, needs_rdma=True),
+    # variant leak: the test module takes a pin and keeps it (proves the pin accounting bites)
+    Workload("ibverbs-pin", "ibverbs-pin", _ibverbs_pin, needs_rdma=True,
+             needs_module=lambda case: case.variant == "leak"),
     Workload("lost-write", "lost-write", _lost_write, data_file=f"{MNT}/lost.dat",
              needs_rdma=True, crash_and_verify=lambda case: True),
     Workload("odirect-into-mmap", "odirect-into-mmap", _odirect_into_mmap,
@@ -82,6 +87,10 @@ def get(name: str) -> Workload:
         return WORKLOADS[name]
     except KeyError:
         raise KeyError(f"unknown workload {name!r} (one of: {', '.join(NAMES)})") from None
+
+
+def needs_module(case: "Case") -> bool:
+    return get(case.workload).needs_module(case)
 
 
 def needs_own_guest(case: "Case") -> bool:

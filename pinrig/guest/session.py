@@ -40,6 +40,7 @@ class Environment:
     saved: Optional[SavedState] = None   # start guests from this saved ready state
     boot_note: str = ""                  # why guests boot cold (--cold, or saving failed)
     fallbacks: list = field(default_factory=list)   # restores that fell back to a cold boot
+    test_module: Optional[Path] = None   # pinrig_oops.ko for this kernel, when a case needs it
 
     @property
     def boot_mode(self) -> str:

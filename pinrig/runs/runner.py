@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Optional
 
 from pinrig import __version__, interrupt, oops, paths
+from pinrig.cases import kmod
 from pinrig.cases.execute import case_seed, run_case, run_crash_case
 from pinrig.cases.verdict import RawOutcome, Verdict, decide
-from pinrig.cases.workloads import needs_own_guest
+from pinrig.cases.workloads import needs_module, needs_own_guest
 from pinrig.config import Case, Suite, load_kernel_spec, load_suite
 from pinrig.errors import InfraError, UserError
 from pinrig.guest import vm
@@ -141,6 +142,8 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     repeat = suite.repeat if repeat is None else repeat
     resumed = check_run_args(kernel_arg, suite, out, resume, repeat, jobs)   # before any work
     env = prepare_env(kernel_arg, image_hash=guest_hash, cold=cold)
+    if any(needs_module(c) for c in suite.cases):
+        env.test_module = kmod.test_module(env.spec, env.art)
     if resume and resumed is not None:
         run = RunDir(resume, resumed)
         seed = run.manifest["seed"]

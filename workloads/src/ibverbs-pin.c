@@ -26,6 +26,7 @@ static struct {
 	const char *access_name;
 	int access;
 	bool anon;
+	bool leak;
 } opt = {
 	.access_name = "rw",
 	.access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE,
@@ -34,6 +35,7 @@ static struct {
 static char devname_buf[64];
 static long long memlock = -2;
 static int pattern_intact = -1; /* -1 unknown */
+static int leaked_pin = -1;     /* --leak: 1 when the test module took (and kept) a pin */
 
 static void usage(FILE *f)
 {
@@ -47,7 +49,9 @@ static void usage(FILE *f)
 		"  --map      MAP_SHARED (default) or MAP_PRIVATE\n"
 		"  --access   rw = LOCAL_WRITE|REMOTE_WRITE (default), ro = REMOTE_READ, none = 0\n"
 		"  --device   RDMA device name (default: the first one)\n"
-		"  --seed     pattern seed (default 1)\n");
+		"  --seed     pattern seed (default 1)\n"
+		"  --leak     afterwards, have the test module (/proc/pinrig_oops) pin a page of\n"
+		"             this process and never unpin it: a leak the rig's accounting must catch\n");
 }
 
 static void extra(struct jbuf *j)
@@ -60,6 +64,8 @@ static void extra(struct jbuf *j)
 	jk_u64(j, "seed", co.seed);
 	jk_memlock(j, memlock);
 	jk_tribool(j, "pattern_intact", pattern_intact);
+	if (opt.leak)
+		jk_tribool(j, "leaked_pin", leaked_pin);
 }
 
 static void own_opt(int c, const char *arg)
@@ -77,12 +83,14 @@ static void own_opt(int c, const char *arg)
 			usage_fail(usage, "--access must be rw, ro or none: '%s'", arg);
 		break;
 	case 'A': opt.anon = true; break;
+	case 'L': opt.leak = true; break;
 	}
 }
 
 static const struct option own_opts[] = {
 	{ "access", required_argument, NULL, 'a' },
 	{ "anon", no_argument, NULL, 'A' },
+	{ "leak", no_argument, NULL, 'L' },
 	{ 0 }
 };
 
@@ -154,6 +162,18 @@ int main(int argc, char **argv)
 		stage("deregistered", map);
 	}
 	pattern_intact = count_pattern_blocks(map, co.seed, TAG_A, co.size) == co.size / PR_BLOCK;
+
+	if (opt.leak) {
+		char cmd[] = "leak-pin";   /* writable: the module pins it with FOLL_WRITE */
+		int pfd = open("/proc/pinrig_oops", O_WRONLY | O_CLOEXEC);
+
+		if (pfd < 0)
+			fail_errno(errno, "open(/proc/pinrig_oops): is the test module loaded?");
+		leaked_pin = write(pfd, cmd, sizeof(cmd) - 1) == (ssize_t)(sizeof(cmd) - 1);
+		if (!leaked_pin)
+			fail_errno(errno ? errno : EIO, "write(/proc/pinrig_oops, leak-pin)");
+		close(pfd);
+	}
 
 	munmap(map, co.size);
 	if (fd >= 0)

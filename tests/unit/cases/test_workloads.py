@@ -32,3 +32,10 @@ def test_needs_and_verification():
 def test_unknown_workload_names_the_known_ones():
     with pytest.raises(KeyError, match="one of: ibverbs-pin, lost-write"):
         workloads.get("nope")
+
+
+def test_the_leak_variant_needs_the_test_module_and_asks_for_the_leak():
+    leak = case("ibverbs-pin", variant="leak")
+    assert workloads.needs_module(leak) and not workloads.needs_module(case("ibverbs-pin"))
+    argv = workloads.get("ibverbs-pin").argv("/opt/pinrig/bin", leak, 7)
+    assert argv[-1] == "--leak" and "--access" in argv and argv[argv.index("--access") + 1] == "rw"
