@@ -88,7 +88,7 @@ class Fields:
     def name(self, key: str, default: Any = ...) -> Any:
         """A string that will become a path component or an id part (see NAME_RULE)."""
         val = self.get(key, str, default)
-        if val is not None and val is not default and not check_name(val):
+        if isinstance(val, str) and not check_name(val):   # a file's stem as default too
             raise self.err(key, f"{val!r} is not a valid name ({NAME_RULE})")
         return val
 

@@ -111,7 +111,6 @@ def ensure(env: "Environment", session_factory, mem_mb: int = 2048, smp: int = 2
             _save(sess, tmp)
         finally:
             sess.close()
-        shutil.move(str(tmp / "boot" / "overlay.qcow2.saved"), str(tmp / "overlay.qcow2"))
         os.chmod(tmp / "overlay.qcow2", 0o444)
         shutil.rmtree(tmp / "boot", ignore_errors=True)
         (tmp / "info.json").write_text(json.dumps({"key": key, "info": sess.info,
@@ -146,8 +145,9 @@ def _save(sess: "Session", dest: Path) -> None:
     finally:
         q.close()
     machine.kill()
-    # the overlay as the saved state knows it; the session's close() removes overlay.qcow2
-    os.link(machine.workdir / "overlay.qcow2", machine.workdir / "overlay.qcow2.saved")
+    # the overlay as the saved state knows it (a second name: the session's close() removes
+    # its own overlay.qcow2)
+    os.link(machine.workdir / "overlay.qcow2", dest / "overlay.qcow2")
 
 
 def restore_config(cfg: qemu.QemuConfig, saved: SavedState) -> qemu.QemuConfig:

@@ -138,7 +138,6 @@ class Machine:
     ready_at: Optional[float] = None
     info: dict = field(default_factory=dict)
     qmp: Optional[Path] = None           # QMP socket (save / resume)
-    restored: bool = False               # resumes a saved state (no boot on the console)
 
     @property
     def pid(self) -> Optional[int]:
@@ -280,4 +279,4 @@ def prepare(art: KernelArtifact, boot: BootFiles, image: GuestImage, workdir: Pa
         cfg = snapshot.restore_config(cfg, saved)
     return Machine(argv=qemu.build_argv(cfg), workdir=workdir,
                    console_log=workdir / "console.log", ssh_port=port, accel=accel, image=image,
-                   qmp=qmp, restored=saved is not None)
+                   qmp=qmp)
