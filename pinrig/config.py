@@ -454,3 +454,63 @@ def _expand_case(path: Path, i: int, rc: dict, default_timeout: int) -> list:
         raise UserError(f"{path}: cases[{i}].size: must be a positive multiple of 4096")
     return [Case(workload, fs, m, v, expect, size, timeout)
             for fs in fss for m in maps for v in variants]
+
+
+# ---------------------------------------------------------------------------- LAVA labs
+
+LAB_URL_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~%+/-]*)?")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+@dataclass(frozen=True)
+class LavaLab:
+    """Where a nightly plan's guests run when they run in a LAVA lab instead of here."""
+    url: str                     # XML-RPC endpoint, https://HOST/RPC2
+    artifacts_dir: Path          # exports are written under here…
+    artifacts_url: str           # …and the lab's workers download them from here
+    user: Optional[str] = None
+    token_env: Optional[str] = None   # the environment variable holding the API token
+    accel: str = "tcg"
+    timeout: int = 6 * 3600      # seconds to wait for a kernel × suite's jobs
+    poll: int = 60
+
+
+def load_lava_lab(path: Path, data: object, prefix: str = "lava.") -> LavaLab:
+    """A `lava:` mapping (nightly plans); errors name the file and the field. Tokens never go
+    in a file: `token_env` names the environment variable that holds it."""
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: {prefix.rstrip('.')}: must be a mapping "
+                        "{url, artifacts: {dir, url}, …}")
+    f = Fields(path, data, prefix)
+    if "token" in data:
+        raise f.err("token", "tokens do not belong in a file; name the environment variable "
+                    "that holds it with token_env")
+    url = f.get("url", str)
+    if not LAB_URL_RE.fullmatch(url):
+        raise f.err("url", f"{url!r} is not an http(s) URL (https://HOST/RPC2)")
+    user = f.get("user", str, None)
+    token_env = f.get("token_env", str, None)
+    if token_env is not None and not ENV_NAME_RE.fullmatch(token_env):
+        raise f.err("token_env", f"{token_env!r} is not an environment variable name")
+    if token_env is not None and user is None:
+        raise f.err("user", "is required with token_env (LAVA tokens belong to a user)")
+    accel = f.get("accel", str, "tcg", choices=("tcg", "kvm"))
+    timeout = f.get("timeout", int, 6 * 3600)
+    if timeout <= 0:
+        raise f.err("timeout", "must be positive (seconds to wait for the jobs)")
+    poll = f.get("poll", int, 60)
+    if poll <= 0:
+        raise f.err("poll", "must be positive (seconds)")
+    arts = f.get("artifacts", dict)
+    af = Fields(path, arts, prefix + "artifacts.")
+    adir = af.get("dir", str)
+    aurl = af.get("url", str)
+    af.finish()
+    if not re.fullmatch(r"(https?|file)://\S+", aurl):
+        raise af.err("url", f"{aurl!r} is not an http(s):// or file:// URL")
+    f.finish()
+    d = Path(adir)
+    if not d.is_absolute():
+        d = path.parent / d
+    return LavaLab(url=url, artifacts_dir=d, artifacts_url=aurl.rstrip("/"), user=user,
+                   token_env=token_env, accel=accel, timeout=timeout, poll=poll)

@@ -445,3 +445,86 @@ class ExitingMachine:
 
 class _NotPanicked:
     panicked = False
+
+
+# from tests/unit/lava
+class FakeLavaServer:
+    """A LAVA XML-RPC endpoint on 127.0.0.1 (stdlib xmlrpc.server in a thread) answering
+    scheduler.jobs.submit/show/definition/logs as a LAVA server does. jobs: id → dict with
+    `definition`, `log` and `state`; logs are paged `page` lines at a time. With user/token set,
+    calls must carry them (HTTP basic auth in the URL, as lavacli sends them)."""
+
+    def __init__(self, jobs=None, user=None, token=None, page=40):
+        import base64
+        from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
+        self.jobs = dict(jobs or {})
+        self.submitted, self.auth = [], []
+        self.page = page
+        want = None
+        if user:
+            want = "Basic " + base64.b64encode(f"{user}:{token or ''}".encode()).decode()
+        fake = self
+
+        class Handler(SimpleXMLRPCRequestHandler):
+            rpc_paths = ("/RPC2",)
+
+            def log_message(self, *a):
+                pass
+
+            def decode_request_content(self, data):
+                got = self.headers.get("Authorization")
+                fake.auth.append(got)
+                if want is not None and got != want:
+                    self.send_response(401)
+                    self.send_header("Content-length", "0")
+                    self.end_headers()
+                    return None
+                return super().decode_request_content(data)
+
+        self.server = SimpleXMLRPCServer(("127.0.0.1", 0), requestHandler=Handler,
+                                         allow_none=True, logRequests=False)
+        for name in ("submit", "show", "definition", "logs"):
+            self.server.register_function(getattr(self, "_" + name), f"scheduler.jobs.{name}")
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/RPC2"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _job(self, job_id):
+        import xmlrpc.client
+        job = self.jobs.get(str(job_id))
+        if job is None:
+            raise xmlrpc.client.Fault(404, f"Job '{job_id}' was not found.")
+        return job
+
+    def _submit(self, definition):
+        job_id = str(100 + len(self.jobs))
+        self.submitted.append(definition)
+        self.jobs[job_id] = {"definition": definition, "log": "", "state": "Submitted"}
+        return int(job_id)
+
+    def _show(self, job_id):
+        job = self._job(job_id)
+        return {"id": int(job_id), "state": job["state"],
+                "health": "Complete" if job["state"] == "Finished" else "Unknown",
+                "description": "fake"}
+
+    def _definition(self, job_id):
+        return self._job(job_id)["definition"]
+
+    def _logs(self, job_id, line=0):
+        import xmlrpc.client
+        job = self._job(job_id)
+        lines = job["log"].splitlines(keepends=True)
+        chunk = lines[line:line + self.page]
+        finished = job["state"] == "Finished" and line + self.page >= len(lines)
+        return [finished, xmlrpc.client.Binary("".join(chunk).encode())]

@@ -3,7 +3,7 @@
 
 One module per command group registers its subcommands: kernels.py (kernels, build, image),
 guest.py (boot, bench), run.py (run, oops, export), results.py (compare, repro, nightly),
-source.py (bisect, kselftest), fleet.py (hosts).
+source.py (bisect, kselftest), fleet.py (hosts), lava.py (lava).
 """
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import argparse
 import sys
 
 from pinrig import __version__, interrupt
-from pinrig.cli import fleet, guest, kernels, results, run, source
+from pinrig.cli import fleet, guest, kernels, lava, results, run, source
 from pinrig.errors import RigError
 from pinrig.guest import vm
 from pinrig.sanitize import one_line
 
-GROUPS = (kernels, source, guest, run, fleet, results)
+GROUPS = (kernels, source, guest, run, fleet, results, lava)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -333,3 +333,28 @@ def kmod_needed(case: Case) -> bool:
 
 def dump(doc: dict) -> str:
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def job_files(arg: Path) -> list:
+    """Job files named by the user: a job YAML, or an export directory (its jobs/*.yaml)."""
+    if arg.is_dir():
+        files = sorted((arg / "jobs").glob("*.yaml")) or sorted(arg.glob("*.yaml"))
+        if not files:
+            raise UserError(f"{arg}: no LAVA job files (jobs/*.yaml) in this directory")
+        return files
+    if not arg.is_file():
+        raise UserError(f"{arg}: no such job file or export directory")
+    return [arg]
+
+
+def load_job(path: Path) -> dict:
+    """A job file, read and checked to be a mapping (schema checks: pinrig.lava.validate)."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read: {e}")
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not YAML: {str(e).splitlines()[0]}")
+    if not isinstance(doc, dict):
+        raise UserError(f"{path}: not a LAVA job (a YAML mapping)")
+    return doc

@@ -105,3 +105,30 @@ def available() -> Optional[str]:
     if shutil.which(LAVA_RUN) is None:
         return "lava-run not installed (apt-get install lava-dispatcher)"
     return None
+
+
+def run_jobs(job_paths: list, out: Path, echo=print, timeout: float = 7200) -> tuple:
+    """lava-run every job here, then map their logs into one results directory at `out`
+    (LAVA's own files under out/lava/<job>/). Returns (RunDir, verdicts, [LocalRun])."""
+    from pinrig.errors import UserError
+    from pinrig.lava.export import load_job
+    from pinrig.lava.results import Collected, job_meta, write_run
+    from pinrig.lava.validate import validate_jobs
+    jobs = [load_job(p) for p in job_paths]
+    for p, j in zip(job_paths, jobs):
+        job_meta(j)                  # a pinrig job, or a clear error before anything runs
+    validate_jobs(jobs, [str(p) for p in job_paths])
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"-o {out}: not empty; give an empty or new directory")
+    scratch = out.with_name(out.name + ".lava")
+    runs, collected = [], []
+    for i, (p, job) in enumerate(zip(job_paths, jobs), 1):
+        echo(f"rig: lava-run {p.name} ({i}/{len(jobs)})")
+        r = run_job(p, scratch / p.stem, job_id=str(i), timeout=timeout)
+        echo(f"rig: lava-run {p.name}: exit {r.returncode}, {r.wall_s:.0f}s")
+        runs.append(r)
+        collected.append(Collected(job, r.log.read_text(errors="replace"), str(i), "lava-run"))
+    run, verdicts = write_run(out, collected, echo=echo)
+    import shutil
+    shutil.move(str(scratch), str(out / "lava"))
+    return run, verdicts, runs

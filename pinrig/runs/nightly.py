@@ -55,6 +55,7 @@ class NightlyPlan:
     results: Optional[Path] = None
     description: str = ""
     path: Optional[Path] = None
+    lava: Optional[config.LavaLab] = None   # run the guests in this LAVA lab, not here
 
     def runs(self) -> list:
         return [(k, s) for k in self.kernels for s in self.suites]
@@ -79,7 +80,9 @@ def load_plan(path_arg: str) -> NightlyPlan:
     results = f.get("results", str, None)
     raw_kernels = f.get("kernels", list)
     suites = f.str_list("suites")
+    lava_data = f.get("lava", dict, None)
     f.finish()
+    lava = config.load_lava_lab(p, lava_data) if lava_data is not None else None
     if repeat is not None and repeat < 1:
         raise f.err("repeat", "must be at least 1")
     if retention < 1:
@@ -130,7 +133,7 @@ def load_plan(path_arg: str) -> NightlyPlan:
             res = paths.REPO / res
     return NightlyPlan(name=name, kernels=tuple(kernels), suites=tuple(suite_args),
                        repeat=repeat, retention=retention, results=res,
-                       description=description, path=p)
+                       description=description, path=p, lava=lava)
 
 
 def _relative(plan_path: Path, arg: str) -> str:
@@ -441,6 +444,9 @@ def run_night(plan: NightlyPlan, root: Optional[Path] = None, date: Optional[str
         raise UserError(f"--date {date}: expected YYYY-MM-DD")
     if night is not None and not NIGHT_RE.match(night):
         raise UserError(f"--night {night}: expected YYYY-MM-DD or YYYY-MM-DD.N")
+    if run_suite is None and plan.lava is not None:
+        from pinrig.lava.lab import suite_runner
+        run_suite = suite_runner(plan.lava)
     if run_suite is None:
         from pinrig.runs.runner import run_suite
     with locked(root):
