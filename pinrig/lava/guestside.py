@@ -57,6 +57,11 @@ done
 
 
 LIB_SH = r"""# pinrig LAVA helpers (sourced by the case scripts; PINRIG_CASE is the case's number)
+# The console carries the evidence lines and kernel messages both; a printk can land in the
+# middle of a line. Only messages of level warning and worse reach the console while the cases
+# run (every kernel report does: BUG/WARNING/Oops/panic and their traces); the full log of each
+# case is printed, tagged, from dmesg at its end.
+dmesg -n 5 2>/dev/null
 # step NAME LINE: run the shell LINE, print its output tagged, then its exit code
 step() {
     _name=$1
@@ -72,6 +77,12 @@ report() {
     if command -v lava-test-case >/dev/null 2>&1; then
         lava-test-case "$PINRIG_NAME" --result "$1"
     fi
+}
+# dmesg_since ID: the kernel log from the case's start marker on, tagged
+dmesg_since() {
+    dmesg | awk -v m="pinrig: case-start $1" \
+        'substr($0, length($0) - length(m) + 1) == m { on = 1 } on' |
+        sed "s/^/pinrig-lava:$PINRIG_CASE:dmesg| /"
 }
 # needs: the guest's RDMA devices and pmem namespaces, as the rig's ready line gives them
 needs() {
@@ -91,8 +102,8 @@ def _header(n: int, case: Case, suffix: str = "") -> list:
             f"PINRIG_CASE={n}",
             f"PINRIG_NAME={shlex.quote(test_case_name(case.id) + suffix)}",
             f". {LAVA_DIR}/lib.sh",
-            f"echo {shlex.quote(f'pinrig-lava:{n}:begin {case.id}')}",
             execute.marker("start", case.id),
+            f"echo {shlex.quote(f'pinrig-lava:{n}:begin {case.id}')}",
             "needs"]
 
 
@@ -157,6 +168,7 @@ def shared_case_script(n: int, case: Case, seed: int, pressure: Pressure) -> str
         lines.append("}")
     lines.append(f"step umount {shlex.quote(f'umount {MNT} 2>/dev/null; true')}")
     lines.append(PINS.replace("step pins", "step pins-after"))
+    lines.append(f"dmesg_since {shlex.quote(case.id)}")
     lines.append(execute.marker("end", case.id))
     lines.append('if [ "$WL" = 0 ]; then report pass; else report fail; fi')
     return "\n".join(lines) + "\n"
@@ -182,6 +194,7 @@ def crash_pin_script(n: int, case: Case, seed: int, pressure: Pressure) -> str:
         f"step workload {shlex.quote(f'cat {out}; echo --- stderr ---; cat {err}')}",
         f"if kill -0 $(cat {HOLD_PID}) 2>/dev/null; then "
         f"echo \"pinrig-lava:{n}:holding| yes\"; fi",
+        f"dmesg_since {shlex.quote(case.id)}",
         execute.marker("end", case.id),
         "sleep 0.5",
         f"if grep -q '^{{' {out}; then report pass; else report fail; fi",
@@ -197,10 +210,11 @@ def crash_verify_script(n: int, case: Case) -> str:
              f"PINRIG_CASE={n}",
              f"PINRIG_NAME={shlex.quote(test_case_name(case.id))}",
              f". {LAVA_DIR}/lib.sh",
-             f"echo {shlex.quote(f'pinrig-lava:{n}:verify-begin {case.id}')}",
-             execute.marker("start", case.id)]
+             execute.marker("start", case.id),
+             f"echo {shlex.quote(f'pinrig-lava:{n}:verify-begin {case.id}')}"]
     lines += _verify_lines(case)
     lines.append("BS=$?")
+    lines.append(f"dmesg_since {shlex.quote(case.id)}")
     lines.append(execute.marker("end", case.id))
     lines.append('if [ "$BS" = 0 ]; then report pass; else report fail; fi')
     return "\n".join(lines) + "\n"

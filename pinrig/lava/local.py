@@ -115,7 +115,7 @@ def run_jobs(job_paths: list, out: Path, echo=print, timeout: float = 7200) -> t
     from pinrig.lava.results import Collected, job_meta, write_run
     from pinrig.lava.validate import validate_jobs
     jobs = [load_job(p) for p in job_paths]
-    for p, j in zip(job_paths, jobs):
+    for j in jobs:
         job_meta(j)                  # a pinrig job, or a clear error before anything runs
     validate_jobs(jobs, [str(p) for p in job_paths])
     if out.exists() and any(out.iterdir()):

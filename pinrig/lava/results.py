@@ -21,7 +21,7 @@ from pinrig.cases import execute, integrity, workloads
 from pinrig.cases.verdict import RawOutcome, Verdict, decide
 from pinrig.config import Case
 from pinrig.errors import UserError
-from pinrig.lava import export
+from pinrig.lava import export, guestside
 from pinrig.outcome import Outcome
 from pinrig.results.rundir import RunDir, atomic_write, host_info, junit_xml, summary_text
 
@@ -113,6 +113,10 @@ class Evidence:
     def step(self, name: str) -> list:
         return [s for s in self.steps if s.name == name]
 
+    @property
+    def dmesg(self) -> str:
+        return "".join(s.text for s in self.step("dmesg"))
+
 
 def evidence(lines: list) -> dict:
     """case number → Evidence, from (time, console line) pairs."""
@@ -128,6 +132,11 @@ def evidence(lines: list) -> dict:
             continue
         n, name = int(m.group(1)), m.group(2)
         ev = out.setdefault(n, Evidence())
+        if name not in ("begin", "verify-begin", "dmesg") and not ev.begun:
+            # the begin line itself can be cut by a kernel message on the console: any later
+            # line of the case says it began
+            ev.begun = True
+            ev.t_begin = t
         if name in ("begin", "verify-begin"):
             ev.begun = True
             ev.verify_begun = ev.verify_begun or name == "verify-begin"
@@ -332,26 +341,36 @@ def judge_job(meta: dict, entries: list) -> list:
     slices = oops.split_by_case(text)
     evs = evidence(lines)
     err = job_error(entries)
+    # LAVA's own record of each test case: the end of a case whose end line was cut
+    lava_cases = {str(r.get("case")): str(r.get("result")) for r in lava_results(entries)
+                  if r.get("definition") != "lava"}
     seed = int(meta.get("seed", 1))
     crash = bool(meta.get("crash_and_verify"))
     out = []
     for n, case in meta_cases(meta):
         ev = evs.get(n)
+        name = guestside.test_case_name(case.id)
+        if ev is not None and ev.begun and ev.result is None:
+            ev.result = lava_cases.get(name + ".pin" if crash else name)
+        if ev is not None and ev.verify_begun and ev.verify_result is None:
+            ev.verify_result = lava_cases.get(name)
         raw, res, sums = raw_outcome(case, ev, crash, err)
         cslice = slices.get(case.id, "")
         if raw.guest_died and not cslice:
             cslice = text[-200000:]
-        reports = oops.parse_console(cslice)
+        dmesg = ev.dmesg if ev is not None else ""
+        reports = oops.parse_console(cslice) or oops.parse_console(dmesg)
         if (ev is None or not ev.begun) and not reports:
             # a boot that never reached the case: a kernel report there is still the case's
             reports = oops.parse_console(slices.get("boot", ""))
         v = decide(case, raw, reports, res)
         v.seed = execute.case_seed(seed, case.id)
         guest_log = "\n".join(
-            f"$ {s.name}\n[exit {s.rc}]\n{s.text}" for s in (ev.steps if ev else []))
+            f"$ {s.name}\n[exit {s.rc}]\n{s.text}" for s in (ev.steps if ev else [])
+            if s.name != "dmesg")
         if err:
             guest_log += f"\nLAVA: {err}\n"
-        files = {"console.log": cslice, "dmesg.log": cslice, "guest.log": guest_log,
+        files = {"console.log": cslice, "dmesg.log": dmesg or cslice, "guest.log": guest_log,
                  "result.json": json.dumps(raw.result, indent=2) + "\n" if raw.result else None,
                  "checksums.json": json.dumps(sums, indent=2) + "\n" if sums else None,
                  "reports.json": json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
@@ -387,7 +406,7 @@ def write_run(out: Path, collected: list, echo=print) -> tuple:
     out.mkdir(parents=True, exist_ok=True)
     cases = sorted((nc for m in metas for nc in meta_cases(m)), key=lambda nc: nc[0])
     accel = "kvm" if not (collected[0].job.get("context") or {}).get("no_kvm") else "tcg"
-    manifest = {
+    manifest: dict = {
         "rig_version": __version__, "run_id": out.name,
         "kernel": {"name": first.get("kernel"), "release": first.get("release"),
                    "hash": first.get("kernel_hash"), "packages": []},

@@ -160,3 +160,11 @@ def test_job_files_and_bad_job_files(tmp_path):
 def test_dump_round_trips():
     (job,) = jobs_of("smoke")
     assert yaml.safe_load(export.dump(job)) == job
+
+
+def test_scripts_keep_the_console_quiet_and_mark_before_they_talk():
+    scripts = export.case_scripts(load_suite("smoke"), 1)
+    one = scripts["/opt/pinrig/lava/cases/0.sh"]
+    assert one.index("case-start") < one.index("pinrig-lava:0:begin")
+    assert "dmesg -n 5" in guestside.LIB_SH
+    assert "dmesg_since ibverbs-pin/ext4/shared" in one

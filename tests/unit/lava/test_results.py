@@ -184,3 +184,37 @@ def test_jobs_of_different_suites_do_not_make_one_run(tmp_path):
     with pytest.raises(UserError, match="not of one kernel"):
         results.write_run(tmp_path / "x", [results.Collected(job("smoke"), ""),
                                            results.Collected(job("lost-write-once"), "")])
+
+
+def test_a_begin_line_cut_by_a_kernel_message_still_counts():
+    """Seen in a real lava-run: `pinrig-lava:0:be[   68.26] pinrig: case-start …` (a printk
+    landed in the middle of the begin line); the case's later lines say it ran."""
+    j = yaml.safe_load((DATA / "smoke-debian-6.1-cut-begin.job.yaml").read_text())
+    log = (DATA / "smoke-debian-6.1-cut-begin.log").read_text()
+    assert "pinrig-lava:0:be[" in log
+    v = verdicts(j, log)
+    assert {c: x.verdict for c, x in v.items()} == {"ibverbs-pin/ext4/shared": "ok",
+                                                    "ibverbs-pin/tmpfs/shared": "ok"}
+
+
+def test_an_end_line_lost_on_the_console_is_taken_from_lavas_own_result():
+    lines = case_lines(0, "ibverbs-pin/ext4/shared",
+                       wl(0, {"pin": "granted", "error": None}))[:-1]       # no end line
+    log = lava_log(lines).splitlines()
+    log.insert(-1, json.dumps({"dt": "2026-11-29T20:00:59", "lvl": "results", "msg": {
+        "case": "ibverbs-pin_ext4_shared", "definition": "0_pinrig-01", "result": "pass"}}))
+    v = verdicts(job("smoke"), "\n".join(log) + "\n")
+    assert v["ibverbs-pin/ext4/shared"].verdict == "ok"
+    # without LAVA's record either, the case did not end: the guest went away
+    v = verdicts(job("smoke"), lava_log(lines))
+    assert v["ibverbs-pin/ext4/shared"].verdict == "error"
+
+
+def test_dmesg_evidence_is_kept_and_judged():
+    body = wl(0, {"pin": "granted", "error": None}) + [
+        "pinrig-lava:0:dmesg| [   17.1] pinrig: case-start ibverbs-pin/ext4/shared",
+        "pinrig-lava:0:dmesg| [   17.5] EXT4-fs (pmem0): mounted filesystem"]
+    got = results.judge_job(results.job_meta(job("smoke")), results.read_log(
+        lava_log(case_lines(0, "ibverbs-pin/ext4/shared", body))))
+    v, files = next((v, f) for v, f in got if v.case == "ibverbs-pin/ext4/shared")
+    assert v.verdict == "ok" and "EXT4-fs (pmem0): mounted" in files["dmesg.log"]
