@@ -246,7 +246,7 @@ def pmem_medium(mb: int) -> Path:
     if dest.exists():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".tmp")
+    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")
     zero = bytes(1 << 20)
     with gzip.open(tmp, "wb", compresslevel=6) as f:
         for _ in range(mb):

@@ -168,3 +168,48 @@ def test_scripts_keep_the_console_quiet_and_mark_before_they_talk():
     assert one.index("case-start") < one.index("pinrig-lava:0:begin")
     assert "dmesg -n 5" in guestside.LIB_SH
     assert "dmesg_since ibverbs-pin/ext4/shared" in one
+
+
+def test_export_writes_validated_jobs_and_checksummed_artifacts(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from pinrig.lava.export import export as do_export
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    files = {}
+    for name, data in (("vmlinuz", b"kernel"), ("initrd.cpio.gz", b"initrd"),
+                       ("rootfs.img", b"root"), ("modules.img", b"mods")):
+        files[name] = cache / name
+        files[name].write_bytes(data)
+    bins = tmp_path / "bins"
+    bins.mkdir()
+    (bins / "ibverbs-pin").write_bytes(b"\x7fELF")
+    env = SimpleNamespace(
+        spec=SimpleNamespace(name="debian-6.1"),
+        art=SimpleNamespace(vmlinuz=files["vmlinuz"], release="6.1.0-57-amd64", hash="h1"),
+        boot=SimpleNamespace(initrd=files["initrd.cpio.gz"], modules_disk=files["modules.img"]),
+        image=SimpleNamespace(rootfs=files["rootfs.img"], name="bookworm", hash="g1"),
+        bins=bins)
+    monkeypatch.setattr("pinrig.guest.session.prepare_env", lambda kernel: env)
+    pmem = tmp_path / "pmem.img.gz"
+    pmem.write_bytes(b"zeros")
+    monkeypatch.setattr(export, "pmem_medium", lambda mb: pmem)
+    out = tmp_path / "out"
+    res = do_export("debian-6.1", "lost-write-once", out)
+    assert [p.name for p in res.jobs] == ["01-lost-write_ext4_shared.yaml"]
+    job = yaml.safe_load(res.jobs[0].read_text())
+    images = job["actions"][0]["deploy"]["images"]
+    import hashlib
+    for key, name in (("kernel", "vmlinuz"), ("rootfs", "rootfs.img"), ("pmem", "pmem.img.gz")):
+        url = images[key]["url"]
+        assert url == (out / "artifacts" / name).resolve().as_uri()
+        assert images[key]["sha256sum"] == \
+            hashlib.sha256((out / "artifacts" / name).read_bytes()).hexdigest()
+    with tarfile.open(out / "artifacts" / "pinrig-overlay.tar") as tf:
+        assert "./opt/pinrig/lava/cases/0-pin.sh" in tf.getnames()
+        assert "./opt/pinrig/bin/ibverbs-pin" in tf.getnames()
+    assert not (tmp_path / "out.tmp").exists()
+    with pytest.raises(UserError, match="not empty"):
+        do_export("debian-6.1", "smoke", out)
+    with pytest.raises(UserError, match="--jobs 0"):
+        do_export("debian-6.1", "smoke", tmp_path / "o2", jobs=0)
