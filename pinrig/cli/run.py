@@ -5,6 +5,8 @@ import json
 import sys
 from pathlib import Path
 
+from pinrig.cli import kernelarg
+
 
 def cmd_run(args) -> int:
     from pinrig.runs.runner import default_jobs, run_suite
@@ -49,7 +51,7 @@ def cmd_export(args) -> int:
 
 def register(sub) -> None:
     s = sub.add_parser("run", help="run a suite of cases on a kernel")
-    s.add_argument("kernel")
+    kernelarg.add(s)
     s.add_argument("--suite", required=True)
     s.add_argument("--out", help="results directory (default results/<run-id>)")
     s.add_argument("--junit", help="also write JUnit XML here")

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Callable, Optional, Protocol
 
 from pinrig import config, interrupt
+from pinrig.cases import needs
 from pinrig.cases import programs as workbins
-from pinrig.errors import InfraError
+from pinrig.errors import InfraError, UserError
 from pinrig.guest import image as guest
 from pinrig.guest import qemu, snapshot, vm
 from pinrig.guest.snapshot import SavedState
@@ -57,6 +58,9 @@ def prepare_env(kernel_name: str, guest_name: str = "bookworm", with_bins: bool 
     spec = config.load_kernel_spec(kernel_name)
     gspec = config.load_guest_spec(guest_name)
     art = kernel.fetch(spec, refresh=refresh)
+    lacks = needs.check(art)
+    if lacks.boot:                       # refused before any image build or boot
+        raise UserError(lacks.boot_error(spec.name))
     boot = guest.boot_files(art)
     image = (guest.cached_image(gspec.name, image_hash) if image_hash else None) \
         or guest.build_image(gspec)

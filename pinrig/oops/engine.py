@@ -403,6 +403,9 @@ class CrashReport:
     text: str           # the report's (cleaned) lines, capped
     frame: str = ""     # the guilty function named in the title ("" if none)
     count: int = 1      # times a report with this title was seen (this one is the first)
+    # set by pinrig.oops.symbolize when vmlinux/modules with debug info are at hand:
+    locations: Optional[List[dict]] = None   # per frame: {"frame", "locations": [...]}
+    where: str = ""     # file:line of the guilty frame
 
     @property
     def normalized(self) -> str:
@@ -419,7 +422,8 @@ class CrashReport:
             "normalized": self.normalized,
             "text": self.text,
             "count": self.count,
-        }
+        } | ({"where": self.where, "locations": self.locations}
+             if self.locations is not None else {})
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from pinrig import __version__, interrupt, oops, paths
-from pinrig.cases import kmod
+from pinrig.cases import kmod, needs
 from pinrig.cases.execute import case_seed, run_case, run_crash_case
 from pinrig.cases.verdict import RawOutcome, Verdict, decide
 from pinrig.cases.workloads import needs_module, needs_own_guest
@@ -70,10 +70,18 @@ def _manifest(env: Environment, suite: Suite, seed: int, kernel_arg: str, out: P
         "host": host_info(),
         "start": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "end": None,
-        "reproducer": shlex.join(["rig", "run", kernel_arg, "--suite", suite.name,
-                                  "--seed", str(seed)]),
+        "reproducer": shlex.join(["rig", "run", *kernel_argv(env.spec, kernel_arg),
+                                  "--suite", suite.name, "--seed", str(seed)]),
         "repeat": 1,
     }
+
+
+def kernel_argv(spec, kernel_arg: str) -> list:
+    """How a command line names this kernel again: the spec, or --kernel PATH [--modules DIR]
+    for a kernel the user built (the manifest also records its content hash)."""
+    if spec.kind == "image" and spec.image:
+        return ["--kernel", spec.image] + (["--modules", spec.modules] if spec.modules else [])
+    return [kernel_arg]
 
 
 def group_sessions(cases: list, jobs: int = 1) -> list:
@@ -142,8 +150,16 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     repeat = suite.repeat if repeat is None else repeat
     resumed = check_run_args(kernel_arg, suite, out, resume, repeat, jobs)   # before any work
     env = prepare_env(kernel_arg, image_hash=guest_hash, cold=cold)
-    if any(needs_module(c) for c in suite.cases):
-        env.test_module = kmod.test_module(env.spec, env.art)
+    lacks = needs.check(env.art, suite.cases, suite.pressure)
+    skip = {cid: lacks.reason(cid) for cid in lacks.cases}
+    if any(needs_module(c) and c.id not in skip for c in suite.cases):
+        if env.spec.kind == "debian":
+            env.test_module = kmod.test_module(env.spec, env.art)
+        else:
+            for c in suite.cases:
+                if needs_module(c) and c.id not in skip:
+                    skip[c.id] = (f"the rig's test module is built for Debian kernels only "
+                                  f"(against their headers), not for a {env.spec.kind} kernel")
     if resume and resumed is not None:
         run = RunDir(resume, resumed)
         seed = run.manifest["seed"]
@@ -164,6 +180,13 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     n_todo = sum(1 for k in range(1, repeat + 1) for c in suite.cases if (c.id, k) not in done)
     echo(f"rig: {env.spec.name} ({env.art.release}) suite {suite.name}: {n_todo} case run(s), "
          f"accel {env.accel}, results in {run.path}")
+    if lacks.config is None:
+        echo(f"rig: {env.spec.name} came without a .config: what it lacks shows only as "
+             "failed cases")
+    for v in _skip_cases(run, suite, skip, done, seed, repeat):
+        verdicts[v.key] = v
+        done[v.key] = v.to_dict()
+        _echo_case(echo, v)
     shard = None
     if hosts is not None:
         from pinrig.fleet.remote import Shard
@@ -210,6 +233,20 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     atomic_write(run.path / "summary.txt", summary_text(run, ordered)
                  + (shard.summary() if shard is not None else ""))
     return RunOutcome(run, ordered)
+
+
+def _skip_cases(run: RunDir, suite: Suite, skip: dict, done: dict, seed: int,
+                repeat: int) -> list:
+    """Cases this kernel cannot run (what it lacks, said per case): `skipped`, on disk now."""
+    out = []
+    for attempt in range(1, repeat + 1):
+        for c in suite.cases:
+            if c.id in skip and (c.id, attempt) not in done:
+                v = decide(c, RawOutcome(c.id, skip_reason=skip[c.id], phase="setup"), [])
+                v.seed, v.attempt = case_seed(seed, c.id), attempt
+                run.write_case(v, {})
+                out.append(v)
+    return out
 
 
 STOP_WAIT_S = 30      # after Ctrl-C: how long running guests get to unwind (QEMU is killed)
