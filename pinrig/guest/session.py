@@ -10,7 +10,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 from pinrig import config, interrupt
 from pinrig.cases import needs
@@ -42,6 +42,7 @@ class Environment:
     boot_note: str = ""                  # why guests boot cold (--cold, or saving failed)
     fallbacks: list = field(default_factory=list)   # restores that fell back to a cold boot
     test_module: Optional[Path] = None   # pinrig_oops.ko for this kernel, when a case needs it
+    symbolizer: Optional[Any] = None     # pinrig.oops.symbolize.Symbolizer, when symbols exist
 
     @property
     def boot_mode(self) -> str:

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 MAX_FRAMES = 64
+# a frame line after its console prefix: `RIP: 0010:f+0x1/0x2 [mod]` or ` ? f+0x1/0x2` or `f+…`
+PREFIX_RE = re.compile(r"^\s*(?:<\d>)?(?:\[\s*\d+\.\d+\])?\s*(?:\[\s*[TC]\d+\])?\s*")
 FRAME_RE = re.compile(
-    r"(?P<rip>RIP: [0-9a-f]{4}:)?(?:^|\s|:)(?P<q>\? )?"
+    r"(?P<rip>RIP: [0-9a-f]{4}:)?(?P<q>\? )?"
     r"(?P<func>[A-Za-z_][A-Za-z0-9_.$]*)\+(?P<off>0x[0-9a-f]+)/(?P<size>0x[0-9a-f]+)"
-    r"(?: \[(?P<mod>[A-Za-z0-9_-]+)(?: [A-Z]+)?\])?")
+    r"(?: \[(?P<mod>[A-Za-z0-9_-]+)(?: [A-Z]+)?\])?\s*$")
 KERNEL_TOP = ("arch", "block", "certs", "crypto", "drivers", "fs", "include", "init", "io_uring",
               "ipc", "kernel", "lib", "mm", "net", "rust", "samples", "security", "sound",
               "virt", "usr")
@@ -72,7 +74,7 @@ def frames_of(text: str) -> List[Frame]:
     """The frames of a report's text, in order; '?' (unreliable) frames left out."""
     out: List[Frame] = []
     for line in text.splitlines()[:2000]:
-        m = FRAME_RE.search(line[:400])
+        m = FRAME_RE.match(PREFIX_RE.sub("", line[:400], count=1))
         if m is None or m.group("q"):
             continue
         out.append(Frame(m.group("func"), int(m.group("off"), 16), m.group("mod"),
@@ -210,7 +212,7 @@ def _parse_addr2line(text: str) -> List[List[Location]]:
 
 def symbolize_reports(reports: list, symbolizer: Optional[Symbolizer]) -> None:
     """Give each CrashReport its `locations` (one entry per frame) and its `where`: the
-    guilty frame's (else the first located frame's) outermost file:line."""
+    guilty frame's (else the first located frame's) innermost file:line."""
     if symbolizer is None or not symbolizer.usable:
         return
     for rep in reports:
@@ -219,4 +221,4 @@ def symbolize_reports(reports: list, symbolizer: Optional[Symbolizer]) -> None:
         located = [r for r in res if r.locations]
         pick = next((r for r in located if r.frame.func.split(".")[0] == rep.frame), None) \
             or (located[0] if located else None)
-        rep.where = pick.locations[-1].where if pick else ""
+        rep.where = pick.locations[0].where if pick else ""     # innermost: inlined callee

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from pinrig.config import Case, Suite, load_kernel_spec, load_suite
 from pinrig.errors import InfraError, UserError
 from pinrig.guest import vm
 from pinrig.guest.session import Environment, Session, prepare_env
+from pinrig.kernels.debug import symbolizer_for
+from pinrig.oops.symbolize import symbolize_reports
 from pinrig.outcome import Outcome
 from pinrig.results.rundir import (
     RunDir,
@@ -143,7 +146,8 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
               seed: Optional[int] = None, resume: Optional[Path] = None,
               junit: Optional[Path] = None, echo=print,
               repeat: Optional[int] = None, jobs: Optional[int] = 1,
-              hosts=None, guest_hash: Optional[str] = None, cold: bool = False) -> RunOutcome:
+              hosts=None, guest_hash: Optional[str] = None, cold: bool = False,
+              symbolize: bool = False) -> RunOutcome:
     """hosts: a host pool (name, path or hosts.Pool): tasks are sharded over its hosts
     (pinrig/remote.py), `jobs` then overrides each host's own figure; None runs here."""
     suite = load_suite(suite_arg)
@@ -160,6 +164,7 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
                 if needs_module(c) and c.id not in skip:
                     skip[c.id] = (f"the rig's test module is built for Debian kernels only "
                                   f"(against their headers), not for a {env.spec.kind} kernel")
+    env.symbolizer = symbolizer_for(env.art, env.test_module, symbolize, env.spec)
     if resume and resumed is not None:
         run = RunDir(resume, resumed)
         seed = run.manifest["seed"]
@@ -288,7 +293,7 @@ def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Sui
             if br.status != "ready":
                 # the boot itself failed: every pending case shares that fate
                 console = sess.machine.console_text() if sess.machine else b""
-                reports = oops.parse_console(console)
+                reports = _reports(env, console)
                 for case in pending:
                     raw = RawOutcome(case.id, phase="boot",
                                      infra_error=None if reports else br.reason)
@@ -331,7 +336,7 @@ def _one_case(sess: Session, run: RunDir, case: Case, seed: int, suite: Suite,
     cslice = slices.get(case.id, "")
     if cr.raw.guest_died and not cslice:
         cslice = console.decode(errors="replace")[-200000:]
-    reports = oops.parse_console(cslice)
+    reports = _reports(sess.env, cslice)
     if cr.raw.guest_died and not reports and not cr.raw.infra_error:
         cr.raw.infra_error = "guest died during the case with no kernel report"
     dmesg = ""
@@ -399,7 +404,8 @@ def _judge_crash_case(run: RunDir, case: Case, cseed: int, attempt: int, cr) -> 
         slices.append(f"----- pinrig: boot {i + 1} ({s.workdir.name}) -----\n{part}")
     for s in cr.sessions:
         s.close()
-    reports = [r for sl in slices for r in oops.parse_console(sl)]
+    reports = [r for sl in slices for r in _reports(cr.sessions[0].env if cr.sessions else None,
+                                                     sl)]
     v = decide(case, cr.raw, reports, cr.integrity)
     v.seed = cseed
     v.attempt = attempt
@@ -408,6 +414,19 @@ def _judge_crash_case(run: RunDir, case: Case, cseed: int, attempt: int, cr) -> 
     if v.verdict not in (Outcome.DATA_LOSS, Outcome.CRASH) and cr.sessions:
         cr.sessions[0].discard_pmem()      # keep the medium only where it is evidence
     return v
+
+
+def _reports(env: Optional[Environment], console) -> list:
+    """The kernel reports in a console slice, symbolized when the kernel's symbols are at hand."""
+    reports = oops.parse_console(console)
+    if env is not None and getattr(env, "symbolizer", None) is not None:
+        try:
+            symbolize_reports(reports, env.symbolizer)
+        except (OSError, subprocess.SubprocessError) as e:      # evidence stays unsymbolized
+            for r in reports:
+                r.where = ""
+            env.boot_note += f"; symbolizing failed ({e})"
+    return reports
 
 
 def _case_files(console: str, dmesg: str, cr, reports: list) -> dict:
