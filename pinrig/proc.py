@@ -96,7 +96,29 @@ def run(argv: Sequence[Arg], *, check: bool = True, what: Optional[str] = None, 
     return res
 
 
+def live_progress() -> bool:
+    """True when stderr is a terminal: steps may update one line in place."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+_LIVE = {"shown": False}
+
+
+def live_line(text: str) -> None:
+    """On a TTY: replace the current progress line with text ("" clears it). Else nothing:
+    without a terminal each step is one line (progress()), never a stream of updates."""
+    if not live_progress():
+        return
+    sys.stderr.write("\r\033[K" + (f"rig: {text}"[:200] if text else ""))
+    sys.stderr.flush()
+    _LIVE["shown"] = bool(text)
+
+
 def progress(msg: str) -> None:
-    """Progress for long work: shown on a TTY, quiet in CI / when piped."""
-    if sys.stderr.isatty():
-        print(f"rig: {msg}", file=sys.stderr, flush=True)
+    """One line per long step (download, unpack, build, boot), on a TTY and in logs alike."""
+    if _LIVE["shown"]:
+        live_line("")
+    print(f"rig: {msg}", file=sys.stderr, flush=True)

@@ -10,11 +10,12 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 from pinrig import config, interrupt
+from pinrig.cases import needs
 from pinrig.cases import programs as workbins
-from pinrig.errors import InfraError
+from pinrig.errors import InfraError, UserError
 from pinrig.guest import image as guest
 from pinrig.guest import qemu, snapshot, vm
 from pinrig.guest.snapshot import SavedState
@@ -41,6 +42,7 @@ class Environment:
     boot_note: str = ""                  # why guests boot cold (--cold, or saving failed)
     fallbacks: list = field(default_factory=list)   # restores that fell back to a cold boot
     test_module: Optional[Path] = None   # pinrig_oops.ko for this kernel, when a case needs it
+    symbolizer: Optional[Any] = None     # pinrig.oops.symbolize.Symbolizer, when symbols exist
 
     @property
     def boot_mode(self) -> str:
@@ -57,6 +59,9 @@ def prepare_env(kernel_name: str, guest_name: str = "bookworm", with_bins: bool 
     spec = config.load_kernel_spec(kernel_name)
     gspec = config.load_guest_spec(guest_name)
     art = kernel.fetch(spec, refresh=refresh)
+    lacks = needs.check(art)
+    if lacks.boot:                       # refused before any image build or boot
+        raise UserError(lacks.boot_error(spec.name))
     boot = guest.boot_files(art)
     image = (guest.cached_image(gspec.name, image_hash) if image_hash else None) \
         or guest.build_image(gspec)
