@@ -61,11 +61,13 @@ class GuestJob:
         return f"{self.index:02d}-" + re.sub(r"[^A-Za-z0-9.-]+", "_", first) + more
 
 
-def plan(suite: Suite, jobs: int = 1) -> list:
-    """The guests of a `rig run` of this suite (the runner's grouping, not a copy of it)."""
+def plan(suite: Suite, jobs: int = 1, skip=()) -> list:
+    """The guests of a `rig run` of this suite (the runner's grouping, not a copy of it).
+    skip: ids of cases the runner would not boot for (the kernel lacks what they need)."""
     number = {c.id: n for n, c in enumerate(suite.cases)}
     out = []
-    for i, group in enumerate(group_sessions(list(suite.cases), jobs), 1):
+    todo = [c for c in suite.cases if c.id not in skip]
+    for i, group in enumerate(group_sessions(todo, jobs), 1):
         crash = len(group) == 1 and needs_own_guest(group[0])
         out.append(GuestJob(i, tuple((number[c.id], c) for c in group), crash))
     return out
@@ -190,11 +192,11 @@ def job_definition(g: GuestJob, arts: dict, shape: Shape, meta: dict) -> dict:
     }
 
 
-def case_scripts(suite: Suite, seed: int) -> dict:
+def case_scripts(suite: Suite, seed: int, skip=()) -> dict:
     """Guest path → text of every case script of the suite."""
     from pinrig.cases.execute import case_seed
     out = {}
-    for g in plan(suite):
+    for g in plan(suite, 1, skip):
         for n, case in g.cases:
             cseed = case_seed(seed, case.id)
             if g.crash:
@@ -286,8 +288,14 @@ def export(kernel_arg: str, suite_arg: str, out: Path, artifact_url: Optional[st
     if out.exists() and any(out.iterdir()):
         raise UserError(f"-o {out}: not empty; give an empty or new directory")
     env = prepare_env(kernel_arg)
+    from pinrig.cases import needs
+    lacks = needs.check(env.art, suite.cases, suite.pressure)
+    skip = {c.id: lacks.reason(c.id) for c in suite.cases if c.id in lacks.cases}
+    if len(skip) == len(suite.cases):
+        raise UserError(f"{env.spec.name} lacks what every case of {suite.name} needs: "
+                        f"{next(iter(skip.values()))}")
     module = kmod.test_module(env.spec, env.art) \
-        if any(kmod_needed(c) for c in suite.cases) else None
+        if any(kmod_needed(c) and c.id not in skip for c in suite.cases) else None
     seed = suite.seed if seed is None else seed
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -295,7 +303,7 @@ def export(kernel_arg: str, suite_arg: str, out: Path, artifact_url: Optional[st
     (tmp / "jobs").mkdir()
     bins = programs.binaries(env.bins) if env.bins else []
     (tmp / "artifacts" / "pinrig-overlay.tar").write_bytes(
-        overlay_tar(case_scripts(suite, seed), bins, module))
+        overlay_tar(case_scripts(suite, seed, skip), bins, module))
     files = {"kernel": env.art.vmlinuz, "initrd": env.boot.initrd, "rootfs": env.image.rootfs,
              "modules": env.boot.modules_disk, "pmem": pmem_medium(1024)}
     names = {"kernel": "vmlinuz", "initrd": "initrd.cpio.gz", "rootfs": "rootfs.img",
@@ -311,13 +319,17 @@ def export(kernel_arg: str, suite_arg: str, out: Path, artifact_url: Optional[st
     shape = machine_shape(accel)
     res = Export(out, artifacts=arts)
     docs = {}
-    for g in plan(suite, jobs):
-        docs[f"{g.slug}.yaml"] = job_definition(g, arts, shape, meta)
+    for g in plan(suite, jobs, skip):
+        # the cases the runner would skip without a boot travel with the first job
+        extra = {"skipped": [{"n": n, "id": c.id, **c.__dict__, "reason": skip[c.id]}
+                             for n, c in enumerate(suite.cases) if c.id in skip]} \
+            if g.index == 1 and skip else {}
+        docs[f"{g.slug}.yaml"] = job_definition(g, arts, shape, {**meta, **extra})
     validate_jobs(list(docs.values()))          # nothing invalid is ever written
     for fname, doc in docs.items():
         (tmp / "jobs" / fname).write_text(dump(doc))
     index = {"kernel": meta, "artifacts": {k: a.__dict__ for k, a in arts.items()},
-             "jobs": sorted(docs)}
+             "jobs": sorted(docs), "skipped": skip}
     (tmp / "export.json").write_text(json.dumps(index, indent=2) + "\n")
     if out.exists():
         out.rmdir()

@@ -319,11 +319,17 @@ def job_meta(job: dict) -> dict:
     return d
 
 
-def meta_cases(meta: dict) -> list:
-    """(number, Case) of a job's metadata."""
+def meta_cases(meta: dict, key: str = "cases") -> list:
+    """(number, Case) of a job's metadata (key "skipped": the cases the kernel lacks what
+    they need for, which the runner skips without a boot)."""
     out = []
     fields = ("workload", "fs", "mapping", "variant", "expect", "size", "timeout")
-    for c in meta["cases"]:
+    items = meta.get(key) or []
+    if not isinstance(items, list):
+        raise UserError(f"job metadata: {key}: not a list")
+    for c in items:
+        if not isinstance(c, dict):
+            raise UserError(f"job metadata: case {c!r} unreadable (not a mapping)")
         try:
             case = Case(**{k: c[k] for k in fields if k in c})
             if case.id != c.get("id"):
@@ -376,6 +382,13 @@ def judge_job(meta: dict, entries: list) -> list:
                  "reports.json": json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
                  if reports else None}
         out.append((v, files))
+    for _n, case in meta_cases(meta, "skipped"):
+        reason = next((str(c.get("reason")) for c in meta["skipped"]
+                       if isinstance(c, dict) and c.get("id") == case.id), "")
+        v = decide(case, RawOutcome(case.id, skip_reason=reason or "kernel lacks what the "
+                                    "case needs", phase="setup"), [])
+        v.seed = execute.case_seed(seed, case.id)
+        out.append((v, {}))
     return out
 
 
@@ -404,7 +417,8 @@ def write_run(out: Path, collected: list, echo=print) -> tuple:
     if out.exists() and any(out.iterdir()):
         raise UserError(f"-o {out}: not empty; give an empty or new directory")
     out.mkdir(parents=True, exist_ok=True)
-    cases = sorted((nc for m in metas for nc in meta_cases(m)), key=lambda nc: nc[0])
+    cases = sorted((nc for m in metas for key in ("cases", "skipped")
+                    for nc in meta_cases(m, key)), key=lambda nc: nc[0])
     accel = "kvm" if not (collected[0].job.get("context") or {}).get("no_kvm") else "tcg"
     manifest: dict = {
         "rig_version": __version__, "run_id": out.name,

@@ -191,6 +191,8 @@ def test_export_writes_validated_jobs_and_checksummed_artifacts(tmp_path, monkey
         image=SimpleNamespace(rootfs=files["rootfs.img"], name="bookworm", hash="g1"),
         bins=bins)
     monkeypatch.setattr("pinrig.guest.session.prepare_env", lambda kernel: env)
+    monkeypatch.setattr("pinrig.cases.needs.check", lambda art, cases=(), pressure=None:
+                        SimpleNamespace(cases={}, reason=lambda cid: ""))
     pmem = tmp_path / "pmem.img.gz"
     pmem.write_bytes(b"zeros")
     monkeypatch.setattr(export, "pmem_medium", lambda mb: pmem)
@@ -213,3 +215,10 @@ def test_export_writes_validated_jobs_and_checksummed_artifacts(tmp_path, monkey
         do_export("debian-6.1", "smoke", out)
     with pytest.raises(UserError, match="--jobs 0"):
         do_export("debian-6.1", "smoke", tmp_path / "o2", jobs=0)
+
+
+def test_plan_leaves_out_the_cases_the_runner_skips():
+    suite = load_suite("smoke")
+    plan = export.plan(suite, 1, skip={"ibverbs-pin/ext4/shared"})
+    assert [[c.id for _n, c in g.cases] for g in plan] == [["ibverbs-pin/tmpfs/shared"]]
+    assert [n for n, _c in plan[0].cases] == [1]          # numbers stay the suite's

@@ -218,3 +218,22 @@ def test_dmesg_evidence_is_kept_and_judged():
         lava_log(case_lines(0, "ibverbs-pin/ext4/shared", body))))
     v, files = next((v, f) for v, f in got if v.case == "ibverbs-pin/ext4/shared")
     assert v.verdict == "ok" and "EXT4-fs (pmem0): mounted" in files["dmesg.log"]
+
+
+def test_cases_the_kernel_lacks_are_skipped_like_the_runner_does(tmp_path):
+    j = job("smoke")
+    meta = json.loads(j["metadata"]["pinrig"])
+    ext4 = meta["cases"].pop(1)
+    assert ext4["id"] == "ibverbs-pin/ext4/shared"
+    meta["skipped"] = [{**ext4, "reason": "kernel lacks CONFIG_FS_DAX (pmem.config)"}]
+    j["metadata"]["pinrig"] = json.dumps(meta)
+    log = lava_log(case_lines(1, "ibverbs-pin/tmpfs/shared",
+                              wl(1, {"pin": "granted", "error": None})))
+    run, vs = results.write_run(tmp_path / "r", [results.Collected(j, log)],
+                                echo=lambda *_: None)
+    got = {v.case: v for v in vs}
+    assert got["ibverbs-pin/tmpfs/shared"].verdict == "ok"
+    assert got["ibverbs-pin/ext4/shared"].verdict == "skipped"
+    assert "CONFIG_FS_DAX" in got["ibverbs-pin/ext4/shared"].reason
+    assert [c["id"] for c in run.manifest["suite"]["cases"]] == \
+        ["ibverbs-pin/ext4/shared", "ibverbs-pin/tmpfs/shared"]
