@@ -8,6 +8,7 @@ way the template applies it (memory, no_kvm, extra_options)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -85,10 +86,25 @@ def run_job(job_file: Path, out: Path, job_id: str = "1", timeout: float = 7200)
         try:
             rc = p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(p.pid, 9)        # lava-run's own group (its QEMU included), by pid
-            p.wait()
-            raise InfraError(f"lava-run {job_file.name}: no end after {timeout:.0f}s (killed)")
+            _stop(p)
+            raise InfraError(f"lava-run {job_file.name}: no end after {timeout:.0f}s (stopped)")
+        except BaseException:          # Ctrl-C: lava-run is in a session of its own
+            _stop(p)
+            raise
     return LocalRun(rc, log, scratch, time.monotonic() - t0)
+
+
+def _stop(p: subprocess.Popen) -> None:
+    """End the lava-run we started, by its pid: SIGTERM lets LAVA finalise the job (it kills
+    its QEMU), SIGKILL to its process group when it does not end."""
+    try:
+        os.killpg(p.pid, signal.SIGTERM)
+        p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    except ProcessLookupError:
+        pass
 
 
 def _which(name: str) -> str:
@@ -124,7 +140,8 @@ def run_jobs(job_paths: list, out: Path, echo=print, timeout: float = 7200) -> t
     runs, collected = [], []
     for i, (p, job) in enumerate(zip(job_paths, jobs), 1):
         echo(f"rig: lava-run {p.name} ({i}/{len(jobs)})")
-        r = run_job(p, scratch / p.stem, job_id=str(i), timeout=timeout)
+        # a job id of its own: LAVA's scratch is /var/lib/lava/dispatcher/tmp/<id>
+        r = run_job(p, scratch / p.stem, job_id=str(os.getpid() * 100 + i), timeout=timeout)
         echo(f"rig: lava-run {p.name}: exit {r.returncode}, {r.wall_s:.0f}s")
         runs.append(r)
         collected.append(Collected(job, r.log.read_text(errors="replace"), str(i), "lava-run"))
