@@ -237,3 +237,11 @@ def test_cases_the_kernel_lacks_are_skipped_like_the_runner_does(tmp_path):
     assert "CONFIG_FS_DAX" in got["ibverbs-pin/ext4/shared"].reason
     assert [c["id"] for c in run.manifest["suite"]["cases"]] == \
         ["ibverbs-pin/ext4/shared", "ibverbs-pin/tmpfs/shared"]
+
+
+def test_a_lab_log_in_yaml_list_form_reads_like_lava_runs():
+    """A LAVA server stores and serves the log as a YAML list (`- {...}` per line)."""
+    text = (DATA / "smoke-debian-6.1.log").read_text()
+    as_list = "".join("- " + line + "\n" for line in text.splitlines())
+    assert results.read_log(as_list) == results.read_log(text)
+    assert len(results.read_log(text)) > 100
