@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -122,3 +123,34 @@ def progress(msg: str) -> None:
     if _LIVE["shown"]:
         live_line("")
     print(f"rig: {msg}", file=sys.stderr, flush=True)
+
+
+class watch_size:
+    """While a download runs: on a TTY a line updated in place with MiB done of total."""
+
+    def __init__(self, d: Path, total: int, what: str) -> None:
+        self.d, self.total, self.what = d, total, what
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> "watch_size":
+        if live_progress():
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2)
+            live_line("")
+
+    def _loop(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                done = sum(p.stat().st_size for p in self.d.rglob("*") if p.is_file())
+            except OSError:           # a file renamed under us: next tick
+                continue
+            mib = done / 2**20
+            live_line(f"{self.what}: {mib:.0f} of {self.total / 2**20:.0f} MiB "
+                      f"({100 * done / self.total:.0f}%)" if self.total
+                      else f"{self.what}: {mib:.0f} MiB")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +87,7 @@ def _fetch_dbg(spec: KernelSpec, release: str, version: str, base: Path) -> None
     shutil.rmtree(base / "root", ignore_errors=True)
     debs = base / "debs"
     t0 = time.monotonic()
-    with watch_size(debs, size, f"download {name}"):
+    with proc.watch_size(debs, size, f"download {name}"):
         deb = apt.download(name, version, debs)
     proc.progress(f"--symbolize: downloaded in {time.monotonic() - t0:.0f}s; unpacking vmlinux "
                   "and the modules the cases use")
@@ -108,30 +107,3 @@ def _fetch_dbg(spec: KernelSpec, release: str, version: str, base: Path) -> None
     (base / "debug.json").write_text(json.dumps({"package": name, "version": version,
                                                  "release": release}, indent=2))
     shutil.rmtree(debs, ignore_errors=True)
-
-
-class watch_size:
-    """While a download runs: on a TTY a line updated in place with MiB done of total."""
-
-    def __init__(self, d: Path, total: int, what: str) -> None:
-        self.d, self.total, self.what = d, total, what
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def __enter__(self) -> "watch_size":
-        if proc.live_progress():
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(2)
-            proc.live_line("")
-
-    def _loop(self) -> None:
-        while not self._stop.wait(1.0):
-            done = sum(p.stat().st_size for p in self.d.rglob("*") if p.is_file()) \
-                if self.d.exists() else 0
-            pct = f" ({100 * done / self.total:.0f}%)" if self.total else ""
-            proc.live_line(f"{self.what}: {done / 2**20:.0f} of {self.total / 2**20:.0f} MiB{pct}")
