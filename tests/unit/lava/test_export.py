@@ -222,3 +222,12 @@ def test_plan_leaves_out_the_cases_the_runner_skips():
     plan = export.plan(suite, 1, skip={"ibverbs-pin/ext4/shared"})
     assert [[c.id for _n, c in g.cases] for g in plan] == [["ibverbs-pin/tmpfs/shared"]]
     assert [n for n, _c in plan[0].cases] == [1]          # numbers stay the suite's
+
+
+def test_without_lava_common_the_check_fails_naming_the_package():
+    """The venv's python has no lava_common: the check raises, it never passes silently."""
+    import sys
+
+    from pinrig.errors import MissingTool
+    with pytest.raises(MissingTool, match="apt-get install lava-common"):
+        schema_errors(jobs_of("smoke"), python=sys.executable)
