@@ -27,6 +27,8 @@ class Workload:
     #   boot on the same pmem file, so it needs a guest of its own (and the program --hold)
     needs_module: Callable[["Case"], bool] = lambda case: False
     # ↑ True: the case needs the rig's test module (pinrig.cases.kmod) loaded in the guest
+    variants: Optional[Tuple[str, ...]] = None
+    # ↑ the variants the program understands, when it takes no others (checked by the suite loader)
 
     @property
     def verifies(self) -> bool:
@@ -67,6 +69,16 @@ def _iouring_fixed(case: "Case", seed: int, hold: bool) -> list:
             "--seed", str(seed), "--map", case.mapping] + (["--hold"] if hold else [])
 
 
+# anon-coherency: the variant names the trigger that may replace the pinned anonymous pages
+ANON_TRIGGERS = ("control", "fork-child-write", "fork-parent-write", "ksm", "khugepaged",
+                 "migrate", "dontneed")
+
+
+def _anon_coherency(case: "Case", seed: int, hold: bool) -> list:
+    return ["--trigger", case.variant or "control", "--size", str(case.size), "--device", "rxe0",
+            "--seed", str(seed), "--wait", str(max(10, case.timeout - 60))]
+
+
 _TABLE: Tuple[Workload, ...] = (
     # variant leak: the test module takes a pin and keeps it (proves the pin accounting bites)
     Workload("ibverbs-pin", "ibverbs-pin", _ibverbs_pin, needs_rdma=True,
@@ -77,6 +89,9 @@ _TABLE: Tuple[Workload, ...] = (
              data_file=f"{MNT}/dst.dat"),
     Workload("iouring-fixed", "iouring-fixed", _iouring_fixed, data_file=f"{MNT}/ring.dat",
              crash_and_verify=lambda case: case.mapping == "shared"),
+    # anonymous memory (fs/mapping are the tmpfs control's; the program maps MAP_ANONYMOUS)
+    Workload("anon-coherency", "anon-coherency", _anon_coherency, needs_rdma=True,
+             variants=ANON_TRIGGERS),
 )
 WORKLOADS: Dict[str, Workload] = {w.name: w for w in _TABLE}
 NAMES: Tuple[str, ...] = tuple(WORKLOADS)
