@@ -71,12 +71,14 @@ def _iouring_fixed(case: "Case", seed: int, hold: bool) -> list:
 
 # anon-coherency: the variant names the trigger that may replace the pinned anonymous pages
 ANON_TRIGGERS = ("control", "fork-child-write", "fork-parent-write", "ksm", "khugepaged",
-                 "migrate", "dontneed")
+                 "migrate", "dontneed", "uprobe", "fork-ro-pin", "mprotect")
 
 
 def _anon_coherency(case: "Case", seed: int, hold: bool) -> list:
-    return ["--trigger", case.variant or "control", "--size", str(case.size), "--device", "rxe0",
+    argv = ["--trigger", case.variant or "control", "--size", str(case.size), "--device", "rxe0",
             "--seed", str(seed), "--wait", str(max(10, case.timeout - 60))]
+    # uprobe: a MAP_PRIVATE PROT_EXEC mapping of a file on the case's filesystem, pinned read-only
+    return argv + (["--file", f"{MNT}/uprobe.bin"] if case.variant == "uprobe" else [])
 
 
 _TABLE: Tuple[Workload, ...] = (

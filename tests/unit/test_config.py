@@ -542,9 +542,9 @@ def test_anon_coherency_variants_are_its_triggers(tmp_path):
         """)
     assert [c.id for c in load_suite(p).cases] == ["anon-coherency/tmpfs/private/control",
                                                    "anon-coherency/tmpfs/private/ksm"]
-    bad = suite_file(tmp_path, "cases: [{workload: anon-coherency, fs: tmpfs, variant: [ksm, uprobe]}]\n",
+    bad = suite_file(tmp_path, "cases: [{workload: anon-coherency, fs: tmpfs, variant: [ksm, uprobes]}]\n",
                      name="bad.yaml")
-    with pytest.raises(UserError, match=r"cases\[0\]\.variant\[1\]: unknown variant 'uprobe' of "
+    with pytest.raises(UserError, match=r"cases\[0\]\.variant\[1\]: unknown variant 'uprobes' of "
                                         r"anon-coherency \(known: control, fork-child-write"):
         load_suite(bad)
 

@@ -21,6 +21,20 @@
  *                           until the twin is collapsed and khugepaged scanned twice more
  *        migrate            move_pages() of both regions to another NUMA node
  *        dontneed           MADV_DONTNEED on the pinned region
+ *        mprotect           mprotect(PROT_READ) and back to PROT_READ|PROT_WRITE, then the
+ *                           process writes a marker into every page (a write fault on a
+ *                           pinned page: reused, or copied away from the pin?)
+ *        fork-ro-pin        fork FIRST (the child only waits), then a read-only pin
+ *                           (REMOTE_READ MR) of the pages the child shares, then the parent
+ *                           writes a marker into every page; the device RDMA READs: does it
+ *                           read what the parent wrote?  (the R/O pin COW case of 5.10)
+ *        uprobe             (not anonymous at first: a MAP_PRIVATE PROT_EXEC mapping of
+ *                           --file, pinned read-only) uprobes on the first pages of the
+ *                           file, enabled through tracefs: install_breakpoint() puts a
+ *                           copy of the page with the breakpoint into the page table
+ *                           (__replace_page, no page_count check in the thread's words);
+ *                           the device can only RDMA READ this MR, so "the device's data"
+ *                           is what it reads back
  *   4. the "device" RDMA WRITEs pattern B into the MR (loopback RC QP), then
  *      RDMA READs the MR back into a separate buffer (what the device sees)
  *   5. every page of the process's view is classified: device data (B), the
@@ -61,10 +75,14 @@
 #define MPOL_MF_MOVE (1 << 1)
 #endif
 
-enum trigger { T_CONTROL, T_FORK_CHILD, T_FORK_PARENT, T_KSM, T_KHUGEPAGED, T_MIGRATE, T_DONTNEED };
+enum trigger { T_CONTROL, T_FORK_CHILD, T_FORK_PARENT, T_KSM, T_KHUGEPAGED, T_MIGRATE, T_DONTNEED,
+	       T_UPROBE, T_FORK_RO_PIN, T_MPROTECT };
 static const char *const trigger_names[] = {
 	"control", "fork-child-write", "fork-parent-write", "ksm", "khugepaged", "migrate", "dontneed",
+	"uprobe", "fork-ro-pin", "mprotect",
 };
+#define N_PROBES 8                 /* uprobe: one probe at the start of each of the first pages */
+#define UPROBE_GROUP "pinrig_anon"
 #define N_TRIGGERS (sizeof(trigger_names) / sizeof(trigger_names[0]))
 
 static struct common_opts co = COMMON_OPTS_DEFAULTS;
@@ -121,6 +139,9 @@ static struct {
 	int nodes, src_node, target_node;
 	long long mig_status[2][4];               /* [pinned/twin][moved, EBUSY, EAGAIN+ENOMEM, other] */
 	int mig_ret[2], mig_errno[2];
+	int probes;                               /* uprobes registered */
+	char tracefs[64];
+	long long twin_breakpoints, pinned_breakpoints;
 } st = { .memlock = -2, .first_mismatch = -1, .fork_init = -1, .child_status = -1,
 	 .mig_ret = { 1, 1 } };
 
@@ -427,6 +448,12 @@ static void extra(struct jbuf *j)
 			jb_obj_close(j);
 		}
 		break;
+	case T_UPROBE:
+		jk_str(j, "tracefs", st.tracefs[0] ? st.tracefs : NULL);
+		jk_i64(j, "probes", st.probes);
+		jk_i64(j, "twin_breakpoints", st.twin_breakpoints);
+		jk_i64(j, "pinned_breakpoints", st.pinned_breakpoints);
+		break;
 	default:
 		break;
 	}
@@ -444,12 +471,13 @@ static void extra(struct jbuf *j)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: anon-coherency --trigger NAME [--size BYTES] [--seed N] [--device NAME]\n"
+		"usage: anon-coherency --trigger NAME [--size BYTES] [--seed N] [--device NAME] [--file PATH]\n"
 		"                      [--port N] [--gid-index N] [--timeout SECONDS] [--wait SECONDS]\n"
 		"  Pin anonymous memory as an RDMA MR, let the kernel try to replace the pinned pages,\n"
 		"  RDMA WRITE through the pin and report whether the process sees the device's data.\n"
 		"  --trigger    control | fork-child-write | fork-parent-write | ksm | khugepaged |\n"
-		"               migrate | dontneed\n"
+		"               migrate | dontneed | uprobe | fork-ro-pin | mprotect\n"
+		"  --file       uprobe only: the file to map PROT_EXEC and probe (created)\n"
 		"  --size       multiple of 2M (default 2M)\n"
 		"  --wait       how long ksm/khugepaged may take to act on the twin (default 120 s)\n"
 		"  --timeout    RDMA completion timeout in seconds (default 10)\n");
@@ -485,7 +513,7 @@ static const struct program prog = {
 	.extra = extra,
 	.fault_handler = true,
 	.stages = true,
-	.common = CLI_SIZE | CLI_SEED | CLI_DEVICE | CLI_TIMEOUT,
+	.common = CLI_FILE | CLI_SIZE | CLI_SEED | CLI_DEVICE | CLI_TIMEOUT,
 	.own = own_opts,
 	.own_opt = own_opt,
 };
@@ -714,6 +742,102 @@ static void trigger_migrate(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* uprobes                                                              */
+
+static int uprobe_cleanup_needed;
+
+static bool tracefs_write(const char *name, const char *text, bool append)
+{
+	char path[160];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", st.tracefs, name);
+	fd = open(path, O_WRONLY | O_CLOEXEC | (append ? O_APPEND : O_TRUNC));
+	if (fd < 0)
+		return false;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text);
+}
+
+static void uprobe_cleanup(void)
+{
+	char line[64];
+
+	if (!uprobe_cleanup_needed || getpid() != main_pid)
+		return;
+	uprobe_cleanup_needed = 0;
+	tracefs_write("events/" UPROBE_GROUP "/enable", "0", false);
+	for (int i = 0; i < N_PROBES; i++) {
+		snprintf(line, sizeof(line), "-:%s/p%d\n", UPROBE_GROUP, i);
+		tracefs_write("uprobe_events", line, true);
+	}
+}
+
+/* bytes at the probe offsets that are the x86 breakpoint (0xcc) */
+static long long count_breakpoints(const unsigned char *p)
+{
+	long long n = 0;
+
+	for (int i = 0; i < N_PROBES; i++)
+		n += p[(size_t)i * PR_BLOCK] == 0xcc;
+	return n;
+}
+
+static void trigger_uprobe(void)
+{
+	char line[600];
+
+	if (access("/sys/kernel/tracing/uprobe_events", F_OK) == 0) {
+		snprintf(st.tracefs, sizeof(st.tracefs), "/sys/kernel/tracing");
+	} else if (access("/sys/kernel/debug/tracing/uprobe_events", F_OK) == 0) {
+		snprintf(st.tracefs, sizeof(st.tracefs), "/sys/kernel/debug/tracing");
+	} else {
+		if (access("/sys/kernel/tracing", F_OK) == 0)
+			(void)!system("mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null");
+		if (access("/sys/kernel/tracing/uprobe_events", F_OK) != 0) {
+			snprintf(st.skip, sizeof(st.skip), "no uprobe_events in tracefs (kernel without "
+				 "CONFIG_UPROBE_EVENTS, or tracefs cannot be mounted)");
+			return;
+		}
+		snprintf(st.tracefs, sizeof(st.tracefs), "/sys/kernel/tracing");
+	}
+	uprobe_cleanup_needed = 1;
+	atexit(uprobe_cleanup);
+	for (int i = 0; i < N_PROBES; i++) {
+		snprintf(line, sizeof(line), "p:%s/p%d %s:0x%lx\n", UPROBE_GROUP, i, co.file,
+			 (unsigned long)i * PR_BLOCK);
+		if (!tracefs_write("uprobe_events", line, true))
+			fail_errno(errno, "register uprobe '%s' (%s/uprobe_events)", line, st.tracefs);
+		st.probes++;
+	}
+	if (!tracefs_write("events/" UPROBE_GROUP "/enable", "1", false))
+		fail_errno(errno, "enable %s/events/%s", st.tracefs, UPROBE_GROUP);
+	st.twin_breakpoints = count_breakpoints(st.twin.p);
+	st.pinned_breakpoints = count_breakpoints(st.pinned.p);
+	st.trigger_ran = st.twin_breakpoints == N_PROBES;
+	snprintf(st.trigger_note, sizeof(st.trigger_note),
+		 "%d uprobes enabled: breakpoints in %lld of %d probed pages of the unpinned twin "
+		 "mapping, in %lld of the pinned one", st.probes, st.twin_breakpoints, N_PROBES,
+		 st.pinned_breakpoints);
+}
+
+/* a MAP_PRIVATE PROT_READ|PROT_EXEC mapping of the file, faulted in */
+static unsigned char *map_file(int fd, size_t size)
+{
+	unsigned char *p = mmap(NULL, size, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+	volatile unsigned char sink = 0;
+
+	if (p == MAP_FAILED)
+		fail_errno(errno, "mmap(%s, PROT_READ|PROT_EXEC, MAP_PRIVATE)", co.file);
+	for (size_t i = 0; i < size; i += PR_BLOCK)
+		sink ^= p[i];
+	(void)sink;
+	return p;
+}
+
+/* ------------------------------------------------------------------ */
 /* fork                                                                 */
 
 static const char marker_child[8] = "CHILDWR!";
@@ -750,10 +874,16 @@ static bool write_all(int fd, const void *buf, size_t len)
  * device write, then look at its own view of the region.
  */
 static void child_main(int to_parent, int from_parent, const unsigned char *orig, const unsigned char *dev,
-		       bool child_writes)
+		       bool child_writes, bool observe)
 {
 	struct child_view v = { .mapped = 1 };
 	char go;
+
+	if (!observe) {          /* fork-ro-pin: only keep the pages shared until the parent is done */
+		if (!write_all(to_parent, "r", 1) || !read_all(from_parent, &go, 1))
+			_exit(3);
+		_exit(0);
+	}
 
 	/* still mapped in the child?  (libibverbs' fork support would MADV_DONTFORK it) */
 	if (msync(st.pinned.p, st.pinned.npages * PR_BLOCK, MS_ASYNC) != 0)
@@ -785,6 +915,33 @@ static void child_main(int to_parent, int from_parent, const unsigned char *orig
 	_exit(0);
 }
 
+static int p2c[2] = { -1, -1 }, c2p[2] = { -1, -1 };
+
+/* fork a child (child_main), wait until it is ready; its pid */
+static pid_t start_child(const unsigned char *orig, const unsigned char *dev, bool child_writes, bool observe)
+{
+	pid_t child;
+	char ready;
+
+	st.fork_init = (int)ibv_is_fork_initialized();
+	if (pipe(p2c) != 0 || pipe(c2p) != 0)
+		fail_errno(errno, "pipe");
+	fflush(NULL);
+	child = fork();
+	if (child < 0)
+		fail_errno(errno, "fork");
+	if (child == 0) {
+		close(p2c[1]);
+		close(c2p[0]);
+		child_main(c2p[1], p2c[0], orig, dev, child_writes, observe);
+	}
+	close(p2c[0]);
+	close(c2p[1]);
+	if (!read_all(c2p[0], &ready, 1))
+		fail("the child died before it was ready");
+	return child;
+}
+
 /* ------------------------------------------------------------------ */
 
 static bool all_zero(const unsigned char *p, size_t n)
@@ -800,8 +957,8 @@ int main(int argc, char **argv)
 	struct ibv_mr *mr, *src_mr, *chk_mr;
 	unsigned char *orig, *src, *chk;
 	size_t size, npages;
-	int p2c[2] = { -1, -1 }, c2p[2] = { -1, -1 };
 	pid_t child = -1;
+	bool read_only = false;      /* the device only reads: its data is what it reads back */
 
 	co.size = HPAGE;
 	program_start(&prog, &co, argc, argv);
@@ -809,6 +966,8 @@ int main(int argc, char **argv)
 		usage_fail(usage, "--trigger NAME is required");
 	if (co.size % HPAGE)
 		usage_fail(usage, "--size must be a multiple of 2M (one huge page): %" PRIu64, co.size);
+	if ((opt.trigger == T_UPROBE) != (co.file && *co.file))
+		usage_fail(usage, "--file PATH is for (and required by) --trigger uprobe");
 	main_pid = getpid();
 	atexit(restore_knobs);
 	size = (size_t)co.size;
@@ -816,10 +975,12 @@ int main(int argc, char **argv)
 	R.size = co.size;
 	R.file = "";
 	st.expect_process = opt.trigger == T_DONTNEED ? "zero" : "device";
-	st.use_twin = opt.trigger == T_KSM || opt.trigger == T_KHUGEPAGED || opt.trigger == T_MIGRATE;
+	st.use_twin = opt.trigger == T_KSM || opt.trigger == T_KHUGEPAGED || opt.trigger == T_MIGRATE ||
+		      opt.trigger == T_UPROBE;
 	if (opt.trigger == T_CONTROL || opt.trigger == T_DONTNEED || opt.trigger == T_FORK_CHILD ||
-	    opt.trigger == T_FORK_PARENT)
+	    opt.trigger == T_FORK_PARENT || opt.trigger == T_FORK_RO_PIN || opt.trigger == T_MPROTECT)
 		st.trigger_ran = true;   /* done by this program itself, no witness needed */
+	read_only = opt.trigger == T_UPROBE || opt.trigger == T_FORK_RO_PIN;
 
 	st.memlock = raise_memlock();
 	rdma_loop_open(&st.l, co.device, opt.port, opt.gid_index, co.timeout);
@@ -839,18 +1000,37 @@ int main(int argc, char **argv)
 	pattern_fill(src, co.seed, TAG_B, 0, size);
 	memset(chk, 0, size);
 
-	st.pinned = (struct region){ .name = "pinned", .p = map_region(size), .npages = npages };
-	memcpy(st.pinned.p, orig, size);
-	if (st.use_twin) {
-		st.twin = (struct region){ .name = "twin", .p = map_region(size), .npages = npages };
-		memcpy(st.twin.p, orig, size);
+	if (opt.trigger == T_UPROBE) {
+		int fd;
+		for (int i = 0; i < N_PROBES; i++)
+			orig[(size_t)i * PR_BLOCK] = 0x90;          /* a NOP: an instruction uprobes accept */
+		fd = open(co.file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+		if (fd < 0)
+			fail_errno(errno, "open(%s)", co.file);
+		if (pwrite_all(fd, orig, size, 0) != 0 || fsync(fd) != 0)
+			fail_errno(errno, "write(%s)", co.file);
+		R.file = co.file;
+		st.pinned = (struct region){ .name = "pinned", .p = map_file(fd, size), .npages = npages };
+		st.twin = (struct region){ .name = "twin", .p = map_file(fd, size), .npages = npages };
+		close(fd);
+	} else {
+		st.pinned = (struct region){ .name = "pinned", .p = map_region(size), .npages = npages };
+		memcpy(st.pinned.p, orig, size);
+		if (st.use_twin) {
+			st.twin = (struct region){ .name = "twin", .p = map_region(size), .npages = npages };
+			memcpy(st.twin.p, orig, size);
+		}
 	}
 	stage("mapped", st.pinned.p);
 	snap_all(M_BEFORE_PIN);
 
+	/* fork-ro-pin: the child shares the pages (COW) before the pin */
+	if (opt.trigger == T_FORK_RO_PIN)
+		child = start_child(orig, src, false, false);
+
 	/* 2. the long-term pin */
 	errno = 0;
-	mr = ibv_reg_mr(st.l.pd, st.pinned.p, size,
+	mr = ibv_reg_mr(st.l.pd, st.pinned.p, size, read_only ? IBV_ACCESS_REMOTE_READ :
 			IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ);
 	if (!mr) {
 		report_pin_refused(errno, "ibv_reg_mr", st.pinned.p);
@@ -868,26 +1048,27 @@ int main(int argc, char **argv)
 
 	/* 3. the trigger */
 	switch (opt.trigger) {
+	case T_FORK_RO_PIN:
+		write_markers(st.pinned.p, npages, marker_parent);
+		for (size_t i = 0; i < npages; i++)
+			memcpy(orig + i * PR_BLOCK, marker_parent, 8);
+		snprintf(st.trigger_note, sizeof(st.trigger_note), "forked child %d before a read-only pin; "
+			 "the parent wrote a marker into every page", (int)child);
+		break;
+	case T_MPROTECT:
+		if (mprotect(st.pinned.p, size, PROT_READ) != 0 ||
+		    mprotect(st.pinned.p, size, PROT_READ | PROT_WRITE) != 0)
+			fail_errno(errno, "mprotect");
+		write_markers(st.pinned.p, npages, marker_parent);
+		for (size_t i = 0; i < npages; i++)
+			memcpy(orig + i * PR_BLOCK, marker_parent, 8);
+		snprintf(st.trigger_note, sizeof(st.trigger_note), "mprotect(PROT_READ) and back to "
+			 "PROT_READ|PROT_WRITE, then the process wrote a marker into every page");
+		break;
 	case T_FORK_CHILD:
 	case T_FORK_PARENT: {
-		char ready;
-		st.fork_init = (int)ibv_is_fork_initialized();
-		if (pipe(p2c) != 0 || pipe(c2p) != 0)
-			fail_errno(errno, "pipe");
-		fflush(NULL);
-		child = fork();
-		if (child < 0)
-			fail_errno(errno, "fork");
-		if (child == 0) {
-			close(p2c[1]);
-			close(c2p[0]);
-			child_main(c2p[1], p2c[0], orig, src, opt.trigger == T_FORK_CHILD);
-		}
-		close(p2c[0]);
-		close(c2p[1]);
+		child = start_child(orig, src, opt.trigger == T_FORK_CHILD, true);
 		st.have_child = true;
-		if (!read_all(c2p[0], &ready, 1))
-			fail("the child died before it was ready");
 		if (opt.trigger == T_FORK_PARENT) {
 			write_markers(st.pinned.p, npages, marker_parent);
 			for (size_t i = 0; i < npages; i++)
@@ -905,6 +1086,9 @@ int main(int argc, char **argv)
 		break;
 	case T_MIGRATE:
 		trigger_migrate();
+		break;
+	case T_UPROBE:
+		trigger_uprobe();
 		break;
 	case T_DONTNEED:
 		if (madvise(st.pinned.p, size, MADV_DONTNEED) != 0)
@@ -932,12 +1116,14 @@ int main(int argc, char **argv)
 	}
 	pr_log("trigger %s: %s", trigger_names[opt.trigger], st.trigger_note);
 
-	/* 4. the device writes B through the pin, and reads the MR back */
-	st.rdma_write_status = rdma_loop_xfer(&st.l, IBV_WR_RDMA_WRITE, src, src_mr->lkey,
-					      (uintptr_t)st.pinned.p, mr->rkey, size);
-	if (st.rdma_write_status)
-		fail("RDMA WRITE through the pin failed: %s", st.rdma_write_status);
-	st.rdma_write_status = "success";
+	/* 4. the device writes B through the pin (a read-only pin: it only reads), reads the MR back */
+	if (!read_only) {
+		st.rdma_write_status = rdma_loop_xfer(&st.l, IBV_WR_RDMA_WRITE, src, src_mr->lkey,
+						      (uintptr_t)st.pinned.p, mr->rkey, size);
+		if (st.rdma_write_status)
+			fail("RDMA WRITE through the pin failed: %s", st.rdma_write_status);
+		st.rdma_write_status = "success";
+	}
 	st.rdma_read_status = rdma_loop_xfer(&st.l, IBV_WR_RDMA_READ, chk, chk_mr->lkey,
 					     (uintptr_t)st.pinned.p, mr->rkey, size);
 	if (st.rdma_read_status)
@@ -947,7 +1133,8 @@ int main(int argc, char **argv)
 
 	/* 5. what does the process see? (reading faults in zero pages after DONTNEED) */
 	for (size_t i = 0; i < npages; i++) {
-		const unsigned char *pg = st.pinned.p + i * PR_BLOCK, *b = src + i * PR_BLOCK;
+		const unsigned char *pg = st.pinned.p + i * PR_BLOCK;
+		const unsigned char *b = (read_only ? chk : src) + i * PR_BLOCK;
 		bool is_dev = !memcmp(pg, b, PR_BLOCK);
 		bool is_zero = !is_dev && all_zero(pg, PR_BLOCK);
 		bool ok = st.expect_process[0] == 'z' ? is_zero : is_dev;
@@ -976,7 +1163,8 @@ int main(int argc, char **argv)
 
 	if (child > 0) {
 		int status;
-		if (!write_all(p2c[1], "g", 1) || !read_all(c2p[0], &st.child, sizeof(st.child)))
+		if (!write_all(p2c[1], "g", 1) ||
+		    (st.have_child && !read_all(c2p[0], &st.child, sizeof(st.child))))
 			fail("the child died before it reported its view");
 		if (waitpid(child, &status, 0) == child)
 			st.child_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -988,6 +1176,7 @@ int main(int argc, char **argv)
 	ibv_dereg_mr(src_mr);
 	ibv_dereg_mr(chk_mr);
 	stage("deregistered", st.pinned.p);
+	uprobe_cleanup();
 	restore_knobs();
 	report_emit();
 	rdma_loop_close(&st.l);

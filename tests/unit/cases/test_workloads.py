@@ -48,3 +48,10 @@ def test_anon_coherency_passes_its_trigger_and_size():
                     "--device", "rxe0", "--seed", "9", "--wait", "180"]
     assert workloads.get("anon-coherency").needs_rdma
     assert not workloads.needs_own_guest(c)
+
+
+def test_anon_coherency_uprobe_maps_a_file_on_the_case_filesystem():
+    c = Case("anon-coherency", "tmpfs", "private", "uprobe", size=2 << 20, timeout=240)
+    argv = workloads.get("anon-coherency").argv("/b", c, 9)
+    assert argv[-2:] == ["--file", "/mnt/test/uprobe.bin"]
+    assert "--file" not in workloads.get("anon-coherency").argv("/b", case("anon-coherency"), 9)
