@@ -137,7 +137,7 @@ static struct {
 	char thp_enabled[64];
 	double waited_s;
 	int nodes, src_node, target_node;
-	long long mig_status[2][4];               /* [pinned/twin][moved, EBUSY, EAGAIN+ENOMEM, other] */
+	long long mig_status[2][5];               /* [pinned/twin][moved, stayed, EBUSY, EAGAIN+ENOMEM, other] */
 	int mig_ret[2], mig_errno[2];
 	int probes;                               /* uprobes registered */
 	char tracefs[64];
@@ -364,7 +364,7 @@ static void jk_region(struct jbuf *j, const struct region *r)
 	jb_obj_close(j);
 }
 
-static const char *const mig_keys[4] = { "moved", "EBUSY", "EAGAIN_or_ENOMEM", "other" };
+static const char *const mig_keys[5] = { "moved", "stayed", "EBUSY", "EAGAIN_or_ENOMEM", "other" };
 
 static void extra(struct jbuf *j)
 {
@@ -443,7 +443,7 @@ static void extra(struct jbuf *j)
 			jb_obj_open(j);
 			jk_i64(j, "ret", st.mig_ret[r]);
 			jk_str(j, "errno", st.mig_errno[r] ? errno_name(st.mig_errno[r]) : NULL);
-			for (int k = 0; k < 4; k++)
+			for (int k = 0; k < 5; k++)
 				jk_i64(j, mig_keys[k], st.mig_status[r][k]);
 			jb_obj_close(j);
 		}
@@ -702,7 +702,8 @@ static void move_region(int r, struct region *reg, int target)
 	st.mig_errno[r] = ret < 0 ? errno : 0;
 	for (size_t i = 0; i < reg->npages; i++) {
 		int s = status[i];
-		int k = s == target ? 0 : s == -EBUSY ? 1 : (s == -EAGAIN || s == -ENOMEM) ? 2 : 3;
+		int k = s == target ? 0 : s == st.src_node ? 1 : s == -EBUSY ? 2 :
+			(s == -EAGAIN || s == -ENOMEM) ? 3 : 4;
 		st.mig_status[r][k]++;
 	}
 	free(pages);
@@ -731,14 +732,17 @@ static void trigger_migrate(void)
 		return;
 	}
 	st.src_node = node_of(st.pinned.p);
+	if (st.src_node < 0)
+		fail_errno(errno, "move_pages(query the node of the pinned region)");
 	st.target_node = st.src_node == first ? second : first;
 	move_region(1, &st.twin, st.target_node);
 	move_region(0, &st.pinned, st.target_node);
 	st.trigger_ran = st.mig_status[1][0] > 0;
 	snprintf(st.trigger_note, sizeof(st.trigger_note),
-		 "move_pages node %d -> %d: twin %lld of %zu moved, pinned %lld of %zu moved",
+		 "move_pages node %d -> %d: twin %lld of %zu moved, pinned %lld of %zu moved "
+		 "(%lld stayed on node %d, move_pages returned %d)",
 		 st.src_node, st.target_node, st.mig_status[1][0], st.twin.npages, st.mig_status[0][0],
-		 st.pinned.npages);
+		 st.pinned.npages, st.mig_status[0][1], st.src_node, st.mig_ret[0]);
 }
 
 /* ------------------------------------------------------------------ */
