@@ -71,7 +71,7 @@ def _iouring_fixed(case: "Case", seed: int, hold: bool) -> list:
 
 # anon-coherency: the variant names the trigger that may replace the pinned anonymous pages
 ANON_TRIGGERS = ("control", "fork-child-write", "fork-parent-write", "ksm", "khugepaged",
-                 "migrate", "dontneed", "uprobe", "fork-ro-pin", "mprotect")
+                 "migrate", "dontneed", "uprobe", "fork-ro-pin", "mprotect", "pageout")
 
 
 def _anon_coherency(case: "Case", seed: int, hold: bool) -> list:

@@ -24,6 +24,10 @@
  *        mprotect           mprotect(PROT_READ) and back to PROT_READ|PROT_WRITE, then the
  *                           process writes a marker into every page (a write fault on a
  *                           pinned page: reused, or copied away from the pin?)
+ *        pageout            MADV_PAGEOUT on both regions (swap on zram, set up here when
+ *                           the guest has none), then the process reads every page and
+ *                           writes a marker into it (reclaim may unmap a pinned page into
+ *                           the swap cache; the later write fault: reuse or copy?)
  *        fork-ro-pin        fork FIRST (the child only waits), then a read-only pin
  *                           (REMOTE_READ MR) of the pages the child shares, then the parent
  *                           writes a marker into every page; the device RDMA READs: does it
@@ -76,10 +80,10 @@
 #endif
 
 enum trigger { T_CONTROL, T_FORK_CHILD, T_FORK_PARENT, T_KSM, T_KHUGEPAGED, T_MIGRATE, T_DONTNEED,
-	       T_UPROBE, T_FORK_RO_PIN, T_MPROTECT };
+	       T_UPROBE, T_FORK_RO_PIN, T_MPROTECT, T_PAGEOUT };
 static const char *const trigger_names[] = {
 	"control", "fork-child-write", "fork-parent-write", "ksm", "khugepaged", "migrate", "dontneed",
-	"uprobe", "fork-ro-pin", "mprotect",
+	"uprobe", "fork-ro-pin", "mprotect", "pageout",
 };
 #define N_PROBES 8                 /* uprobe: one probe at the start of each of the first pages */
 #define UPROBE_GROUP "pinrig_anon"
@@ -142,6 +146,8 @@ static struct {
 	int probes;                               /* uprobes registered */
 	char tracefs[64];
 	long long twin_breakpoints, pinned_breakpoints;
+	char swap[128];                           /* pageout: the swap in use */
+	long long twin_swapped, pinned_swapped;   /* pages with the pagemap swap bit after MADV_PAGEOUT */
 } st = { .memlock = -2, .first_mismatch = -1, .fork_init = -1, .child_status = -1,
 	 .mig_ret = { 1, 1 } };
 
@@ -448,6 +454,11 @@ static void extra(struct jbuf *j)
 			jb_obj_close(j);
 		}
 		break;
+	case T_PAGEOUT:
+		jk_str(j, "swap", st.swap[0] ? st.swap : NULL);
+		jk_i64(j, "twin_swapped", st.twin_swapped);
+		jk_i64(j, "pinned_swapped", st.pinned_swapped);
+		break;
 	case T_UPROBE:
 		jk_str(j, "tracefs", st.tracefs[0] ? st.tracefs : NULL);
 		jk_i64(j, "probes", st.probes);
@@ -476,7 +487,7 @@ static void usage(FILE *f)
 		"  Pin anonymous memory as an RDMA MR, let the kernel try to replace the pinned pages,\n"
 		"  RDMA WRITE through the pin and report whether the process sees the device's data.\n"
 		"  --trigger    control | fork-child-write | fork-parent-write | ksm | khugepaged |\n"
-		"               migrate | dontneed | uprobe | fork-ro-pin | mprotect\n"
+		"               migrate | dontneed | uprobe | fork-ro-pin | mprotect | pageout\n"
 		"  --file       uprobe only: the file to map PROT_EXEC and probe (created)\n"
 		"  --size       multiple of 2M (default 2M)\n"
 		"  --wait       how long ksm/khugepaged may take to act on the twin (default 120 s)\n"
@@ -746,6 +757,99 @@ static void trigger_migrate(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* pageout                                                              */
+
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+
+static int zram_swapon;
+
+static void zram_cleanup(void)
+{
+	if (!zram_swapon || getpid() != main_pid)
+		return;
+	zram_swapon = 0;
+	if (system("swapoff /dev/zram0 && echo 1 > /sys/block/zram0/reset") != 0)
+		pr_log("could not swapoff/reset /dev/zram0");
+}
+
+/* pages of the region whose pagemap entry says "swapped" (bit 62) */
+static long long count_swapped(const struct region *r)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	uint64_t *ents = calloc(r->npages, 8);
+	long long n = -1;
+
+	if (fd >= 0 && ents && pread(fd, ents, r->npages * 8, (off_t)((uintptr_t)r->p / PR_BLOCK) * 8) ==
+	    (ssize_t)(r->npages * 8)) {
+		n = 0;
+		for (size_t i = 0; i < r->npages; i++)
+			n += (ents[i] >> 62) & 1;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(ents);
+	return n;
+}
+
+/* the first active swap in /proc/swaps, into st.swap; false when there is none */
+static bool active_swap(void)
+{
+	FILE *f = fopen("/proc/swaps", "re");
+	char line[256];
+	bool found = false;
+
+	if (!f)
+		return false;
+	if (fgets(line, sizeof(line), f))
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "%127s", st.swap) == 1) {
+				found = true;
+				break;
+			}
+	fclose(f);
+	return found;
+}
+
+static void trigger_pageout(size_t size)
+{
+	volatile unsigned char sink = 0;
+
+	if (!active_swap()) {
+		atexit(zram_cleanup);
+		zram_swapon = 1;
+		if (system("{ test -e /sys/block/zram0 || modprobe zram num_devices=1; } && "
+			   "echo 256M > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null && "
+			   "swapon /dev/zram0") != 0 || !active_swap()) {
+			snprintf(st.skip, sizeof(st.skip), "no swap and none could be set up on zram "
+				 "(kernel without zram, or no mkswap/swapon in the guest)");
+			return;
+		}
+	}
+	if (madvise(st.twin.p, size, MADV_PAGEOUT) != 0) {
+		if (errno == EINVAL) {
+			snprintf(st.skip, sizeof(st.skip), "MADV_PAGEOUT not supported (EINVAL)");
+			return;
+		}
+		fail_errno(errno, "madvise(twin, MADV_PAGEOUT)");
+	}
+	if (madvise(st.pinned.p, size, MADV_PAGEOUT) != 0)
+		fail_errno(errno, "madvise(pinned, MADV_PAGEOUT)");
+	st.twin_swapped = count_swapped(&st.twin);
+	st.pinned_swapped = count_swapped(&st.pinned);
+	snap(&st.pinned, M_AFTER_TRIGGER);
+	st.trigger_ran = st.twin_swapped > 0;
+	snprintf(st.trigger_note, sizeof(st.trigger_note),
+		 "MADV_PAGEOUT (swap %s): twin %lld of %zu pages swapped out, pinned %lld swapped and "
+		 "%lld still mapped; then the process read and wrote every page", st.swap,
+		 st.twin_swapped, st.twin.npages, st.pinned_swapped, count_present(&st.pinned, M_AFTER_TRIGGER));
+	for (size_t i = 0; i < st.pinned.npages; i++)
+		sink ^= st.pinned.p[i * PR_BLOCK + 100];          /* read faults first */
+	(void)sink;
+}
+
+/* ------------------------------------------------------------------ */
 /* uprobes                                                              */
 
 static int uprobe_cleanup_needed;
@@ -980,7 +1084,7 @@ int main(int argc, char **argv)
 	R.file = "";
 	st.expect_process = opt.trigger == T_DONTNEED ? "zero" : "device";
 	st.use_twin = opt.trigger == T_KSM || opt.trigger == T_KHUGEPAGED || opt.trigger == T_MIGRATE ||
-		      opt.trigger == T_UPROBE;
+		      opt.trigger == T_UPROBE || opt.trigger == T_PAGEOUT;
 	if (opt.trigger == T_CONTROL || opt.trigger == T_DONTNEED || opt.trigger == T_FORK_CHILD ||
 	    opt.trigger == T_FORK_PARENT || opt.trigger == T_FORK_RO_PIN || opt.trigger == T_MPROTECT)
 		st.trigger_ran = true;   /* done by this program itself, no witness needed */
@@ -1094,6 +1198,14 @@ int main(int argc, char **argv)
 	case T_UPROBE:
 		trigger_uprobe();
 		break;
+	case T_PAGEOUT:
+		trigger_pageout(size);
+		if (st.skip[0])
+			break;
+		write_markers(st.pinned.p, npages, marker_parent);
+		for (size_t i = 0; i < npages; i++)
+			memcpy(orig + i * PR_BLOCK, marker_parent, 8);
+		break;
 	case T_DONTNEED:
 		if (madvise(st.pinned.p, size, MADV_DONTNEED) != 0)
 			fail_errno(errno, "madvise(MADV_DONTNEED)");
@@ -1181,6 +1293,7 @@ int main(int argc, char **argv)
 	ibv_dereg_mr(chk_mr);
 	stage("deregistered", st.pinned.p);
 	uprobe_cleanup();
+	zram_cleanup();
 	restore_knobs();
 	report_emit();
 	rdma_loop_close(&st.l);
