@@ -141,7 +141,7 @@ static struct {
 	char thp_enabled[64];
 	double waited_s;
 	int nodes, src_node, target_node;
-	long long mig_status[2][5];               /* [pinned/twin][moved, stayed, EBUSY, EAGAIN+ENOMEM, other] */
+	long long mig_status[2][6];   /* [pinned/twin][moved, stayed, EBUSY, EAGAIN+ENOMEM, not reported, other] */
 	int mig_ret[2], mig_errno[2];
 	int probes;                               /* uprobes registered */
 	char tracefs[64];
@@ -370,7 +370,10 @@ static void jk_region(struct jbuf *j, const struct region *r)
 	jb_obj_close(j);
 }
 
-static const char *const mig_keys[5] = { "moved", "stayed", "EBUSY", "EAGAIN_or_ENOMEM", "other" };
+/* not_reported: move_pages() returned before it stored a status for the page (its return value
+ * is then the number of pages it did not move) */
+static const char *const mig_keys[6] = { "moved", "stayed", "EBUSY", "EAGAIN_or_ENOMEM", "not_reported",
+					 "other" };
 
 static void extra(struct jbuf *j)
 {
@@ -449,7 +452,7 @@ static void extra(struct jbuf *j)
 			jb_obj_open(j);
 			jk_i64(j, "ret", st.mig_ret[r]);
 			jk_str(j, "errno", st.mig_errno[r] ? errno_name(st.mig_errno[r]) : NULL);
-			for (int k = 0; k < 5; k++)
+			for (int k = 0; k < 6; k++)
 				jk_i64(j, mig_keys[k], st.mig_status[r][k]);
 			jb_obj_close(j);
 		}
@@ -714,7 +717,7 @@ static void move_region(int r, struct region *reg, int target)
 	for (size_t i = 0; i < reg->npages; i++) {
 		int s = status[i];
 		int k = s == target ? 0 : s == st.src_node ? 1 : s == -EBUSY ? 2 :
-			(s == -EAGAIN || s == -ENOMEM) ? 3 : 4;
+			(s == -EAGAIN || s == -ENOMEM) ? 3 : s == -1000 ? 4 : 5;
 		st.mig_status[r][k]++;
 	}
 	free(pages);
