@@ -27,6 +27,9 @@ class Workload:
     #   boot on the same pmem file, so it needs a guest of its own (and the program --hold)
     needs_module: Callable[["Case"], bool] = lambda case: False
     # ↑ True: the case needs the rig's test module (pinrig.cases.kmod) loaded in the guest
+    kconfig: Tuple[str, ...] = ()
+    # ↑ kernel options the workload needs beyond the guest's, filesystem's and RDMA's
+    #   (pinrig.cases.needs: a kernel without them gets the case `skipped`, saying which)
     variants: Optional[Tuple[str, ...]] = None
     # ↑ the variants the program understands, when it takes no others (checked by the suite loader)
 
@@ -90,8 +93,11 @@ _TABLE: Tuple[Workload, ...] = (
     Workload("odirect-into-mmap", "odirect-into-mmap", _odirect_into_mmap,
              data_file=f"{MNT}/dst.dat"),
     Workload("iouring-fixed", "iouring-fixed", _iouring_fixed, data_file=f"{MNT}/ring.dat",
-             crash_and_verify=lambda case: case.mapping == "shared"),
-    # anonymous memory (fs/mapping are the tmpfs control's; the program maps MAP_ANONYMOUS)
+             crash_and_verify=lambda case: case.mapping == "shared",
+             kconfig=("CONFIG_IO_URING",)),
+    # anonymous memory (fs/mapping are the tmpfs control's; the program maps MAP_ANONYMOUS);
+    # each trigger's own needs (KSM, THP, two NUMA nodes, uprobe events, zram) are checked by
+    # the program in the guest, which reports a `skip` naming what is missing
     Workload("anon-coherency", "anon-coherency", _anon_coherency, needs_rdma=True,
              variants=ANON_TRIGGERS),
 )
