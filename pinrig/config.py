@@ -19,6 +19,8 @@ from pinrig.errors import UserError
 DEBIAN_SUITES = ("bullseye", "bookworm", "bookworm-backports", "trixie", "sid", "unstable")
 FILESYSTEMS = ("ext4", "xfs", "ext4-dax", "xfs-dax", "tmpfs")
 MAPPINGS = ("shared", "private")
+PROVIDERS = ("rxe", "siw")        # soft RDMA providers (RoCE / iWARP); rxe is the default
+DEFAULT_PROVIDER = "rxe"
 
 # Names that become path components, case ids, shell words and console markers: one character
 # set for all of them (checked when the YAML is loaded, so nothing else needs to quote them).
@@ -372,11 +374,15 @@ class Case:
     expect: Optional[str] = None
     size: int = 1 << 20
     timeout: int = 120
+    provider: str = DEFAULT_PROVIDER   # RDMA provider of ibverbs workloads (rxe / siw)
 
     @property
     def id(self) -> str:
         base = f"{self.workload}/{self.fs}/{self.mapping}"
-        return f"{base}/{self.variant}" if self.variant else base
+        base = f"{base}/{self.variant}" if self.variant else base
+        # the default provider stays out of the id: ids (and results) from before the axis
+        # existed stay comparable
+        return base if self.provider == DEFAULT_PROVIDER else f"{base}@{self.provider}"
 
 
 @dataclass(frozen=True)
@@ -444,13 +450,18 @@ def _expand_case(path: Path, i: int, rc: dict, default_timeout: int) -> list:
     expect = f.get("expect", str, None, choices=outcome.NAMES)
     size = f.get("size", int, 1 << 20)
     timeout = f.get("timeout", int, default_timeout)
+    providers = f.str_list("provider", [DEFAULT_PROVIDER], choices=PROVIDERS)
     f.finish()
-    for key, vals in (("fs", fss), ("mapping", maps), ("variant", variants)):
+    if providers != [DEFAULT_PROVIDER] and not workloads.get(workload).needs_rdma:
+        raise f.err("provider", f"workload {workload} uses no RDMA device (provider applies "
+                    "to ibverbs workloads only)")
+    for key, vals in (("fs", fss), ("mapping", maps), ("variant", variants),
+                      ("provider", providers)):
         if not vals:
             raise UserError(f"{path}: cases[{i}].{key}: empty list (would expand to no cases)")
     if timeout <= 0:
         raise UserError(f"{path}: cases[{i}].timeout: must be positive")
     if size <= 0 or size % 4096:
         raise UserError(f"{path}: cases[{i}].size: must be a positive multiple of 4096")
-    return [Case(workload, fs, m, v, expect, size, timeout)
-            for fs in fss for m in maps for v in variants]
+    return [Case(workload, fs, m, v, expect, size, timeout, p)
+            for fs in fss for m in maps for v in variants for p in providers]

@@ -148,14 +148,16 @@ def selftest_dir(tree: Path) -> Optional[Path]:
     return None
 
 
-def build(tree: Path, label: str, ident: str) -> dict:
-    """Compile gup_longterm (when the tree has it) and gup_test → {test name: binary path}."""
+def build(tree: Path, label: str, ident: str, tests: tuple = TESTS) -> dict:
+    """Compile the tests the tree has (gup_longterm from 6.4, cow from 6.2, gup_test) →
+    {test name: binary path}. Helper sources a test includes ("vm_util.h", "thp_settings.h")
+    are compiled with it when the tree has their .c files."""
     import hashlib
     sdir = selftest_dir(tree)
     if sdir is None:
         raise UserError(f"{label}: no GUP selftests in this tree (tools/testing/selftests/mm)")
-    out = paths.cache_dir() / "kselftest" / hashlib.sha256(
-        f"{KSELFTEST_FORMAT}|{ident}".encode()).hexdigest()[:20]
+    key = f"{KSELFTEST_FORMAT}|{ident}" + ("" if tests == TESTS else "|" + ",".join(tests))
+    out = paths.cache_dir() / "kselftest" / hashlib.sha256(key.encode()).hexdigest()[:20]
     meta = out / "binaries.json"
     if meta.exists():
         return {k: Path(v) for k, v in json.loads(meta.read_text()).items()}
@@ -175,7 +177,7 @@ def build(tree: Path, label: str, ident: str) -> dict:
               "-I", tree / "tools/testing/selftests", "-I", tree / "tools/include/uapi",
               "-I", tree]                                 # <mm/gup_test.h> (≤ 6.2)
     bins = {}
-    for test in TESTS:
+    for test in tests:
         src = sdir / f"{test}.c"
         if not src.is_file():
             continue
@@ -184,6 +186,10 @@ def build(tree: Path, label: str, ident: str) -> dict:
         srcs = [src.name]
         if (sdir / "vm_util.c").is_file() and '"vm_util.h"' in src.read_text():
             srcs.append("vm_util.c")
+        if tests != TESTS:
+            for helper in ("thp_settings",):
+                if (sdir / f"{helper}.c").is_file() and f'"{helper}.h"' in src.read_text():
+                    srcs.append(f"{helper}.c")
         libs = ["-lpthread", "-lrt", "-lm"] + (["-luring"] if have_uring else [])
         dest = tmp / "bin" / test
         proc.progress(f"kselftest: gcc {src.relative_to(tree)}")

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Optional
 
 from pinrig import __version__, interrupt, oops, paths
-from pinrig.cases import kmod
+from pinrig.cases import kmod, selftests, siwmod
 from pinrig.cases.execute import case_seed, run_case, run_crash_case
 from pinrig.cases.verdict import RawOutcome, Verdict, decide
+from pinrig.cases.workloads import kselftest as kselftest_of
 from pinrig.cases.workloads import needs_module, needs_own_guest
 from pinrig.config import Case, Suite, load_kernel_spec, load_suite
 from pinrig.errors import InfraError, UserError
@@ -131,6 +132,26 @@ def check_run_args(kernel_arg: str, suite: Suite, out: Optional[Path], resume: O
     return None
 
 
+def prepare_extras(env: Environment, suite: Suite) -> None:
+    """What some cases need beyond the guest: siw for siw cases on a kernel without it, the
+    selftest binaries for kselftest cases. Failures become the reason those cases skip."""
+    if any(c.provider == "siw" for c in suite.cases) and siwmod.needs_module(env.art):
+        if env.spec.kind != "debian":
+            env.siw_note = f"{env.spec.name} was built without CONFIG_RDMA_SIW " \
+                           "(add the siw config fragment)"
+        else:
+            try:
+                env.siw_module = siwmod.build(env.spec, env.art)
+            except InfraError as e:
+                env.siw_note = f"no siw module for {env.art.release}: {e}"
+    if any(kselftest_of(c) for c in suite.cases):
+        try:
+            env.kselftests, env.kselftest_note, env.kselftest_longterm = \
+                selftests.build_for(env.spec, env.art)
+        except (InfraError, UserError) as e:
+            env.kselftests, env.kselftest_note = {}, str(e)
+
+
 def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
               seed: Optional[int] = None, resume: Optional[Path] = None,
               junit: Optional[Path] = None, echo=print,
@@ -144,6 +165,7 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     env = prepare_env(kernel_arg, image_hash=guest_hash, cold=cold)
     if any(needs_module(c) for c in suite.cases):
         env.test_module = kmod.test_module(env.spec, env.art)
+    prepare_extras(env, suite)
     if resume and resumed is not None:
         run = RunDir(resume, resumed)
         seed = run.manifest["seed"]
