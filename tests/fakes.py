@@ -445,3 +445,18 @@ class ExitingMachine:
 
 class _NotPanicked:
     panicked = False
+
+
+class ScriptedGuest:
+    """A guest whose every command is answered by handler(cmd) -> (rc, stdout, stderr)."""
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.commands: list = []
+
+    def run(self, cmd, timeout=60, check=False):
+        if not isinstance(cmd, str):
+            cmd = " ".join(cmd)
+        self.commands.append(cmd)
+        rc, out, err = self.handler(cmd)
+        return CmdResult(rc, out, err, 0.01)

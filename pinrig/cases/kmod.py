@@ -164,6 +164,9 @@ def build_root(spec: config.KernelSpec, art: KernelArtifact) -> Path:
             depends_names(apt.show(kbuild).get("Depends", "")):
         if not dep.startswith("linux-"):
             extra.add(dep)
+        m = re.fullmatch(r"linux-compiler-(gcc-\d+)-\w+", dep)
+        if m:                      # bullseye's headers name their compiler through this package
+            extra.add(m.group(1))
     key = hashlib.sha256(" ".join(sorted(extra) + [f"{n}={v}" for n, v in pkgs]).encode())
     root = paths.cache_dir() / "buildroot" / f"{spec.suite}-{key.hexdigest()[:12]}"
     if (root / ".pinrig-ready").exists():
@@ -177,7 +180,11 @@ def build_root(spec: config.KernelSpec, art: KernelArtifact) -> Path:
              timeout=3600)
     for name, ver in pkgs:
         deb = apt.download(name, ver, paths.cache_dir() / "headers" / art.release / "debs")
-        proc.run(["dpkg-deb", "-x", deb, tmp], what=f"dpkg-deb -x {deb.name}")
+        # --keep-directory-symlink: a package's lib/… must not replace the merged-/usr `lib`
+        # symlink of the root (bullseye's headers carry lib/modules/…/build: without it the
+        # root loses its dynamic loader and nothing runs in it)
+        proc.run(["sh", "-c", 'dpkg-deb --fsys-tarfile "$1" | tar -x --keep-directory-symlink '
+                  '-C "$2"', "sh", deb, tmp], what=f"unpack {deb.name}")
     (tmp / ".pinrig-ready").write_text(json.dumps({"packages": pkgs, "extra": sorted(extra)}))
     shutil.rmtree(root, ignore_errors=True)
     tmp.rename(root)

@@ -7,6 +7,8 @@ against that tree's UAPI headers (pinrig.cases.kselftest.build). In the guest ea
 - reserves hugetlb pages the way tools/testing/selftests/mm/run_vmtests.sh does (at least 256 MiB
   worth, or 2 × nr_cpus huge pages if that is more; drop caches, up to two tries, then whatever
   the kernel gave) and puts the old count back afterwards;
+- gives the guest swap when it has none (a 512 MiB zram device, removed afterwards): cow's
+  MADV_PAGEOUT subtests skip without swap ("is swap enabled?"), and a test box has swap;
 - runs the program with the case's filesystem as its current directory (gup_longterm and cow
   create their test files there);
 - turns the output into subtests: TAP lines for gup_longterm and cow (and gup_test on trees that
@@ -73,6 +75,13 @@ HUGETLB_RESTORE = ("cat /run/pinrig-nr_hugepages.orig > /proc/sys/vm/nr_hugepage
                    "true")
 
 
+SWAP_ON = ("if [ -z \"$(tail -n +2 /proc/swaps)\" ]; then modprobe zram num_devices=1 && "
+           "echo 512M > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null && "
+           "swapon /dev/zram0 && echo PINRIG-SWAP zram0 512M; else echo PINRIG-SWAP present; fi")
+SWAP_OFF = ("if grep -q '^/dev/zram0 ' /proc/swaps; then swapoff /dev/zram0 && "
+            "echo 1 > /sys/block/zram0/reset; fi; true")
+
+
 def parse_hugetlb(line: str) -> dict:
     out = {}
     for word in line.split():
@@ -120,10 +129,17 @@ def run_in_guest(g, program: str, variant: Optional[str], fs: str, mnt: str, lon
     """Run one selftest case in a booted guest whose filesystem is mounted on mnt.
     Returns (subtests, notes, hugetlb dict). `log(title, res)` records each command."""
     notes: list = []
+    res = g.run(SWAP_ON, timeout=120)
+    log("swap for MADV_PAGEOUT (zram)", res)
+    swap = "zram0 512M" if "PINRIG-SWAP zram0" in res.stdout else \
+        ("present" if "PINRIG-SWAP present" in res.stdout else "none")
+    if swap == "none":
+        notes.append(f"no swap: zram unavailable ({res.stderr.strip()[-120:]})")
     res = g.run(hugetlb_script(), timeout=120)
     log("reserve hugetlb pages (run_vmtests.sh)", res)
     huge = parse_hugetlb(next((ln for ln in res.stdout.splitlines()
                                if ln.startswith("PINRIG-HUGETLB")), ""))
+    huge["swap"] = swap
     if huge.get("free", 0) < huge.get("need", 1):
         notes.append(f"hugetlb: {huge.get('free', 0)} of {huge.get('need', '?')} huge pages "
                      "free after reserving")
@@ -162,6 +178,7 @@ def run_in_guest(g, program: str, variant: Optional[str], fs: str, mnt: str, lon
                     subs.append(gup_test_run(name, i, fs, r.rc, r.stdout + r.stderr))
     finally:
         g.run(HUGETLB_RESTORE, timeout=60)
+        g.run(SWAP_OFF, timeout=120)
     return subs, notes, huge
 
 
