@@ -146,6 +146,20 @@ def build_module(h: Headers, chroot: Optional[Path] = None) -> Path:
     return out
 
 
+def build_root_packages(depends: list) -> set:
+    """What a build root installs besides the headers: make, every non-kernel dependency of the
+    headers and kbuild packages, and the compiler that bullseye's headers name only through
+    linux-compiler-gcc-N-x86 (newer ones depend on gcc-N directly)."""
+    extra = {"make"}
+    for dep in depends:
+        if not dep.startswith("linux-"):
+            extra.add(dep)
+        m = re.fullmatch(r"linux-compiler-(gcc-\d+)-\w+", dep)
+        if m:
+            extra.add(m.group(1))
+    return extra
+
+
 def build_root(spec: config.KernelSpec, art: KernelArtifact) -> Path:
     """A debootstrap'd root of the kernel's own suite with its compiler and kbuild's runtime
     libraries, plus the kernel's headers unpacked at their packaged paths: for kernels whose
@@ -157,16 +171,10 @@ def build_root(spec: config.KernelSpec, art: KernelArtifact) -> Path:
     if not any(apt.root.joinpath("lists").glob("*Packages*")):
         apt.update()
     pkgs = headers_packages(apt, art.release, _image_version(art))
-    extra = {"make"}
     top = apt.show(pkgs[0][0], pkgs[0][1])
     kbuild = next(n for n, _ in pkgs if n.startswith("linux-kbuild-"))
-    for dep in depends_names(top.get("Depends", "")) + \
-            depends_names(apt.show(kbuild).get("Depends", "")):
-        if not dep.startswith("linux-"):
-            extra.add(dep)
-        m = re.fullmatch(r"linux-compiler-(gcc-\d+)-\w+", dep)
-        if m:                      # bullseye's headers name their compiler through this package
-            extra.add(m.group(1))
+    extra = build_root_packages(depends_names(top.get("Depends", "")) +
+                                depends_names(apt.show(kbuild).get("Depends", "")))
     key = hashlib.sha256(" ".join(sorted(extra) + [f"{n}={v}" for n, v in pkgs]).encode())
     root = paths.cache_dir() / "buildroot" / f"{spec.suite}-{key.hexdigest()[:12]}"
     if (root / ".pinrig-ready").exists():

@@ -17,7 +17,7 @@ against that tree's UAPI headers (pinrig.cases.kselftest.build). In the guest ea
 gup_test variants: `vmtests` is run_vmtests.sh's run_gup_matrix (THP on / off / hugetlb ×
 gup-fast, gup, pin-fast, pin, pin-longterm × write / read × shared / private × 1, 512, 123 pages:
 180 runs), `file` is the rig's long-term matrix on a file of the case's filesystem
-(pinrig.cases.kselftest.GUP_TEST_MATRIX: pinned / refused). gup_test needs CONFIG_GUP_TEST
+(pinrig.cases.tap.GUP_TEST_MATRIX: pinned / refused). gup_test needs CONFIG_GUP_TEST
 (/sys/kernel/debug/gup_test): without it the case is skipped and says so.
 
 The case verdict: any failed subtest → `unexpected` naming them; every subtest skipped →
@@ -29,8 +29,8 @@ import shlex
 from dataclasses import asdict
 from typing import Callable, Optional
 
-from pinrig.cases import kselftest
-from pinrig.cases.kselftest import Subtest
+from pinrig.cases import tap
+from pinrig.cases.tap import Subtest
 
 GUEST_DIR = "/opt/pinrig/kselftest"
 PROGRAMS = ("gup_longterm", "cow", "gup_test")
@@ -93,7 +93,7 @@ def parse_hugetlb(line: str) -> dict:
 
 def gup_test_run(name: str, number: int, fs: str, rc: Optional[int], out: str) -> Subtest:
     """One gup_test run of the vmtests matrix: TAP when the tree prints it, else the exit code."""
-    _plan, subs, _totals = kselftest.parse_tap(out, "gup_test", fs)
+    _plan, subs, _totals = tap.parse_tap(out, "gup_test", fs)
     tail = out.strip()[-200:]
     if rc == 4:
         return Subtest("gup_test", fs, number, name, "skip", tail)
@@ -149,7 +149,7 @@ def run_in_guest(g, program: str, variant: Optional[str], fs: str, mnt: str, lon
             cmd = f"cd {mnt} && {GUEST_DIR}/{program}"
             r = g.run(cmd, timeout=timeout)
             log(cmd, r)
-            plan, subs, totals = kselftest.parse_tap(r.stdout, program, fs)
+            plan, subs, totals = tap.parse_tap(r.stdout, program, fs)
             if plan is not None and len(subs) != plan:
                 notes.append(f"plan 1..{plan} but {len(subs)} results (exit {r.rc})")
             if r.rc not in (0, 4) and not any(s.result == "fail" for s in subs):
@@ -162,13 +162,13 @@ def run_in_guest(g, program: str, variant: Optional[str], fs: str, mnt: str, lon
                 notes.append(f"no {GUP_TEST_FILE}: kernel without CONFIG_GUP_TEST")
                 return [], notes, huge
             if variant == "file":
-                for i, (name, args) in enumerate(kselftest.gup_test_matrix(longterm), 1):
+                for i, (name, args) in enumerate(tap.gup_test_matrix(longterm), 1):
                     f = f"{mnt}/gup_test.{i}"
                     cmd = (f"rm -f {f}; dd if=/dev/zero of={f} bs=1M count=1 status=none && "
                            f"{GUEST_DIR}/gup_test {' '.join(args)} -m 1 -r 1 -f {f} 2>&1")
                     r = g.run(cmd, timeout=120)
                     log(cmd, r)
-                    subs.append(kselftest.parse_gup_test(name, i, fs, r.rc, r.stdout + r.stderr))
+                    subs.append(tap.parse_gup_test(name, i, fs, r.rc, r.stdout + r.stderr))
             else:
                 mb = max(huge.get("need", 0) * huge.get("size_kb", 0) // 1024, 1) or 256
                 for i, (name, args) in enumerate(vmtests_matrix(mb), 1):
@@ -185,18 +185,3 @@ def run_in_guest(g, program: str, variant: Optional[str], fs: str, mnt: str, lon
 def result_dict(subs: list, notes: list, huge: dict, origin: str) -> dict:
     return {"source": origin, "hugetlb": huge, "notes": notes,
             "subtests": [asdict(s) | {"id": s.id} for s in subs]}
-
-
-def build_for(spec, art) -> tuple:
-    """({program: binary}, note, FOLL_LONGTERM) for this kernel; ({}, why, 0) when its tree
-    has none of the programs."""
-    from pinrig.cases import siwmod
-    tree, label, ident = siwmod.source_tree(spec, art)
-    if kselftest.selftest_dir(tree) is None:
-        return {}, f"{label}: no GUP selftests in the tree (no tools/testing/selftests/" \
-                   "{mm,vm}/gup_test.c)", 0
-    bins = kselftest.build(tree, label, ident, tests=PROGRAMS)
-    missing = [p for p in PROGRAMS if p not in bins]
-    note = f"built from {label}" + (f"; not in this tree: {', '.join(missing)}"
-                                    if missing else "")
-    return bins, note, kselftest.foll_longterm(tree)

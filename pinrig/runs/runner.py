@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from pinrig import __version__, interrupt, oops, paths
-from pinrig.cases import kmod, selftests, siwmod
+from pinrig.cases import kmod, kselftest, selftests, siwmod
 from pinrig.cases.execute import case_seed, run_case, run_crash_case
 from pinrig.cases.verdict import RawOutcome, Verdict, decide
 from pinrig.cases.workloads import kselftest as kselftest_of
@@ -147,7 +147,7 @@ def prepare_extras(env: Environment, suite: Suite) -> None:
     if any(kselftest_of(c) for c in suite.cases):
         try:
             env.kselftests, env.kselftest_note, env.kselftest_longterm = \
-                selftests.build_for(env.spec, env.art)
+                kselftest.build_for(env.spec, env.art, selftests.PROGRAMS)
         except (InfraError, UserError) as e:
             env.kselftests, env.kselftest_note = {}, str(e)
 
