@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from pinrig import config, paths, proc
-from pinrig.errors import InfraError
+from pinrig.errors import InfraError, UserError
 from pinrig.kernels.artifact import KernelArtifact
 
 SIW_DIR = "drivers/infiniband/sw/siw"
@@ -58,6 +58,8 @@ def source_tree(spec: config.KernelSpec, art: KernelArtifact) -> tuple:
     kernel's own tree, or for a Debian kernel the linux-source package of the image's exact
     version (downloaded and unpacked into the cache once)."""
     from pinrig.kernels.source import builder, sources
+    if spec.kind not in ("source", "debian"):
+        raise UserError(f"{spec.name}: no source tree known for a {spec.kind} kernel")
     if spec.kind == "source":
         plan = builder.plan(spec)
         with builder.locked_tree(plan.ref):

@@ -37,6 +37,9 @@ class Workload:
     kselftest: Optional[str] = None
     # ↑ a selftest program from the kernel's own tree (pinrig.cases.selftests), run instead of
     #   a workloads/src program; its TAP output decides the case
+    kconfig: Tuple[str, ...] = ()
+    # ↑ kernel options the workload needs beyond the guest's, filesystem's and RDMA's
+    #   (pinrig.cases.needs: a kernel without them gets the case `skipped`, saying which)
 
     @property
     def verifies(self) -> bool:
@@ -90,7 +93,8 @@ _TABLE: Tuple[Workload, ...] = (
     Workload("odirect-into-mmap", "odirect-into-mmap", _odirect_into_mmap,
              data_file=f"{MNT}/dst.dat"),
     Workload("iouring-fixed", "iouring-fixed", _iouring_fixed, data_file=f"{MNT}/ring.dat",
-             crash_and_verify=lambda case: case.mapping == "shared"),
+             crash_and_verify=lambda case: case.mapping == "shared",
+             kconfig=("CONFIG_IO_URING",)),
     # the kernel's own selftests (tools/testing/selftests/mm), built from the kernel's tree
     Workload("kselftest-gup_longterm", "gup_longterm", _no_args, kselftest="gup_longterm"),
     Workload("kselftest-cow", "cow", _no_args, kselftest="cow"),
