@@ -34,12 +34,16 @@ class Workload:
     #   boot on the same pmem file, so it needs a guest of its own (and the program --hold)
     needs_module: Callable[["Case"], bool] = lambda case: False
     # ↑ True: the case needs the rig's test module (pinrig.cases.kmod) loaded in the guest
+    providers: Tuple[str, ...] = ("rxe",)
+    # ↑ the RDMA providers the program can work with (siw: iWARP, QPs connected through rdma_cm)
     kselftest: Optional[str] = None
     # ↑ a selftest program from the kernel's own tree (pinrig.cases.selftests), run instead of
     #   a workloads/src program; its TAP output decides the case
     kconfig: Tuple[str, ...] = ()
     # ↑ kernel options the workload needs beyond the guest's, filesystem's and RDMA's
     #   (pinrig.cases.needs: a kernel without them gets the case `skipped`, saying which)
+    variants: Optional[Tuple[str, ...]] = None
+    # ↑ the variants the program understands, when it takes no others (checked by the suite loader)
 
     @property
     def verifies(self) -> bool:
@@ -83,13 +87,24 @@ def _iouring_fixed(case: "Case", seed: int, hold: bool) -> list:
 def _no_args(case: "Case", seed: int, hold: bool) -> list:
     return []
 
+# anon-coherency: the variant names the trigger that may replace the pinned anonymous pages
+ANON_TRIGGERS = ("control", "fork-child-write", "fork-parent-write", "ksm", "khugepaged",
+                 "migrate", "dontneed", "uprobe", "fork-ro-pin", "mprotect", "pageout")
+
+
+def _anon_coherency(case: "Case", seed: int, hold: bool) -> list:
+    argv = ["--trigger", case.variant or "control", "--size", str(case.size), "--device", "rxe0",
+            "--seed", str(seed), "--wait", str(max(10, case.timeout - 60))]
+    # uprobe: a MAP_PRIVATE PROT_EXEC mapping of a file on the case's filesystem, pinned read-only
+    return argv + (["--file", f"{MNT}/uprobe.bin"] if case.variant == "uprobe" else [])
+
 
 _TABLE: Tuple[Workload, ...] = (
     # variant leak: the test module takes a pin and keeps it (proves the pin accounting bites)
-    Workload("ibverbs-pin", "ibverbs-pin", _ibverbs_pin, needs_rdma=True,
+    Workload("ibverbs-pin", "ibverbs-pin", _ibverbs_pin, needs_rdma=True, providers=("rxe", "siw"),
              needs_module=lambda case: case.variant == "leak"),
     Workload("lost-write", "lost-write", _lost_write, data_file=f"{MNT}/lost.dat",
-             needs_rdma=True, crash_and_verify=lambda case: True),
+             needs_rdma=True, providers=("rxe", "siw"), crash_and_verify=lambda case: True),
     Workload("odirect-into-mmap", "odirect-into-mmap", _odirect_into_mmap,
              data_file=f"{MNT}/dst.dat"),
     Workload("iouring-fixed", "iouring-fixed", _iouring_fixed, data_file=f"{MNT}/ring.dat",
@@ -100,6 +115,11 @@ _TABLE: Tuple[Workload, ...] = (
     Workload("kselftest-cow", "cow", _no_args, kselftest="cow"),
     # variant vmtests: run_vmtests.sh's gup_test matrix; file: long-term pins of a file
     Workload("kselftest-gup_test", "gup_test", _no_args, kselftest="gup_test"),
+    # anonymous memory (fs/mapping are the tmpfs control's; the program maps MAP_ANONYMOUS);
+    # each trigger's own needs (KSM, THP, two NUMA nodes, uprobe events, zram) are checked by
+    # the program in the guest, which reports a `skip` naming what is missing
+    Workload("anon-coherency", "anon-coherency", _anon_coherency, needs_rdma=True,
+             variants=ANON_TRIGGERS),
 )
 WORKLOADS: Dict[str, Workload] = {w.name: w for w in _TABLE}
 NAMES: Tuple[str, ...] = tuple(WORKLOADS)
