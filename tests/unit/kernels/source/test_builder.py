@@ -252,6 +252,9 @@ def test_patch_that_does_not_apply_fails_before_any_build(tmp_path, tree, monkey
     msg = str(e.value)
     assert msg.startswith("patch 2/3 0002-stale.patch does not apply to ")
     assert msg.endswith("mm/gup.c: hunk #1 of 2 FAILED at line 1 (@@ -1,4 +1,4 @@); "
+                        "nearest match at line 1 (3 of 4 old lines match; hunk line 2 "
+                        "'static int check_vma_flags(unsigned long flags)' is 'static int "
+                        "check_vma_flags(unsigned long vm_flags, unsigned…' there); "
                         "nothing was built")
     f = e.value.failure
     assert (f.index, f.file, f.hunk, f.hunks) == (2, "mm/gup.c", 1, 2)
