@@ -18,7 +18,7 @@ def cmd_run(args) -> int:
                     junit=Path(args.junit) if args.junit else None, echo=echo,
                     repeat=args.repeat,
                     jobs=args.jobs if pool is not None else (args.jobs or default_jobs()),
-                    hosts=pool, cold=args.cold)
+                    hosts=pool, cold=args.cold, fuzz=args.fuzz, rev=args.rev)
     if args.json:
         print(json.dumps({"run": str(out.run.path), "manifest": out.run.manifest,
                           "cases": [v.to_dict() for v in out.verdicts]}, indent=2))
@@ -62,6 +62,9 @@ def register(sub) -> None:
     s.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR")
     s.add_argument("--cold", action="store_true", help="boot every guest (default: start them "
                    "from a saved ready state of this kernel and image, made once)")
+    s.add_argument("--fuzz", type=int, help="source kernel: apply its series with GNU patch "
+                                            "fuzz N (opt-in; recorded as warnings)")
+    s.add_argument("--rev", type=int, help="source kernel: the revision of its posted series")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_run)
 

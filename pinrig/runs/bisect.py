@@ -207,7 +207,8 @@ def run_bisect(kernel: str, suite_name: str, case_id: str, repeat: int = 1,
                         f"(kind: source, series: …)")
     suite = config.load_suite(suite_name)
     ref = resolve(spec)
-    series = load_series(spec.series, ref.repo if ref.kind == "git" else None)
+    series = load_series(spec.series, ref.repo if ref.kind == "git" else None,
+                         rev=spec.series_rev, local_mbox=spec.series_mbox)
     patches = list(series.patches)
     n = len(patches)
     if repeat < 1:

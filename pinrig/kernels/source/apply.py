@@ -83,23 +83,25 @@ def nearest_context(tree: Path, file: Optional[str], hunk, limit_ops: int = 5_00
     n = len(old)
     if len(have) * n > limit_ops:
         return None
-    best = (-1, 0, 0)                # (matches, -distance, start)
+    # a blank line or a lone brace matches almost anywhere: it counts only to break ties
+    solid = [bool(x.strip()) and x.strip() not in ("{", "}", "};", "*/", "/*", "*") for x in old]
+    best = (-1, -1, 0, 0)            # (solid matches, matches, -distance, start)
     for start in range(0, max(1, len(have) - n + 1)):
-        score = sum(1 for i in range(n) if start + i < len(have) and have[start + i] == old[i])
-        key = (score, -abs(start + 1 - hunk.old_start), start)
+        hits = [start + i < len(have) and have[start + i] == old[i] for i in range(n)]
+        key = (sum(1 for h, s_ in zip(hits, solid) if h and s_), sum(hits),
+               -abs(start + 1 - hunk.old_start), start)
         if key > best:
             best = key
-    score, _d, start = best
-    if score <= 0:
+    strong, score, _d, start = best
+    if strong <= 0 and any(solid):
         return f"none of its {n} old lines is in {file}"
     where = f"nearest match at line {start + 1} ({score} of {n} old lines match"
     if score == n:
         return where + "; the context is there, the hunk conflicts with what patch already changed)"
-    for i in range(n):
-        got = have[start + i] if start + i < len(have) else "<end of file>"
-        if got != old[i]:
-            return (where + f"; hunk line {i + 1} {_q(old[i])} is {_q(got)} there)")
-    return where + ")"
+    differ = [i for i in range(n) if start + i >= len(have) or have[start + i] != old[i]]
+    i = next((i for i in differ if solid[i]), differ[0])    # the first telling difference
+    got = have[start + i] if start + i < len(have) else "<end of file>"
+    return where + f"; hunk line {i + 1} {_q(old[i])} is {_q(got)} there)"
 
 
 def _q(text: str, limit: int = 60) -> str:
