@@ -322,7 +322,7 @@ def apply_series_git(work: Path, series: Series, scratch: Path, target: str, rep
         if res.returncode != 0:
             m = re.search(r"Patch failed at (\d+)", out)
             k = int(m.group(1)) if m else 1
-            raise PatchDoesNotApply(_git_failure(work, series, k, out, scratch, target), target)
+            raise PatchDoesNotApply(_git_failure(commit, series, k, out, scratch, target), target)
         if notes is not None:
             notes.extend(_merge_notes(out, series))
         return touched
@@ -355,7 +355,7 @@ def _merge_notes(out: str, series: Series) -> list:
     return notes
 
 
-def _git_failure(work: Path, series: Series, k: int, out: str, scratch: Path,
+def _git_failure(commit: str, series: Series, k: int, out: str, scratch: Path,
                  target: str) -> Failure:
     """git am stopped at patch k: what GNU patch says about that patch on the tree as patches
     1..k-1 leave it (applied to a scratch copy of just the touched files), with git's words."""
@@ -368,7 +368,7 @@ def _git_failure(work: Path, series: Series, k: int, out: str, scratch: Path,
         shutil.rmtree(base, ignore_errors=True)
         # the tree git am left may hold conflict markers: start again from HEAD's files
         (base / "tree").mkdir(parents=True)
-        _checkout_touched(scratch / "am.git", pristine, series)
+        _checkout_touched(scratch / "am.git", commit, pristine, series)
         scratch_copy(pristine, series, base / "tree")
         if k > 1:
             apply_series(base / "tree", Series("", series.patches[:k - 1]), base / "p", target,
@@ -386,12 +386,12 @@ def _git_failure(work: Path, series: Series, k: int, out: str, scratch: Path,
                    None, None, None, reason, out, None, "git am -3")
 
 
-def _checkout_touched(gitdir: Path, dest: Path, series: Series) -> None:
-    """HEAD's version of every file the series touches, into dest."""
+def _checkout_touched(gitdir: Path, commit: str, dest: Path, series: Series) -> None:
+    """The base commit's version of every file the series touches, into dest."""
     dest.mkdir(parents=True, exist_ok=True)
     for patch in series.patches:
         for rel in patch.touched():
-            res = proc.run(["git", f"--git-dir={gitdir}", "show", f"HEAD:{rel}"], check=False)
+            res = proc.run(["git", f"--git-dir={gitdir}", "show", f"{commit}:{rel}"], check=False)
             if res.returncode == 0:
                 (dest / rel).parent.mkdir(parents=True, exist_ok=True)
                 (dest / rel).write_text(res.stdout)

@@ -180,6 +180,7 @@ def read_mail(raw: bytes, index: int, origin: str, has_diff: Callable[[str], boo
         body, subject = raw.decode("utf-8", errors="surrogateescape"), ""
     else:
         body = body_of(msg)
+    body = body.rstrip("\n") + "\n"          # how the mail was stored does not change it
     is_reply, version, num, total, tags, title = parse_subject(subject)
     parent = _ids(_header(msg, "In-Reply-To"))
     refs = _ids(_header(msg, "References"))
@@ -212,7 +213,7 @@ def reply_trailers(body: str) -> tuple:
 
 
 def _canon(key: str) -> str:
-    return "-".join(w.capitalize() for w in key.split("-"))
+    return key[:1].upper() + key[1:].lower()          # "ACKED-BY" → "Acked-by"
 
 
 def _fmt(nums) -> str:
