@@ -429,3 +429,23 @@ def test_initrd_for_a_kernel_with_everything_built_in(tmp_path):
                              capture_output=True).stdout.decode()
     assert "init" in listing.split() and "modules.order" in listing.split()
     assert not [n for n in listing.split() if n.startswith("mods/") and n.endswith(".ko")]
+
+
+def test_fuzz_is_in_the_key_and_every_offset_and_fuzz_is_in_the_artifact(tmp_path, tree):
+    # GUP_FIX's target with a line added above: its hunks go in at an offset
+    gup = tree / "mm" / "gup.c"
+    lines = gup.read_text().splitlines(keepends=True)
+    gup.write_text("/* upstream added this */\n" + "".join(lines))
+    d = quilt(tmp_path / "s", {"0001-gup.patch": GUP_FIX})
+    strict = config.load_kernel_spec(str(spec_file(tmp_path, tree, d)))
+    fuzzy = config.override_spec(strict, fuzz=1)
+    assert builder.plan(strict).key != builder.plan(fuzzy).key
+    assert builder.plan(strict).key == builder.plan(config.override_spec(strict, fuzz=0)).key
+    art = kernel.fetch(fuzzy)
+    rec = json.loads((art.dir / "artifact.json").read_text())["inputs"]["series_apply"]
+    assert rec["method"] == "patch --fuzz=1" and rec["fuzz"] == 1
+    assert rec["hunks"] and rec["hunks"][0]["offset"] > 0
+    assert rec["warnings"][0].startswith("patch 1 0001-gup.patch: mm/gup.c hunk #1 applied at "
+                                         "line ")
+    from pinrig.runs.runner import series_applied
+    assert series_applied(art.dir) == rec
