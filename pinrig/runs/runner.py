@@ -57,7 +57,8 @@ def _manifest(env: Environment, suite: Suite, seed: int, kernel_arg: str, out: P
                    "release": env.art.release, "packages": list(env.art.packages),
                    "hash": env.art.hash,
                    "spec_fields": {k: v for k, v in env.spec.__dict__.items() if k != "path"},
-                   **({"series": s} if (s := series_applied(env.art.dir)) else {})},
+                   **({"series": s} if (s := series_applied(getattr(env.art, "dir", None)))
+                      else {})},
         "guest": {"name": env.image.name, "hash": env.image.hash},
         "suite": {"name": suite.name, "path": str(suite.path),
                   "cases": [c.__dict__ | {"id": c.id} for c in suite.cases],
@@ -77,8 +78,10 @@ def _manifest(env: Environment, suite: Suite, seed: int, kernel_arg: str, out: P
     }
 
 
-def series_applied(art_dir: Path) -> Optional[dict]:
+def series_applied(art_dir: Optional[Path]) -> Optional[dict]:
     """How a source kernel's series went in (artifact.json's inputs.series_apply), if any."""
+    if art_dir is None:
+        return None
     try:
         d = json.loads((Path(art_dir) / "artifact.json").read_text())
         rec = d.get("inputs", {}).get("series_apply")
