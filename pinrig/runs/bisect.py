@@ -167,6 +167,8 @@ def step_spec(spec: config.KernelSpec, k: int, step_dir: Path, patches,
         d["mirror"] = spec.mirror
     if k:
         d["series"] = str(qdir.resolve())
+    if k and spec.fuzz:
+        d["fuzz"] = spec.fuzz
     d["base"] = list(spec.config_base)
     d["config"] = list(spec.config)
     path = step_dir / "kernel.yaml"

@@ -449,3 +449,40 @@ def test_fuzz_is_in_the_key_and_every_offset_and_fuzz_is_in_the_artifact(tmp_pat
                                          "line ")
     from pinrig.runs.runner import series_applied
     assert series_applied(art.dir) == rec
+
+
+def test_git_base_applies_a_posted_series_with_git_am_3way(tmp_path, tree):
+    """The series was posted against an older commit; upstream since changed a context line:
+    GNU patch (strict) refuses, `git am -3` merges — and says so in the artifact."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tree), "-c", "user.name=T", "-c", "user.email=t@t",
+                               *args], check=True, capture_output=True, text=True).stdout.strip()
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "v6.1.99")
+    git("tag", "v6.1.99")
+    gup = tree / "mm/gup.c"
+    gup.write_text(gup.read_text().replace("\tint write = gup_flags & 1;\n",
+                                           "\tint write = gup_flags & 1;\n\tint longterm = 0;\n"))
+    git("commit", "-qam", "mm/gup: a posted change")
+    mbox = tmp_path / "posted.mbox"
+    mbox.write_text(git("format-patch", "--stdout", "--cover-letter", "-v2", "-1"))
+    git("reset", "-q", "--hard", "v6.1.99")
+    gup.write_text(gup.read_text().replace("\tif (vm_flags & 2)\n", "\tif (vm_flags & 0x2)\n"))
+    git("commit", "-qam", "upstream: spell the flag in hex")
+    p = tmp_path / "g.yaml"
+    p.write_text(f"kind: source\nsource: git:{tree}\nref: HEAD\nseries: {mbox}\n")
+    spec = config.load_kernel_spec(str(p))
+    series = S.load_series(spec.series)
+    with pytest.raises(apply.PatchDoesNotApply, match="hunk #1 of 1 FAILED"):
+        apply.trial(tree, series, tmp_path / "trial", "HEAD")
+    art = kernel.fetch(spec)
+    rec = json.loads((art.dir / "artifact.json").read_text())["inputs"]["series_apply"]
+    assert rec["method"] == "git am -3" and rec["revision"] == 2
+    assert rec["warnings"] == ["patch 1 0001-mm-gup-a-posted-change.patch: applied by 3-way "
+                               "merge (mm/gup.c)"]
+    work = sources.resolve(spec).work
+    text = (work / "mm/gup.c").read_text()
+    assert "int longterm = 0;" in text and "vm_flags & 0x2" in text
+    assert not (work / ".git").exists()
+    assert git("status", "--porcelain") == ""          # the user's repository is untouched
