@@ -77,7 +77,11 @@ def holds(data: bytes, msgid: str) -> bool:
 def _store(data: bytes, msgid: str, via: str) -> Thread:
     sha = hashlib.sha256(data).hexdigest()
     blob = cache_root() / "blobs" / f"{sha}.mbox"
-    if not blob.exists():
+    try:
+        same = hashlib.sha256(blob.read_bytes()).hexdigest() == sha
+    except OSError:
+        same = False
+    if not same:                      # absent or damaged: (re)write it whole
         paths.atomic_write(blob, data)
     paths.atomic_write(_index(msgid), json.dumps(
         {"msgid": msgid, "blob": blob.name, "sha256": sha, "via": via,
@@ -98,6 +102,17 @@ def cached(msgid: str) -> Optional[Thread]:
     return Thread(msgid, blob, sha, f"cache ({meta.get('via', '?')}, {meta.get('stored', '?')})")
 
 
+def short_reason(why: str) -> str:
+    """b4's (requests') one-line error, shortened to what a person needs to know."""
+    host = re.search(r"host='([^']+)'", why)
+    where = host.group(1) if host else "lore.kernel.org"
+    if re.search(r"NameResolution|Failed to resolve|Name or service not known", why):
+        return f"{where} does not resolve (no network?)"
+    if re.search(r"Connection refused|timed out|Max retries exceeded|Network is unreachable", why):
+        return f"cannot reach {where}"
+    return why if len(why) <= 200 else why[:199] + "…"
+
+
 def fetch_b4(msgid: str) -> tuple:
     """(mbox bytes, "") from `b4 mbox`, or (None, why it failed)."""
     root = cache_root()
@@ -113,7 +128,7 @@ def fetch_b4(msgid: str) -> tuple:
         if res.returncode != 0:
             lines = [ln for ln in (res.stderr + res.stdout).splitlines() if ln.strip()]
             why = lines[-1].strip() if lines else f"exit {res.returncode}"
-            return None, f"b4 mbox failed (exit {res.returncode}): {why[:300]}"
+            return None, f"b4 mbox failed (exit {res.returncode}): {short_reason(why)}"
         if not out.is_file():
             return None, "b4 mbox wrote no thread.mbox"
         data = out.read_bytes()

@@ -151,8 +151,9 @@ def parse_subject(subject: str) -> tuple:
         if not m:
             break
         for word in m.group(1).split():
-            if re.fullmatch(r"[vV](\d+)", word):
-                version = int(word[1:])
+            mv = re.fullmatch(r"(?:PATCH|RFC)?v(\d+)", word, re.I)     # v2, PATCHv2, RFCv3
+            if mv:
+                version = int(mv.group(1))
             elif re.fullmatch(r"\d+/\d+", word):
                 a, b = word.split("/")
                 num, total = int(a), int(b)

@@ -224,13 +224,25 @@ def test_msgid_forms():
         lore.clean_msgid("no spaces allowed@x y")
 
 
+def resolves(host: str) -> bool:
+    import socket
+    try:
+        socket.getaddrinfo(host, 443)
+        return True
+    except OSError:
+        return False
+
+
 def test_offline_without_cache_or_mbox_is_one_clear_line(monkeypatch):
     """The real b4, the real (absent) network: lore.kernel.org does not resolve here."""
     real_runner(monkeypatch)
     with pytest.raises(UserError) as e:
         S.load_series(f"lore:{MSGID}")
     msg = str(e.value)
-    assert msg.startswith(f"series lore:{MSGID}: cannot fetch the thread (b4 mbox failed (exit ")
+    assert msg.startswith(f"series lore:{MSGID}: cannot fetch the thread (b4 mbox failed (exit 1)")
+    assert msg.endswith("); no cached copy and no series_mbox: to use instead")
+    if not resolves("lore.kernel.org"):        # this box: the exact words
+        assert "(exit 1): lore.kernel.org does not resolve (no network?))" in msg
     assert msg.endswith("no cached copy and no series_mbox: to use instead")
     assert "\n" not in msg
     assert not list((lore.cache_root() / "ids").glob("*")) if (lore.cache_root() / "ids").exists() \
@@ -298,3 +310,35 @@ def test_half_fetched_thread_never_lands_in_the_cache(fake_runner):
     with pytest.raises(UserError, match=r"b4 mbox failed \(exit 1\): Could not retrieve thread: "
                                         r"boom\)"):
         S.load_series(f"lore:{MSGID}")
+
+
+@pytest.mark.parametrize("subject, want", [
+    ("[PATCH v3 02/12] mm/gup: x", (False, 3, 2, 12, ("PATCH",), "mm/gup: x")),
+    ("[PATCHv2 1/3] a", (False, 2, 1, 3, (), "a")),
+    ("[RFC PATCH 0/4] cover", (False, 1, 0, 4, ("RFC", "PATCH"), "cover")),
+    ("Re: [PATCH v2 RESEND 3/3] y", (True, 2, 3, 3, ("PATCH", "RESEND"), "y")),
+    ("[PATCH net-next] [v4] z", (False, 4, None, None, ("PATCH", "net-next"), "z")),
+    ("AW: Re: [PATCH 1/2] q", (True, 1, 1, 2, ("PATCH",), "q")),
+    ("plain words", (False, 1, None, None, (), "plain words")),
+])
+def test_subject_prefixes(subject, want):
+    from pinrig.kernels.source.mailthread import parse_subject
+    assert parse_subject(subject) == want
+
+
+def test_a_damaged_blob_is_rewritten_when_stored_again(monkeypatch):
+    monkeypatch.setattr(lore, "fetch_b4", lambda m: (None, "offline"))
+    t = lore.thread(MSGID, DATA / "v1.mbox")
+    t.path.write_bytes(b"damaged")
+    t2 = lore.thread(MSGID, DATA / "v1.mbox")
+    assert t2.path.read_bytes() == (DATA / "v1.mbox").read_bytes()
+
+
+def test_b4_errors_are_shortened():
+    long = ("Could not retrieve thread: All hosts failed for https://lore.kernel.org/all/x/t.mbox.gz:"
+            " HTTPSConnectionPool(host='lore.kernel.org', port=443): Max retries exceeded with url:"
+            " /all/x/t.mbox.gz (Caused by NameResolutionError(\"…Failed to resolve…\"))")
+    assert lore.short_reason(long) == "lore.kernel.org does not resolve (no network?)"
+    assert lore.short_reason("HTTPSConnectionPool(host='lore.kernel.org', port=443): Max retries "
+                             "exceeded (Connection refused)") == "cannot reach lore.kernel.org"
+    assert lore.short_reason("x" * 300).endswith("…") and len(lore.short_reason("x" * 300)) == 200
