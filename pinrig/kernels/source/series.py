@@ -296,10 +296,12 @@ def parse_mails(mails: list, origin: str, name: str, rev: Optional[int] = None) 
     patches = []
     for k, m in enumerate(sel.patches, 1):
         subject = clean_subject(m.title) if m.title else ""
+        own = {ln.strip().lower() for ln in m.body.partition("\n---\n")[0].splitlines()}
+        given = tuple(t for t in sel.trailers.get(m.msgid, ()) if t.lower() not in own)
         pname = f"{k:04d}-{slug(subject or f'message-{m.index}')}.patch"
         patches.append(Patch(pname, m.body, 1, subject, m.origin, parse_diff(m.body, 1),
                              author=m.author, date=m.date, msgid=m.msgid,
-                             trailers=sel.trailers.get(m.msgid, ())))
+                             trailers=given))
     many = len(sel.revisions) > 1 or rev is not None
     return Series(name, tuple(patches), origin,
                   revision=sel.revision if (many or any(m.num for m in sel.patches)) else None,

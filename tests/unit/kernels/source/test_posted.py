@@ -342,3 +342,16 @@ def test_b4_errors_are_shortened():
     assert lore.short_reason("HTTPSConnectionPool(host='lore.kernel.org', port=443): Max retries "
                              "exceeded (Connection refused)") == "cannot reach lore.kernel.org"
     assert lore.short_reason("x" * 300).endswith("…") and len(lore.short_reason("x" * 300)) == 200
+
+
+def test_reply_trailers_already_in_the_patch_are_not_added_twice(tmp_path):
+    patch = ("From: A <a@x>\nSubject: [PATCH 1/1] f\nMessage-ID: <p1@x>\n\nWhy.\n\n"
+             "Reviewed-by: Early <early@x>\nSigned-off-by: A <a@x>\n---\n"
+             "--- a/f.c\n+++ b/f.c\n@@ -1 +1 @@\n-a\n+b\n")
+    ack = ("From: R <r@x>\nSubject: Re: [PATCH 1/1] f\nMessage-ID: <r1@x>\nIn-Reply-To: <p1@x>\n\n"
+           "> Reviewed-by: Quoted <q@x>\nReviewed-by: Early <early@x>\nTested-by: T <t@x>\n")
+    p = tmp_path / "t.mbox"
+    p.write_text("".join(f"From x@y Thu Jan  1 00:00:00 1970\n{m}\n" for m in (patch, ack)))
+    (only,) = S.load_series(str(p)).patches
+    assert only.trailers == ("Tested-by: T <t@x>",)
+    assert only.as_mail().count("Reviewed-by: Early <early@x>") == 1
