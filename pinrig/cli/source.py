@@ -49,8 +49,9 @@ def series_text(series, applied=None) -> str:
         out += [f"      {t}" for t in p.trailers]
     if applied is not None:
         tree, warnings = applied["tree"], applied["warnings"]
-        out.append(f"applies to {tree}" + (f" with fuzz {applied['fuzz']}" if applied["fuzz"]
-                                           else " strictly")
+        how = " with git am -3" if applied.get("method") == "git am -3" else \
+            (f" with fuzz {applied['fuzz']}" if applied["fuzz"] else " strictly")
+        out.append(f"applies to {tree}{how}"
                    + (f", {len(warnings)} warning(s):" if warnings else ""))
         out += [f"  warning: {x}" for x in warnings]
     return "\n".join(out)
@@ -73,10 +74,20 @@ def cmd_series(args) -> int:
         if not tree.is_dir():
             raise UserError(f"--tree {args.tree}: not a directory")
         import tempfile
+
+        from pinrig import proc
+        is_git = not args.fuzz and (tree / ".git").exists()
         with tempfile.TemporaryDirectory(prefix="pinrig-series-") as tmp:
-            notes = apply.trial(tree, s, Path(tmp) / "t", str(tree), fuzz=args.fuzz)
-        applied = {"tree": str(tree), "fuzz": args.fuzz, "warnings": [n.text() for n in notes],
-                   "hunks": [n.to_dict() for n in notes]}
+            if is_git:          # a git tree: as the build would, `git am -3` onto its HEAD
+                head = proc.run(["git", "-C", tree, "rev-parse", "--verify", "HEAD^{commit}"],
+                                what=f"git rev-parse HEAD in {tree}").stdout.strip()
+                notes = apply.trial_git(tree, head, s, Path(tmp) / "t", f"{tree} HEAD {head[:12]}")
+            else:
+                notes = apply.trial(tree, s, Path(tmp) / "t", str(tree), fuzz=args.fuzz)
+        applied = {"tree": str(tree), "fuzz": args.fuzz,
+                   "method": "git am -3" if is_git else f"patch --fuzz={args.fuzz}",
+                   "warnings": [n if isinstance(n, str) else n.text() for n in notes],
+                   "hunks": [n.to_dict() for n in notes if not isinstance(n, str)]}
     elif args.fuzz:
         raise UserError("--fuzz: only with --tree DIR (or on rig build/run)")
     print(json.dumps(series_dict(s, applied), indent=2) if args.json else series_text(s, applied))
@@ -95,7 +106,8 @@ def register(sub) -> None:
     s.add_argument("--refresh", action="store_true", help="lore: fetch again even when cached")
     s.add_argument("--git", metavar="REPO", help="the repository of a git:A..B series")
     s.add_argument("--tree", metavar="DIR", help="try applying it to this source tree (on a "
-                                                 "copy of the files it touches; DIR is not written)")
+                                                 "copy of the files it touches; DIR is not written;"
+                                                 " a git tree: git am -3 onto its HEAD)")
     s.add_argument("--fuzz", type=int, default=0, help="with --tree: GNU patch fuzz (opt-in)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_series)

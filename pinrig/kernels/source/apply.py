@@ -277,6 +277,27 @@ def trial(tree: Path, series: Series, scratch: Path, target: str, fuzz: int = 0)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def trial_git(repo: Path, commit: str, series: Series, scratch: Path, target: str) -> list:
+    """`git am -3` of the series onto commit of repo, in scratch (repo is not written): the
+    notes (3-way merges) when it applies, PatchDoesNotApply when not. Only the files the series
+    touches are checked out."""
+    shutil.rmtree(scratch, ignore_errors=True)
+    work = scratch / "tree"
+    work.mkdir(parents=True)
+    try:
+        for patch in series.patches:
+            for rel in patch.touched():
+                res = proc.run(["git", "-C", repo, "show", f"{commit}:{rel}"], check=False)
+                if res.returncode == 0 and not (work / rel).exists():
+                    (work / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (work / rel).write_text(res.stdout)
+        notes: list = []
+        apply_series_git(work, series, scratch / "am", target, repo, commit, notes=notes)
+        return notes
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------- git am -3
 
 def git_objects(repo: Path) -> Path:

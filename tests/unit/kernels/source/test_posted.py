@@ -355,3 +355,16 @@ def test_reply_trailers_already_in_the_patch_are_not_added_twice(tmp_path):
     (only,) = S.load_series(str(p)).patches
     assert only.trailers == ("Tested-by: T <t@x>",)
     assert only.as_mail().count("Reviewed-by: Early <early@x>") == 1
+
+
+def test_trial_on_a_git_tree_uses_git_am_3way(tmp_path, monkeypatch, capsys, keep_signal_handlers):
+    real_runner(monkeypatch)
+    repo, _work, head = upstream_repo(tmp_path, "drifted")
+    s = S.load_series(str(DATA / "v1.mbox"))
+    notes = apply.trial_git(repo, head, s, tmp_path / "t", "drifted")
+    assert notes == ["patch 2 0002-mm-gup-refuse-writable-long-term-pins-of-file-mappin.patch: "
+                     "applied by 3-way merge (mm/gup.c)"]
+    from pinrig import cli
+    assert cli.main(["series", str(DATA / "v1.mbox"), "--tree", str(repo)]) == 0
+    assert f"applies to {repo} with git am -3, 1 warning(s):" in capsys.readouterr().out
+    assert git(repo, "status", "--porcelain") == "" and git(repo, "rev-parse", "HEAD") == head
