@@ -379,7 +379,7 @@ class RecordingGuest:
 
 def test_session_boots_through_its_host(tmp_path, monkeypatch):
     monkeypatch.setattr(session, "Guest", RecordingGuest)
-    env = types.SimpleNamespace(art="ART", boot="BOOT", accel="tcg", saved=None, fallbacks=[], image=types.SimpleNamespace(
+    env = types.SimpleNamespace(spec=types.SimpleNamespace(name="k"), art="ART", boot="BOOT", accel="tcg", saved=None, fallbacks=[], image=types.SimpleNamespace(
         ssh_key=Path("/k"), host_key_pub="ssh-ed25519 AAAA"))
     h = RecordingHost()
     s = session.Session(env, tmp_path / "b", pmem=tmp_path / "pmem.img", host=h)
