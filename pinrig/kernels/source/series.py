@@ -58,8 +58,8 @@ class Patch:
 
     def as_mail(self) -> str:
         """The patch as one mail `git am` takes (a format-patch file is one already)."""
-        if self.text.startswith(("From ", "From:")):
-            return self.text
+        if self.text.startswith("From ") and "\nSubject:" in self.text[:4000]:
+            return self.text            # a format-patch file (an in-body "From:" is not one)
         body = self.text
         if self.trailers:              # like b4 am: reviewers' trailers join the commit message
             head, sep, rest = body.partition("\n---\n")

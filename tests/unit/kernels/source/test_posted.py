@@ -175,8 +175,9 @@ def upstream_repo(tmp_path, head_tree):
     git(repo, "init", "-q")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "base")
-    shutil.copytree(DATA / head_tree, repo, dirs_exist_ok=True)
-    git(repo, "commit", "-qam", "upstream drift")
+    if head_tree != "base":
+        shutil.copytree(DATA / head_tree, repo, dirs_exist_ok=True)
+        git(repo, "commit", "-qam", "upstream drift")
     work = tmp_path / "work"
     shutil.copytree(DATA / head_tree, work)
     return repo, work, git(repo, "rev-parse", "HEAD")
@@ -368,3 +369,21 @@ def test_trial_on_a_git_tree_uses_git_am_3way(tmp_path, monkeypatch, capsys, kee
     assert cli.main(["series", str(DATA / "v1.mbox"), "--tree", str(repo)]) == 0
     assert f"applies to {repo} with git am -3, 1 warning(s):" in capsys.readouterr().out
     assert git(repo, "status", "--porcelain") == "" and git(repo, "rev-parse", "HEAD") == head
+
+
+def test_in_body_from_line_stays_in_the_body_for_git_am(tmp_path, monkeypatch):
+    """A patch sent on someone's behalf starts its body with 'From: Real Author': git am takes
+    that as the author; the mail still needs its own headers."""
+    real_runner(monkeypatch)
+    repo, work, head = upstream_repo(tmp_path, "base")
+    body = ("From: Real Author <real@x>\n\nWhy.\n\nSigned-off-by: Real Author <real@x>\n---\n"
+            "--- a/mm/internal.h\n+++ b/mm/internal.h\n@@ -5,3 +5,4 @@\n"
+            " extern bool mirrored_kernelcore;\n+extern int x;\n \n"
+            " static inline bool vma_soft_dirty_enabled(struct vm_area_struct *vma)\n")
+    p = tmp_path / "s.mbox"
+    p.write_text("From x@y Thu Jan  1 00:00:00 1970\nFrom: Sender <s@x>\n"
+                 "Subject: [PATCH] mm: add x\nMessage-ID: <m@x>\n\n" + body)
+    s = S.load_series(str(p))
+    assert s.patches[0].as_mail().startswith("From 0000000000000000000000000000000000000000")
+    apply.apply_series_git(work, s, tmp_path / "am", "base", repo, head)
+    assert "extern int x;" in (work / "mm/internal.h").read_text()
