@@ -94,12 +94,27 @@ def cmd_compare(args) -> int:
 
 # ---------------------------------------------------------------------------- repro
 
+REPRO_CMD_ONLY = ("timeout", "expect_title", "cold", "dynamic", "cflags", "test_module", "junit")
+REPRO_DIR_ONLY = ("case", "mirror")
+
+
 def cmd_repro(args) -> int:
+    """`rig repro RESULT_DIR` replays recorded cases; `rig repro KERNEL --c FILE|--cmd CMD`
+    runs a reproducer the user brings."""
+    if args.c_file is not None or args.cmd is not None:
+        for name in REPRO_DIR_ONLY:
+            if getattr(args, name):
+                raise UserError(f"--{name.replace('_', '-')}: only for `rig repro RESULT_DIR`, "
+                                "not with --c/--cmd")
+        return _repro_cmd(args)
+    for name in REPRO_CMD_ONLY:
+        if getattr(args, name) not in (None, False):
+            raise UserError(f"--{name.replace('_', '-')}: only with --c FILE or --cmd CMD")
     import json
 
     from pinrig.results.compare import load_run
     from pinrig.runs import repro
-    run = load_run(Path(args.result_dir))
+    run = load_run(Path(args.target))
     plan = repro.plan_repro(run, args.case, mirror=args.mirror)
     out = Path(args.out) if args.out else repro.default_out(run)
     _stderr(f"rig: replaying {', '.join(plan.cases)} from {run.path} "
@@ -109,6 +124,73 @@ def cmd_repro(args) -> int:
     sys.stdout.write(json.dumps(rep.to_dict(), indent=2) + "\n" if args.json
                      else repro.format_text(rep))
     return rep.exit_code
+
+
+def _repro_cmd(args) -> int:
+    """Build (or take) the reproducer, prepare the kernel environment, run the attempts."""
+    import json
+
+    from pinrig import config
+    from pinrig.runs import reprocmd
+    if args.attempts < 1:
+        raise UserError("--attempts: must be at least 1")
+    if args.stop_after is not None and args.stop_after < 1:
+        raise UserError("--stop-after: must be at least 1")
+    timeout = 300.0 if args.timeout is None else args.timeout
+    if timeout <= 0:
+        raise UserError("--timeout: must be more than 0 seconds")
+    if args.expect_title is not None and not args.expect_title.strip():
+        raise UserError("--expect-title: empty title")
+    if args.c_file is None and (args.dynamic or args.cflags):
+        raise UserError("--dynamic/--cflags: only with --c FILE")
+    config.load_kernel_spec(args.target)        # a typo fails before any compile or boot
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        reprocmd.check_out(out)
+    if args.c_file is not None:
+        rep_src = reprocmd.build_c(args.c_file, static=not args.dynamic, cflags=args.cflags or "")
+    else:
+        rep_src = reprocmd.from_cmd(args.cmd)
+    try:
+        env = _repro_env(args)
+        out = out or reprocmd.default_out(env.spec.name, rep_src)
+        rep = reprocmd.run_reprocmd(env, rep_src, out, attempts=args.attempts, timeout=timeout,
+                                    stop_after=args.stop_after, expect_title=args.expect_title,
+                                    argv=_repro_argv(args),
+                                    echo=_stderr,
+                                    junit=Path(args.junit) if args.junit else None)
+    finally:
+        reprocmd.discard(rep_src)
+    sys.stdout.write(json.dumps(rep.to_dict(), indent=2) + "\n" if args.json
+                     else reprocmd.format_text(rep))
+    return rep.exit_code
+
+
+def _repro_argv(args) -> list:
+    """The command line that runs this reproducer again (recorded in the manifest and JUnit)."""
+    argv = ["rig", "repro", args.target]
+    argv += ["--c", str(Path(args.c_file).resolve())] if args.c_file else ["--cmd", args.cmd]
+    argv += ["--attempts", str(args.attempts)]
+    for flag, val in (("--timeout", args.timeout), ("--stop-after", args.stop_after),
+                      ("--expect-title", args.expect_title), ("--cflags", args.cflags)):
+        if val is not None:
+            argv += [flag, str(val)]
+    for flag, on in (("--cold", args.cold), ("--dynamic", args.dynamic),
+                     ("--test-module", args.test_module)):
+        if on:
+            argv.append(flag)
+    return argv
+
+
+def _repro_env(args):
+    """The prepared kernel environment the attempts run on (a kernel name or spec path today;
+    `--kernel PATH` resolves to the same Environment)."""
+    from pinrig.cases import kmod
+    from pinrig.guest.session import prepare_env
+    env = prepare_env(args.target, with_bins=False, cold=args.cold)
+    if args.test_module:
+        env.test_module = kmod.test_module(env.spec, env.art)
+    return env
 
 
 # ---------------------------------------------------------------------------- nightly
@@ -148,16 +230,36 @@ def register(sub) -> None:
                    "results/compare-<time>-A-vs-B; an existing one is continued)")
     s.set_defaults(func=cmd_compare)
 
-    s = sub.add_parser("repro", help="replay recorded case(s) of a results directory exactly")
-    s.add_argument("result_dir", metavar="RESULT_DIR")
+    s = sub.add_parser("repro", help="replay recorded case(s) of a results directory exactly, "
+                       "or run a reproducer (--c FILE / --cmd CMD) on a kernel N times")
+    s.add_argument("target", metavar="RESULT_DIR|KERNEL",
+                   help="a results directory to replay; with --c/--cmd: the kernel")
+    what = s.add_mutually_exclusive_group()
+    what.add_argument("--c", dest="c_file", metavar="FILE", help="a C reproducer: compiled on "
+                      "the host (static), run in a fresh guest per attempt")
+    what.add_argument("--cmd", metavar="CMD", help="a shell command line to run in a fresh guest "
+                      "per attempt")
     s.add_argument("--case", action="append", metavar="CASE",
-                   help="case id to replay (repeatable; default: the first case that was not "
-                   "ok/refused/skipped)")
+                   help="RESULT_DIR: case id to replay (repeatable; default: the first case that "
+                   "was not ok/refused/skipped)")
     s.add_argument("--attempts", type=int, default=3, help="attempts (default 3)")
     s.add_argument("--stop-after", type=int, metavar="K",
                    help="stop once every case reproduced K times")
-    s.add_argument("--mirror", metavar="URL", help="Debian mirror for the pinned packages, "
-                   "e.g. an archive snapshot once the version left the suite")
+    s.add_argument("--mirror", metavar="URL", help="RESULT_DIR: Debian mirror for the pinned "
+                   "packages, e.g. an archive snapshot once the version left the suite")
+    s.add_argument("--timeout", type=float, metavar="S", help="--c/--cmd: seconds per attempt "
+                   "before a still-running reproducer is called hung (default 300)")
+    s.add_argument("--expect-title", metavar="TITLE", help="--c/--cmd: reproduced only when a "
+                   "kernel report has this title (syzkaller-style; other crashes are listed)")
+    s.add_argument("--cold", action="store_true", help="--c/--cmd: boot every guest (default: "
+                   "resume the saved ready state of this kernel and image)")
+    s.add_argument("--dynamic", action="store_true", help="--c: link against the host's "
+                   "libraries (the bookworm guest has the same) instead of -static")
+    s.add_argument("--cflags", metavar="FLAGS", help="--c: extra compiler/linker flags, "
+                   "e.g. '-DFOO -lrt'")
+    s.add_argument("--test-module", action="store_true", help="--c/--cmd: load the rig's test "
+                   "module (pinrig_oops.ko, Debian kernels) before the reproducer")
+    s.add_argument("--junit", metavar="FILE", help="--c/--cmd: also write the JUnit XML here")
     s.add_argument("--out", metavar="DIR", help="results directory for the attempts")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_repro)
