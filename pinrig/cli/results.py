@@ -94,53 +94,92 @@ def cmd_compare(args) -> int:
 
 # ---------------------------------------------------------------------------- repro
 
-REPRO_CMD_ONLY = ("timeout", "expect_title", "cold", "dynamic", "cflags", "test_module", "junit")
+REPRO_CMD_ONLY = ("timeout", "expect_title", "cold", "junit")
+REPRO_BUILD_ONLY = ("dynamic", "cflags", "test_module")
 REPRO_DIR_ONLY = ("case", "mirror")
 
 
 def cmd_repro(args) -> int:
     """`rig repro RESULT_DIR` replays recorded cases; `rig repro KERNEL --c FILE|--cmd CMD`
-    runs a reproducer the user brings."""
-    if args.c_file is not None or args.cmd is not None:
-        for name in REPRO_DIR_ONLY:
-            if getattr(args, name):
-                raise UserError(f"--{name.replace('_', '-')}: only for `rig repro RESULT_DIR`, "
-                                "not with --c/--cmd")
-        return _repro_cmd(args)
-    for name in REPRO_CMD_ONLY:
-        if getattr(args, name) not in (None, False):
-            raise UserError(f"--{name.replace('_', '-')}: only with --c FILE or --cmd CMD")
+    runs a reproducer the user brings; `rig repro DIR` of such a run runs it again."""
     import json
 
     from pinrig.results.compare import load_run
+    from pinrig.results.rundir import read_manifest
     from pinrig.runs import repro
+    if args.c_file is not None or args.cmd is not None:
+        _only(args, REPRO_DIR_ONLY, "only for `rig repro RESULT_DIR`, not with --c/--cmd")
+        return _repro_cmd(args)
+    if read_manifest(Path(args.target)).get("kind") == "repro":
+        _only(args, REPRO_DIR_ONLY + REPRO_BUILD_ONLY, "not when running a recorded reproducer "
+              "again (it is rebuilt as recorded)")
+        return _replay_reprocmd(args)
+    _only(args, REPRO_CMD_ONLY + REPRO_BUILD_ONLY, "only with --c FILE or --cmd CMD")
     run = load_run(Path(args.target))
     plan = repro.plan_repro(run, args.case, mirror=args.mirror)
     out = Path(args.out) if args.out else repro.default_out(run)
     _stderr(f"rig: replaying {', '.join(plan.cases)} from {run.path} "
             f"({'='.join(plan.package)}, seed {plan.seed})")
-    rep = repro.run_repro(plan, out, attempts=args.attempts, stop_after=args.stop_after,
+    rep = repro.run_repro(plan, out, attempts=_attempts(args), stop_after=args.stop_after,
                           echo=_stderr)
     sys.stdout.write(json.dumps(rep.to_dict(), indent=2) + "\n" if args.json
                      else repro.format_text(rep))
     return rep.exit_code
 
 
-def _repro_cmd(args) -> int:
-    """Build (or take) the reproducer, prepare the kernel environment, run the attempts."""
-    import json
+def _only(args, names: tuple, why: str) -> None:
+    for name in names:
+        if getattr(args, name) not in (None, False):
+            raise UserError(f"--{name.replace('_', '-')}: {why}")
 
-    from pinrig import config
-    from pinrig.runs import reprocmd
-    if args.attempts < 1:
+
+def _attempts(args, default: int = 3) -> int:
+    n = default if args.attempts is None else args.attempts
+    if n < 1:
         raise UserError("--attempts: must be at least 1")
-    if args.stop_after is not None and args.stop_after < 1:
-        raise UserError("--stop-after: must be at least 1")
+    return n
+
+
+def _replay_reprocmd(args) -> int:
+    """`rig repro DIR` on a directory written by `rig repro KERNEL --c/--cmd`: the same
+    reproducer (rebuilt from the source kept there), kernel, timeout and expected title;
+    --attempts, --timeout, --expect-title and --cold override."""
+    from pinrig.results.rundir import read_manifest
+    from pinrig.runs import reprocmd
+    src = Path(args.target)
+    rec = reprocmd.recorded(src, read_manifest(src))
+    try:
+        _stderr(f"rig: running the reproducer of {src} again on {rec.kernel}")
+        args.attempts = _attempts(args, rec.attempts)
+        timeout = rec.timeout if args.timeout is None else _timeout(args)
+        title = rec.expect_title if args.expect_title is None else _title(args)
+        return _run_reprocmd(args, rec.repro, rec.kernel, timeout, title, rec.test_module,
+                             args.cold, build=rec.build)
+    finally:
+        reprocmd.discard(rec.repro)
+
+
+def _timeout(args) -> float:
     timeout = 300.0 if args.timeout is None else args.timeout
     if timeout <= 0:
         raise UserError("--timeout: must be more than 0 seconds")
+    return timeout
+
+
+def _title(args) -> Optional[str]:
     if args.expect_title is not None and not args.expect_title.strip():
         raise UserError("--expect-title: empty title")
+    return args.expect_title
+
+
+def _repro_cmd(args) -> int:
+    """Build (or take) the reproducer, prepare the kernel environment, run the attempts."""
+    from pinrig import config
+    from pinrig.runs import reprocmd
+    args.attempts = _attempts(args)
+    if args.stop_after is not None and args.stop_after < 1:
+        raise UserError("--stop-after: must be at least 1")
+    timeout, title = _timeout(args), _title(args)
     if args.c_file is None and (args.dynamic or args.cflags):
         raise UserError("--dynamic/--cflags: only with --c FILE")
     config.load_kernel_spec(args.target)        # a typo fails before any compile or boot
@@ -152,15 +191,28 @@ def _repro_cmd(args) -> int:
     else:
         rep_src = reprocmd.from_cmd(args.cmd)
     try:
-        env = _repro_env(args)
-        out = out or reprocmd.default_out(env.spec.name, rep_src)
-        rep = reprocmd.run_reprocmd(env, rep_src, out, attempts=args.attempts, timeout=timeout,
-                                    stop_after=args.stop_after, expect_title=args.expect_title,
-                                    argv=_repro_argv(args),
-                                    echo=_stderr,
-                                    junit=Path(args.junit) if args.junit else None)
+        return _run_reprocmd(args, rep_src, args.target, timeout, title,
+                             args.test_module, args.cold,
+                             build={"cflags": args.cflags, "dynamic": args.dynamic},
+                             argv=_repro_argv(args))
     finally:
         reprocmd.discard(rep_src)
+
+
+def _run_reprocmd(args, rep_src, kernel: str, timeout: float, expect_title: Optional[str],
+                  test_module: bool, cold: bool, build: dict, argv: Optional[list] = None) -> int:
+    import json
+
+    from pinrig.runs import reprocmd
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        reprocmd.check_out(out)
+    env = _repro_env(kernel, test_module, cold)
+    out = out or reprocmd.default_out(env.spec.name, rep_src)
+    rep = reprocmd.run_reprocmd(env, rep_src, out, attempts=args.attempts, timeout=timeout,
+                                stop_after=args.stop_after, expect_title=expect_title,
+                                argv=argv, echo=_stderr, build=build,
+                                junit=Path(args.junit) if args.junit else None)
     sys.stdout.write(json.dumps(rep.to_dict(), indent=2) + "\n" if args.json
                      else reprocmd.format_text(rep))
     return rep.exit_code
@@ -169,12 +221,13 @@ def _repro_cmd(args) -> int:
 def _repro_argv(args) -> list:
     """The command line that runs this reproducer again (recorded in the manifest and JUnit)."""
     argv = ["rig", "repro", args.target]
-    argv += ["--c", str(Path(args.c_file).resolve())] if args.c_file else ["--cmd", args.cmd]
-    argv += ["--attempts", str(args.attempts)]
+    # FLAG=VALUE: a value starting with '-' (--cflags=-DX) must not read as an option
+    argv.append(f"--c={Path(args.c_file).resolve()}" if args.c_file else f"--cmd={args.cmd}")
+    argv.append(f"--attempts={args.attempts}")
     for flag, val in (("--timeout", args.timeout), ("--stop-after", args.stop_after),
                       ("--expect-title", args.expect_title), ("--cflags", args.cflags)):
         if val is not None:
-            argv += [flag, str(val)]
+            argv.append(f"{flag}={val}")
     for flag, on in (("--cold", args.cold), ("--dynamic", args.dynamic),
                      ("--test-module", args.test_module)):
         if on:
@@ -182,13 +235,13 @@ def _repro_argv(args) -> list:
     return argv
 
 
-def _repro_env(args):
+def _repro_env(kernel: str, test_module: bool, cold: bool):
     """The prepared kernel environment the attempts run on (a kernel name or spec path today;
     `--kernel PATH` resolves to the same Environment)."""
     from pinrig.cases import kmod
     from pinrig.guest.session import prepare_env
-    env = prepare_env(args.target, with_bins=False, cold=args.cold)
-    if args.test_module:
+    env = prepare_env(kernel, with_bins=False, cold=cold)
+    if test_module:
         env.test_module = kmod.test_module(env.spec, env.art)
     return env
 
@@ -242,7 +295,8 @@ def register(sub) -> None:
     s.add_argument("--case", action="append", metavar="CASE",
                    help="RESULT_DIR: case id to replay (repeatable; default: the first case that "
                    "was not ok/refused/skipped)")
-    s.add_argument("--attempts", type=int, default=3, help="attempts (default 3)")
+    s.add_argument("--attempts", type=int, help="attempts (default 3; a recorded reproducer: "
+                   "as recorded)")
     s.add_argument("--stop-after", type=int, metavar="K",
                    help="stop once every case reproduced K times")
     s.add_argument("--mirror", metavar="URL", help="RESULT_DIR: Debian mirror for the pinned "

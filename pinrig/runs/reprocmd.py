@@ -94,7 +94,8 @@ def first_error(output: str) -> str:
     return lines[0] if lines else "no output"
 
 
-def build_c(src_arg: str, static: bool = True, cflags: str = "") -> Reproducer:
+def build_c(src_arg: str, static: bool = True, cflags: str = "",
+            name: Optional[str] = None) -> Reproducer:
     """Compile FILE on the host into a temporary directory → Reproducer. UserError with the
     compiler's first error when it does not compile (nothing is written anywhere else)."""
     src = Path(src_arg)
@@ -119,7 +120,7 @@ def build_c(src_arg: str, static: bool = True, cflags: str = "") -> Reproducer:
         if static and ("cannot find -l" in msg or "undefined reference" in msg):
             hint = " (static link: try --dynamic)"
         raise UserError(f"--c: the reproducer does not compile: {msg}{hint}")
-    name = NAME_RE.sub("_", src.stem).strip("_.") or "repro"
+    name = name or NAME_RE.sub("_", src.stem).strip("_.") or "repro"
     # no `exec`: the shell reports a signal death as 128+N (sshd sends no exit status for a
     # process killed by a signal, which would look like a lost connection)
     return Reproducer("c", name, f"mkdir -p {GUEST_DIR} && cd {GUEST_DIR} && {GUEST_BIN}",
@@ -416,6 +417,62 @@ def manifest(env: Environment, repro: Reproducer, out: Path, argv: list, options
     }
 
 
+@dataclass
+class Recorded:
+    """What a results directory written by `rig repro KERNEL --c/--cmd` says to run again."""
+    kernel: str                    # spec path when it still exists, else the spec name
+    repro: Reproducer
+    timeout: float
+    expect_title: Optional[str]
+    test_module: bool
+    attempts: int
+    build: dict                    # cflags / dynamic, recorded again in the new manifest
+
+
+def recorded(path: Path, manifest: dict) -> Recorded:
+    """Rebuild the reproducer of a `--c/--cmd` results directory (the C source from its copy
+    there) → Recorded; UserError naming the manifest field that is missing or wrong."""
+    where = f"{path / 'manifest.json'}"
+    r = manifest.get("repro")
+    if not isinstance(r, dict):
+        raise UserError(f"{where}: repro: missing; not a `rig repro --c/--cmd` directory")
+    k = manifest.get("kernel")
+    if not isinstance(k, dict):
+        k = {}
+    spec, name = k.get("spec"), k.get("name")
+    kernel = spec if isinstance(spec, str) and Path(spec).is_file() else name
+    if not isinstance(kernel, str) or not kernel:
+        raise UserError(f"{where}: kernel.name: missing")
+    timeout, attempts = r.get("timeout_s", 300.0), r.get("attempts", 3)
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise UserError(f"{where}: repro.timeout_s: expected a positive number")
+    if not isinstance(attempts, int) or attempts < 1:
+        raise UserError(f"{where}: repro.attempts: expected a positive integer")
+    title = r.get("expect_title")
+    if title is not None and not isinstance(title, str):
+        raise UserError(f"{where}: repro.expect_title: expected a string")
+    if r.get("kind") == "c":
+        copy = r.get("source_copy")
+        if not isinstance(copy, str) or "/" in copy or not (path / copy).is_file():
+            raise UserError(f"{where}: repro.source_copy: the reproducer's source is not in "
+                            f"{path}")
+        argv = r.get("compile") or []
+        cflags = r.get("cflags") or ""
+        if not isinstance(cflags, str):
+            raise UserError(f"{where}: repro.cflags: expected a string")
+        rep = build_c(str(path / copy), static="-static" in argv, cflags=cflags,
+                      name=NAME_RE.sub("_", str(r.get("name") or "repro")))
+        rep.given = str(r.get("given") or rep.given)
+    elif r.get("kind") == "cmd":
+        if not isinstance(r.get("given"), str):
+            raise UserError(f"{where}: repro.given: the command is missing")
+        rep = from_cmd(r["given"])
+    else:
+        raise UserError(f"{where}: repro.kind: expected 'c' or 'cmd', got {r.get('kind')!r}")
+    return Recorded(kernel, rep, float(timeout), title, bool(r.get("test_module")), attempts,
+                    {"cflags": r.get("cflags"), "dynamic": bool(r.get("dynamic"))})
+
+
 def check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"--out {out}: exists and is not an empty directory")
@@ -430,14 +487,16 @@ def run_reprocmd(env: Environment, repro: Reproducer, out: Path, attempts: int =
                  timeout: float = 300.0, stop_after: Optional[int] = None,
                  expect_title: Optional[str] = None, argv: Optional[list] = None,
                  echo: Callable = print, session: Callable = Session,
-                 junit: Optional[Path] = None) -> ReproCmdReport:
+                 junit: Optional[Path] = None, build: Optional[dict] = None) -> ReproCmdReport:
     """Run the reproducer in `attempts` fresh guests of the prepared environment `env`."""
     t0 = time.monotonic()
     check_out(out)
     out.mkdir(parents=True, exist_ok=True)
     options = {"attempts": attempts, "timeout_s": timeout, "stop_after": stop_after,
-               "expect_title": expect_title, "test_module": env.test_module is not None}
-    run = RunDir(out, manifest(env, repro, out, argv or ["rig", "repro", env.spec.name], options))
+               "expect_title": expect_title, "test_module": env.test_module is not None,
+               **(build or {})}
+    # the directory itself replays (`rig repro OUT`) when no fuller command line is given
+    run = RunDir(out, manifest(env, repro, out, argv or ["rig", "repro", str(out)], options))
     if repro.source is not None:
         atomic_write(out / f"source{repro.source.suffix or '.c'}", repro.source.read_bytes())
         run.manifest["repro"]["source_copy"] = f"source{repro.source.suffix or '.c'}"
