@@ -60,15 +60,15 @@ def test_a_hung_reproducer_is_an_error_after_its_timeout(tmp_path, capsys):
 
 def test_a_reproducer_that_kills_the_guest_is_a_crash_with_its_title(tmp_path, capsys):
     rc, d = repro(capsys, tmp_path / "r", "--c", str(DATA / "oops-trigger.c"), "--test-module",
-                  "--attempts", "2")
+                  "--attempts", "1")
     assert rc == 1, d
-    assert (d["reproduced"], d["attempts"]) == (2, 2)
-    assert d["titles"] == [{"title": NULL_TITLE, "attempts": [1, 2]}]
+    assert (d["reproduced"], d["attempts"]) == (1, 1)
+    assert d["titles"] == [{"title": NULL_TITLE, "attempts": [1]}]
     for r in d["results"]:
         assert r["guest_died"] and r["verdict"]["verdict"] == "crash", r
     assert "Kernel panic" in (tmp_path / "r/cases/repro/oops-trigger/console.log").read_text()
     suite = ET.parse(tmp_path / "r/junit.xml").getroot().find("testsuite")
-    assert suite.get("failures") == "2"
+    assert suite.get("failures") == "1"
 
 
 def test_expect_title_checks_the_title_of_a_warning_the_guest_survives(tmp_path, capsys):
@@ -79,8 +79,4 @@ def test_expect_title_checks_the_title_of_a_warning_the_guest_survives(tmp_path,
     r = d["results"][0]
     assert r["reproduced"] and not r["guest_died"] and r["exit_code"] == 0, r
     assert r["verdict"]["title"] == "WARNING in pinrig_warn"
-    rc, d = repro(capsys, tmp_path / "x", "--c", str(DATA / "oops-trigger.c"),
-                  "--cflags=-DTRIGGER_WARN", "--test-module", "--attempts", "1",
-                  "--expect-title", "WARNING in something_else")
-    assert rc == 0 and d["reproduced"] == 0, d           # another title: not this bug
-    assert d["results"][0]["verdict"]["verdict"] == "crash"   # but the crash is kept
+    # (a crash of another title is kept as a crash but not counted: tests/unit/runs/test_reprocmd.py)
