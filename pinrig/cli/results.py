@@ -298,7 +298,7 @@ def register(sub) -> None:
     s.add_argument("--attempts", type=int, help="attempts (default 3; a recorded reproducer: "
                    "as recorded)")
     s.add_argument("--stop-after", type=int, metavar="K",
-                   help="stop once every case reproduced K times")
+                   help="stop once every case (the reproducer) reproduced K times")
     s.add_argument("--mirror", metavar="URL", help="RESULT_DIR: Debian mirror for the pinned "
                    "packages, e.g. an archive snapshot once the version left the suite")
     s.add_argument("--timeout", type=float, metavar="S", help="--c/--cmd: seconds per attempt "
@@ -310,7 +310,7 @@ def register(sub) -> None:
     s.add_argument("--dynamic", action="store_true", help="--c: link against the host's "
                    "libraries (the bookworm guest has the same) instead of -static")
     s.add_argument("--cflags", metavar="FLAGS", help="--c: extra compiler/linker flags, "
-                   "e.g. '-DFOO -lrt'")
+                   "written --cflags='-DFOO -lrt'")
     s.add_argument("--test-module", action="store_true", help="--c/--cmd: load the rig's test "
                    "module (pinrig_oops.ko, Debian kernels) before the reproducer")
     s.add_argument("--junit", metavar="FILE", help="--c/--cmd: also write the JUnit XML here")
