@@ -154,7 +154,7 @@ def _replay_reprocmd(args) -> int:
         timeout = rec.timeout if args.timeout is None else _timeout(args)
         title = rec.expect_title if args.expect_title is None else _title(args)
         return _run_reprocmd(args, rec.repro, rec.kernel, timeout, title, rec.test_module,
-                             args.cold, build=rec.build)
+                             args.cold, build=rec.build, recorded_release=rec.release)
     finally:
         reprocmd.discard(rec.repro)
 
@@ -177,8 +177,6 @@ def _repro_cmd(args) -> int:
     from pinrig import config
     from pinrig.runs import reprocmd
     args.attempts = _attempts(args)
-    if args.stop_after is not None and args.stop_after < 1:
-        raise UserError("--stop-after: must be at least 1")
     timeout, title = _timeout(args), _title(args)
     if args.c_file is None and (args.dynamic or args.cflags):
         raise UserError("--dynamic/--cflags: only with --c FILE")
@@ -200,14 +198,20 @@ def _repro_cmd(args) -> int:
 
 
 def _run_reprocmd(args, rep_src, kernel: str, timeout: float, expect_title: Optional[str],
-                  test_module: bool, cold: bool, build: dict, argv: Optional[list] = None) -> int:
+                  test_module: bool, cold: bool, build: dict, argv: Optional[list] = None,
+                  recorded_release: Optional[str] = None) -> int:
     import json
 
     from pinrig.runs import reprocmd
+    if args.stop_after is not None and args.stop_after < 1:
+        raise UserError("--stop-after: must be at least 1")
     out = Path(args.out) if args.out else None
     if out is not None:
         reprocmd.check_out(out)
     env = _repro_env(kernel, test_module, cold)
+    if recorded_release and env.art.release != recorded_release:
+        _stderr(f"rig: warning: {kernel} is now {env.art.release}; the recorded run had "
+                f"{recorded_release}")
     out = out or reprocmd.default_out(env.spec.name, rep_src)
     rep = reprocmd.run_reprocmd(env, rep_src, out, attempts=args.attempts, timeout=timeout,
                                 stop_after=args.stop_after, expect_title=expect_title,

@@ -427,6 +427,7 @@ class Recorded:
     test_module: bool
     attempts: int
     build: dict                    # cflags / dynamic, recorded again in the new manifest
+    release: Optional[str] = None  # the kernel release the recorded run had
 
 
 def recorded(path: Path, manifest: dict) -> Recorded:
@@ -470,7 +471,8 @@ def recorded(path: Path, manifest: dict) -> Recorded:
     else:
         raise UserError(f"{where}: repro.kind: expected 'c' or 'cmd', got {r.get('kind')!r}")
     return Recorded(kernel, rep, float(timeout), title, bool(r.get("test_module")), attempts,
-                    {"cflags": r.get("cflags"), "dynamic": bool(r.get("dynamic"))})
+                    {"cflags": r.get("cflags"), "dynamic": bool(r.get("dynamic"))},
+                    k.get("release") if isinstance(k.get("release"), str) else None)
 
 
 def check_out(out: Path) -> None:

@@ -97,17 +97,20 @@ def test_a_recorded_reproducer_runs_again_from_its_directory(tmp_path, monkeypat
     d.mkdir()
     (d / "source.c").write_text((DATA / "oops-trigger.c").read_text())
     (d / "manifest.json").write_text(json.dumps({
-        "kind": "repro", "kernel": {"name": "debian-6.1", "spec": "/gone/debian-6.1.yaml"},
+        "kind": "repro", "kernel": {"name": "debian-6.1", "spec": "/gone/debian-6.1.yaml",
+                                    "release": "6.1.0-57-amd64"},
         "repro": {"kind": "c", "name": "oops-trigger", "given": "/home/u/oops-trigger.c",
                   "compile": ["gcc", "-static"], "source_copy": "source.c", "attempts": 4,
                   "timeout_s": 60.0, "expect_title": "WARNING in pinrig_warn",
                   "test_module": True, "cflags": "-DTRIGGER_WARN", "dynamic": False}}))
     seen = {}
 
-    def fake_run(args, rep, kernel, timeout, title, test_module, cold, build, argv=None):
+    def fake_run(args, rep, kernel, timeout, title, test_module, cold, build, argv=None,
+                 recorded_release=None):
         seen.update(kernel=kernel, timeout=timeout, title=title, module=test_module,
                     attempts=args.attempts, name=rep.name, given=rep.given, build=build,
-                    compiled=rep.compile_argv, exists=rep.binary.exists())
+                    compiled=rep.compile_argv, exists=rep.binary.exists(),
+                    release=recorded_release)
         return 1
     monkeypatch.setattr(cli_results, "_run_reprocmd", fake_run)
     assert cli.main(["repro", str(d), "--timeout", "9"]) == 1
@@ -115,7 +118,7 @@ def test_a_recorded_reproducer_runs_again_from_its_directory(tmp_path, monkeypat
                     "module": True, "attempts": 4, "name": "oops-trigger",
                     "given": "/home/u/oops-trigger.c",
                     "build": {"cflags": "-DTRIGGER_WARN", "dynamic": False},
-                    "compiled": seen["compiled"], "exists": True}
+                    "compiled": seen["compiled"], "exists": True, "release": "6.1.0-57-amd64"}
     assert "-static" in seen["compiled"] and "-DTRIGGER_WARN" in seen["compiled"]
     assert cli.main(["repro", str(d), "--cflags=-O0"]) == 2
     assert "--cflags: not when running a recorded reproducer again" in capsys.readouterr().err
