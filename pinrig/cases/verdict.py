@@ -45,6 +45,7 @@ class Verdict:
     seed: Optional[int] = None
     attempt: int = 1             # 1..N with --repeat N
     pins: Optional[dict] = None  # FOLL_PIN acquired/released over the case, where measured
+    where: Optional[str] = None  # file:line of the headline report's guilty frame (symbolized)
 
     @property
     def key(self) -> tuple:
@@ -80,7 +81,7 @@ class Verdict:
     def message(self) -> str:
         """One line for JUnit failure messages and summaries."""
         if self.verdict == Outcome.CRASH:
-            return self.title or "kernel crash"
+            return (self.title or "kernel crash") + (f" at {self.where}" if self.where else "")
         if self.verdict == Outcome.DATA_LOSS:
             return f"{self.blocks_lost} blocks lost at {self.first_bad_offset}"
         if self.verdict == Outcome.REFUSED:
@@ -93,7 +94,7 @@ _FIELD_TYPES: dict[str, Union[type, tuple[type, ...]]] = {
     "case": str, "verdict": str, "errno": str, "title": str, "titles": list,
     "blocks_lost": int, "blocks_checked": int, "first_bad_offset": int, "expect": str,
     "pin": str, "phase": str, "reason": str, "wall_s": (int, float), "seed": int,
-    "attempt": int, "pins": dict}
+    "attempt": int, "pins": dict, "where": str}
 
 
 def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdict:
@@ -108,6 +109,7 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
         v.verdict = Outcome.CRASH
         v.titles = [r.title for r in reports]
         v.title = v.titles[0]
+        v.where = getattr(reports[0], "where", "") or None
         v.reason = f"{len(reports)} kernel report(s)"
         if raw.infra_error:
             v.reason += f"; {raw.infra_error}"

@@ -27,6 +27,9 @@ class Workload:
     #   boot on the same pmem file, so it needs a guest of its own (and the program --hold)
     needs_module: Callable[["Case"], bool] = lambda case: False
     # ↑ True: the case needs the rig's test module (pinrig.cases.kmod) loaded in the guest
+    kconfig: Tuple[str, ...] = ()
+    # ↑ kernel options the workload needs beyond the guest's, filesystem's and RDMA's
+    #   (pinrig.cases.needs: a kernel without them gets the case `skipped`, saying which)
 
     @property
     def verifies(self) -> bool:
@@ -76,7 +79,8 @@ _TABLE: Tuple[Workload, ...] = (
     Workload("odirect-into-mmap", "odirect-into-mmap", _odirect_into_mmap,
              data_file=f"{MNT}/dst.dat"),
     Workload("iouring-fixed", "iouring-fixed", _iouring_fixed, data_file=f"{MNT}/ring.dat",
-             crash_and_verify=lambda case: case.mapping == "shared"),
+             crash_and_verify=lambda case: case.mapping == "shared",
+             kconfig=("CONFIG_IO_URING",)),
 )
 WORKLOADS: Dict[str, Workload] = {w.name: w for w in _TABLE}
 NAMES: Tuple[str, ...] = tuple(WORKLOADS)
