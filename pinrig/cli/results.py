@@ -5,12 +5,14 @@ so stdout carries only the report (text, --markdown or --json).
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
 from typing import Optional
 
 from pinrig import config, paths
+from pinrig.cli import kernelarg
 from pinrig.errors import UserError
 
 
@@ -112,12 +114,17 @@ def cmd_repro(args) -> int:
     if args.c_file is not None or args.cmd is not None:
         _only(args, REPRO_DIR_ONLY, "only for `rig repro RESULT_DIR`, not with --c/--cmd")
         return _repro_cmd(args)
-    if read_manifest(Path(args.target)).get("kind") == "repro":
+    if args.repro_kernel_path or args.modules:
+        raise UserError("--kernel/--modules: only with --c FILE or --cmd CMD")
+    if not args.kernel:
+        raise UserError("name a results directory to replay, or a kernel with --c FILE or "
+                        "--cmd CMD")
+    if read_manifest(Path(args.kernel)).get("kind") == "repro":
         _only(args, REPRO_DIR_ONLY + REPRO_BUILD_ONLY, "not when running a recorded reproducer "
               "again (it is rebuilt as recorded)")
         return _replay_reprocmd(args)
     _only(args, REPRO_CMD_ONLY + REPRO_BUILD_ONLY, "only with --c FILE or --cmd CMD")
-    run = load_run(Path(args.target))
+    run = load_run(Path(args.kernel))
     plan = repro.plan_repro(run, args.case, mirror=args.mirror)
     out = Path(args.out) if args.out else repro.default_out(run)
     _stderr(f"rig: replaying {', '.join(plan.cases)} from {run.path} "
@@ -148,7 +155,7 @@ def _replay_reprocmd(args) -> int:
     --attempts, --timeout, --expect-title and --cold override."""
     from pinrig.results.rundir import read_manifest
     from pinrig.runs import reprocmd
-    src = Path(args.target)
+    src = Path(args.kernel)
     rec = reprocmd.recorded(src, read_manifest(src))
     try:
         _stderr(f"rig: running the reproducer of {src} again on {rec.kernel}")
@@ -182,7 +189,11 @@ def _repro_cmd(args) -> int:
     timeout, title = _timeout(args), _title(args)
     if args.c_file is None and (args.dynamic or args.cflags):
         raise UserError("--dynamic/--cflags: only with --c FILE")
-    config.load_kernel_spec(args.target)        # a typo fails before any compile or boot
+    ns = argparse.Namespace(kernel=args.kernel, kernel_path=args.repro_kernel_path,
+                            modules=args.modules)
+    kernelarg.resolve(ns)                       # a name, a spec file or a built kernel's path
+    args.kernel = ns.kernel
+    config.load_kernel_spec(args.kernel)        # a typo fails before any compile or boot
     out = Path(args.out) if args.out else None
     if out is not None:
         reprocmd.check_out(out)
@@ -191,7 +202,7 @@ def _repro_cmd(args) -> int:
     else:
         rep_src = reprocmd.from_cmd(args.cmd)
     try:
-        return _run_reprocmd(args, rep_src, args.target, timeout, title,
+        return _run_reprocmd(args, rep_src, args.kernel, timeout, title,
                              args.test_module, args.cold,
                              build={"cflags": args.cflags, "dynamic": args.dynamic},
                              argv=_repro_argv(args))
@@ -226,7 +237,7 @@ def _run_reprocmd(args, rep_src, kernel: str, timeout: float, expect_title: Opti
 
 def _repro_argv(args) -> list:
     """The command line that runs this reproducer again (recorded in the manifest and JUnit)."""
-    argv = ["rig", "repro", args.target]
+    argv = ["rig", "repro", args.kernel]
     # FLAG=VALUE: a value starting with '-' (--cflags=-DX) must not read as an option
     argv.append(f"--c={Path(args.c_file).resolve()}" if args.c_file else f"--cmd={args.cmd}")
     argv.append(f"--attempts={args.attempts}")
@@ -291,8 +302,15 @@ def register(sub) -> None:
 
     s = sub.add_parser("repro", help="replay recorded case(s) of a results directory exactly, "
                        "or run a reproducer (--c FILE / --cmd CMD) on a kernel N times")
-    s.add_argument("target", metavar="RESULT_DIR|KERNEL",
-                   help="a results directory to replay; with --c/--cmd: the kernel")
+    s.add_argument("kernel", nargs="?", metavar="RESULT_DIR|KERNEL",
+                   help="a results directory to replay; with --c/--cmd: the kernel (a spec "
+                   "name, a spec file, or the path of a built kernel)")
+    # (not dest kernel_path: the CLI resolves that before any command, and a RESULT_DIR is
+    # not a kernel; _repro_cmd resolves it through kernelarg.resolve itself)
+    s.add_argument("--kernel", dest="repro_kernel_path", metavar="PATH",
+                   help="--c/--cmd: a kernel you built (bzImage, build directory or source tree; "
+                   "as for `rig run --kernel`)")
+    s.add_argument("--modules", metavar="DIR", help="with --kernel: its installed modules")
     what = s.add_mutually_exclusive_group()
     what.add_argument("--c", dest="c_file", metavar="FILE", help="a C reproducer: compiled on "
                       "the host (static), run in a fresh guest per attempt")

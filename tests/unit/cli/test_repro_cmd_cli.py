@@ -53,6 +53,11 @@ def test_a_reproducer_that_does_not_compile_is_exit_2_and_writes_nothing(tmp_pat
     (["repro", "no-such-kernel", "--cmd", "true"], "no-such-kernel"),
     (["repro", "debian-6.1", "--c", "/nonexistent/r.c"], "--c /nonexistent/r.c: no such file"),
     (["repro", "debian-6.1", "--cmd", ""], "--cmd: empty command"),
+    (["repro", "RESULTS", "--kernel", "/boot/vmlinuz"], "--kernel/--modules: only with --c FILE"),
+    (["repro"], "name a results directory to replay, or a kernel with --c FILE"),
+    (["repro", "--kernel", "/nonexistent/bzImage", "--cmd", "true"],
+     "--kernel /nonexistent/bzImage: no such file or directory"),
+    (["repro", "debian-6.1", "--kernel", "/boot/x", "--cmd", "true"], "not both"),
 ])
 def test_bad_arguments_are_one_line_exit_2(argv, words, capsys, no_env, tmp_path):
     (tmp_path / "manifest.json").write_text('{"run_id": "r", "suite": {"cases": []}}')
@@ -84,7 +89,7 @@ def test_the_recorded_command_line_runs_the_same_reproducer_again():
                     "--attempts=5", "--timeout=30.0", "--expect-title=WARNING in f",
                     "--cflags=-DX", "--test-module"]
     again = cli.build_parser().parse_args(argv[1:])
-    for name in ("target", "attempts", "timeout", "expect_title", "cflags", "test_module"):
+    for name in ("kernel", "attempts", "timeout", "expect_title", "cflags", "test_module"):
         assert getattr(again, name) == getattr(args, name), name
     assert again.c_file == str(Path("r.c").resolve())
 
