@@ -481,7 +481,7 @@ class _ReproSession:
     def __init__(self, env, workdir, behaviour, boot_status, boot_console):
         self.env, self.workdir, self.booted = env, workdir, "restore"
         self.machine = FakeMachine(boot_console)
-        self.guest = _ReproGuest(self.machine, behaviour)
+        self.guest = self.the_guest = _ReproGuest(self.machine, behaviour)   # (guest: None once closed)
         self.boot_status, self.closed, self.pmem_discarded = boot_status, False, False
 
     def boot(self):
@@ -508,13 +508,13 @@ class _ReproSession:
 class _ReproGuest:
     def __init__(self, machine, behaviour):
         self.machine, self.behaviour, self.client = machine, behaviour, object()
-        self.commands, self.puts = [], []
+        self.commands, self.puts, self.closed = [], [], False
 
     def run(self, cmd, timeout=60, check=False):
         if not isinstance(cmd, str):
             cmd = " ".join(map(str, cmd))
         self.commands.append(cmd)
-        if self.machine.killed:
+        if self.machine.killed or self.closed:
             raise InfraError("lost the guest's ssh connection")
         if "pinrig: case-" in cmd:
             self.machine.console += ("[    7.0] " + cmd.split("'")[1] + "\n").encode()
@@ -527,3 +527,6 @@ class _ReproGuest:
 
     def put(self, local, remote, mode=None):
         self.puts.append((str(local), remote, mode))
+
+    def close(self):
+        self.closed = True

@@ -150,6 +150,8 @@ def test_an_attempt_that_exits_without_a_report_is_ok_whatever_its_status(tmp_pa
     assert "case-end repro/cmd" in files["console.log"]
     s = FakeReproSession.made[0]
     assert s.closed and s.pmem_discarded
+    # nothing of the guest is kept: killed by pid, no polite poweroff command
+    assert s.machine.killed and not any("sysrq" in c for c in s.the_guest.commands)
 
 
 def test_a_reproducer_that_kills_the_guest_is_a_crash_with_its_title(tmp_path):
@@ -216,7 +218,7 @@ def test_the_binary_and_test_module_go_in_before_the_start_marker(tmp_path):
     env = fake_env(test_module=tmp_path / "pinrig_oops.ko")
     factory = FakeReproSession(ok)
     reprocmd.run_attempt(env, r, tmp_path / "b", 1, 5.0, factory)
-    g = FakeReproSession.made[0].guest
+    g = FakeReproSession.made[0].the_guest
     assert g.puts == [(str(env.test_module), "/tmp/pinrig_oops.ko", None),
                       (str(src), "/tmp/pinrig-repro/repro", 0o755)]
     order = [c.split()[0] for c in g.commands]
