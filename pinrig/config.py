@@ -432,6 +432,13 @@ class Suite:
     description: str = ""
     path: Optional[Path] = None
     repeat: int = 1
+    kernel_append: tuple = ()     # extra kernel command line words for this suite's guests
+
+
+# kernel command line words a suite may add (e.g. numa=fake=2): key=value, no shell or QEMU
+# metacharacters, and nothing that would take the console, root or panic behaviour away
+APPEND_RE = re.compile(r"[A-Za-z0-9_.-]{1,40}(=[A-Za-z0-9_.:,=-]{1,60})?")
+APPEND_RESERVED = ("console", "root", "panic", "oops", "init", "rdinit")
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -456,6 +463,14 @@ def load_suite(name_or_path: str) -> Suite:
     pressure = Pressure(sync_storm=pf.get("sync_storm", bool, False),
                         drop_caches=pf.get("drop_caches", bool, False), **knobs)
     pf.finish()
+    kernel_append = f.str_list("kernel_append", [])
+    for i, word in enumerate(kernel_append):
+        if not APPEND_RE.fullmatch(word):
+            raise f.err(f"kernel_append[{i}]", f"{word!r} is not a kernel parameter (word or "
+                        "word=value, letters, digits, '.', '_', '-', ':', ',', '=')")
+        if word.split("=")[0] in APPEND_RESERVED:
+            raise f.err(f"kernel_append[{i}]", f"{word!r}: the rig sets "
+                        f"{word.split('=')[0]}= itself")
     raw_cases = f.get("cases", list)
     f.finish()
     cases = []
@@ -470,7 +485,8 @@ def load_suite(name_or_path: str) -> Suite:
     if not cases:
         raise UserError(f"{path}: cases: no cases")
     return Suite(name=name, cases=tuple(cases), seed=seed, pressure=pressure,
-                 description=description, path=path, repeat=repeat)
+                 description=description, path=path, repeat=repeat,
+                 kernel_append=tuple(kernel_append))
 
 
 def _expand_case(path: Path, i: int, rc: dict, default_timeout: int) -> list:
@@ -482,9 +498,12 @@ def _expand_case(path: Path, i: int, rc: dict, default_timeout: int) -> list:
     variants = f.str_list("variant", [None]) if rc.get("variant") is not None else [None]
     f.used.add("variant")
     for k, v in enumerate(variants):
+        where = f"variant[{k}]" if isinstance(rc.get("variant"), list) else "variant"
         if v is not None and not check_name(v):
-            raise f.err(f"variant[{k}]" if isinstance(rc.get("variant"), list) else "variant",
-                        f"{v!r} is not a valid case id part ({NAME_RULE})")
+            raise f.err(where, f"{v!r} is not a valid case id part ({NAME_RULE})")
+        known = workloads.get(workload).variants
+        if known is not None and v is not None and v not in known:
+            raise f.err(where, f"unknown variant {v!r} of {workload} (known: {', '.join(known)})")
     expect = f.get("expect", str, None, choices=outcome.NAMES)
     size = f.get("size", int, 1 << 20)
     timeout = f.get("timeout", int, default_timeout)

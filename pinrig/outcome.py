@@ -11,6 +11,8 @@ verdict names and their pass/fail/inconclusive sets from here.
 | crash        | kernel report(s) during the case                               | failure  |
 | unexpected   | the case declared an expectation and reality differed          | failure  |
 | pin-leak     | pins taken during the case were not all released at teardown   | failure  |
+| pin-incoherent | the process does not see what the device wrote through its pin | failure |
+|              | (a pinned page replaced behind the pin), or a forked child does |          |
 | error        | the rig could not tell (boot failure, timeout, lost guest)     | error    |
 | skipped      | the kernel or guest lacks what the case needs                  | skipped  |
 """
@@ -27,6 +29,7 @@ class Outcome(str, Enum):
     CRASH = "crash"
     UNEXPECTED = "unexpected"
     PIN_LEAK = "pin-leak"
+    PIN_INCOHERENT = "pin-incoherent"
     ERROR = "error"
     SKIPPED = "skipped"
 
@@ -75,11 +78,11 @@ ORDER = tuple(Outcome)                     # the order reports list them in
 NAMES = tuple(o.value for o in Outcome)
 PASSES: FrozenSet[Outcome] = frozenset({Outcome.OK, Outcome.REFUSED})
 FAILURES: FrozenSet[Outcome] = frozenset({Outcome.DATA_LOSS, Outcome.CRASH, Outcome.UNEXPECTED,
-                                          Outcome.PIN_LEAK})
+                                          Outcome.PIN_LEAK, Outcome.PIN_INCOHERENT})
 INCONCLUSIVE: FrozenSet[Outcome] = frozenset({Outcome.ERROR, Outcome.SKIPPED})
 # A failure a kernel showed in its data or its log (not an unmet expectation).
 KERNEL_FAILURES: FrozenSet[Outcome] = frozenset({Outcome.DATA_LOSS, Outcome.CRASH,
-                                                 Outcome.PIN_LEAK})
+                                                 Outcome.PIN_LEAK, Outcome.PIN_INCOHERENT})
 
 
 def sql_set(outcomes: Iterable[Outcome]) -> str:

@@ -30,6 +30,8 @@ class Workload:
     kconfig: Tuple[str, ...] = ()
     # ↑ kernel options the workload needs beyond the guest's, filesystem's and RDMA's
     #   (pinrig.cases.needs: a kernel without them gets the case `skipped`, saying which)
+    variants: Optional[Tuple[str, ...]] = None
+    # ↑ the variants the program understands, when it takes no others (checked by the suite loader)
 
     @property
     def verifies(self) -> bool:
@@ -70,6 +72,18 @@ def _iouring_fixed(case: "Case", seed: int, hold: bool) -> list:
             "--seed", str(seed), "--map", case.mapping] + (["--hold"] if hold else [])
 
 
+# anon-coherency: the variant names the trigger that may replace the pinned anonymous pages
+ANON_TRIGGERS = ("control", "fork-child-write", "fork-parent-write", "ksm", "khugepaged",
+                 "migrate", "dontneed", "uprobe", "fork-ro-pin", "mprotect", "pageout")
+
+
+def _anon_coherency(case: "Case", seed: int, hold: bool) -> list:
+    argv = ["--trigger", case.variant or "control", "--size", str(case.size), "--device", "rxe0",
+            "--seed", str(seed), "--wait", str(max(10, case.timeout - 60))]
+    # uprobe: a MAP_PRIVATE PROT_EXEC mapping of a file on the case's filesystem, pinned read-only
+    return argv + (["--file", f"{MNT}/uprobe.bin"] if case.variant == "uprobe" else [])
+
+
 _TABLE: Tuple[Workload, ...] = (
     # variant leak: the test module takes a pin and keeps it (proves the pin accounting bites)
     Workload("ibverbs-pin", "ibverbs-pin", _ibverbs_pin, needs_rdma=True,
@@ -81,6 +95,11 @@ _TABLE: Tuple[Workload, ...] = (
     Workload("iouring-fixed", "iouring-fixed", _iouring_fixed, data_file=f"{MNT}/ring.dat",
              crash_and_verify=lambda case: case.mapping == "shared",
              kconfig=("CONFIG_IO_URING",)),
+    # anonymous memory (fs/mapping are the tmpfs control's; the program maps MAP_ANONYMOUS);
+    # each trigger's own needs (KSM, THP, two NUMA nodes, uprobe events, zram) are checked by
+    # the program in the guest, which reports a `skip` naming what is missing
+    Workload("anon-coherency", "anon-coherency", _anon_coherency, needs_rdma=True,
+             variants=ANON_TRIGGERS),
 )
 WORKLOADS: Dict[str, Workload] = {w.name: w for w in _TABLE}
 NAMES: Tuple[str, ...] = tuple(WORKLOADS)

@@ -63,7 +63,8 @@ def _manifest(env: Environment, suite: Suite, seed: int, kernel_arg: str, out: P
         "guest": {"name": env.image.name, "hash": env.image.hash},
         "suite": {"name": suite.name, "path": str(suite.path),
                   "cases": [c.__dict__ | {"id": c.id} for c in suite.cases],
-                  "pressure": suite.pressure.__dict__},
+                  "pressure": suite.pressure.__dict__,
+                  "kernel_append": list(suite.kernel_append)},
         "seed": seed,
         "accel": env.accel,
         "boot": {"mode": env.boot_mode, "note": env.boot_note,
@@ -287,7 +288,7 @@ def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Sui
         boot_no += 1
         workdir = run.path / "boots" / f"{pending[0].id.replace('/', '_')}-{boot_no}" \
             f"{'@' + str(attempt) if attempt > 1 else ''}"
-        sess = Session(env, workdir, host=host)
+        sess = Session(env, workdir, host=host, append=suite.kernel_append)
         try:
             br = sess.boot()
             if br.status != "ready":
@@ -367,7 +368,7 @@ def _crash_case(env: Environment, run: RunDir, case: Case, seed: int, suite: Sui
     booted: list = []
 
     def boot(tag: str) -> Session:
-        s = Session(env, base / tag, pmem=pmem, host=host)
+        s = Session(env, base / tag, pmem=pmem, host=host, append=suite.kernel_append)
         booted.append(s)
         # A verify boot on a -dax medium boots cold: the namespace was switched to fsdax on the
         # medium, and only a kernel that probes it at boot sees that (a restored kernel still
