@@ -60,7 +60,9 @@ def _manifest(env: Environment, suite: Suite, seed: int, kernel_arg: str, out: P
         "kernel": {"name": env.spec.name, "spec": str(env.spec.path), "suite": env.spec.suite,
                    "release": env.art.release, "packages": list(env.art.packages),
                    "hash": env.art.hash,
-                   "spec_fields": {k: v for k, v in env.spec.__dict__.items() if k != "path"}},
+                   "spec_fields": {k: v for k, v in env.spec.__dict__.items() if k != "path"},
+                   **({"series": s} if (s := series_applied(getattr(env.art, "dir", None)))
+                      else {})},
         "guest": {"name": env.image.name, "hash": env.image.hash},
         "suite": {"name": suite.name, "path": str(suite.path),
                   "cases": [c.__dict__ | {"id": c.id} for c in suite.cases],
@@ -79,6 +81,18 @@ def _manifest(env: Environment, suite: Suite, seed: int, kernel_arg: str, out: P
                                   "--suite", suite.name, "--seed", str(seed)]),
         "repeat": 1,
     }
+
+
+def series_applied(art_dir: Optional[Path]) -> Optional[dict]:
+    """How a source kernel's series went in (artifact.json's inputs.series_apply), if any."""
+    if art_dir is None:
+        return None
+    try:
+        d = json.loads((Path(art_dir) / "artifact.json").read_text())
+        rec = d.get("inputs", {}).get("series_apply")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("method") else None
 
 
 def kernel_argv(spec, kernel_arg: str) -> list:
@@ -183,13 +197,14 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
               junit: Optional[Path] = None, echo=print,
               repeat: Optional[int] = None, jobs: Optional[int] = 1,
               hosts=None, guest_hash: Optional[str] = None, cold: bool = False,
-              symbolize: bool = False) -> RunOutcome:
+              symbolize: bool = False, fuzz: Optional[int] = None,
+              rev: Optional[int] = None) -> RunOutcome:
     """hosts: a host pool (name, path or hosts.Pool): tasks are sharded over its hosts
     (pinrig/remote.py), `jobs` then overrides each host's own figure; None runs here."""
     suite = load_suite(suite_arg)
     repeat = suite.repeat if repeat is None else repeat
     resumed = check_run_args(kernel_arg, suite, out, resume, repeat, jobs)   # before any work
-    env = prepare_env(kernel_arg, image_hash=guest_hash, cold=cold)
+    env = prepare_env(kernel_arg, image_hash=guest_hash, cold=cold, fuzz=fuzz, rev=rev)
     lacks = needs.check(env.art, suite.cases, suite.pressure)
     siw_buildable(env, lacks, suite.cases)
     skip = {cid: lacks.reason(cid) for cid in lacks.cases}
@@ -214,6 +229,9 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
         run.manifest["repeat"] = repeat
         if repeat > 1:
             run.manifest["reproducer"] += f" --repeat {repeat}"
+        for flag, val in (("--fuzz", fuzz), ("--rev", rev)):
+            if val is not None:
+                run.manifest["reproducer"] += f" {flag} {val}"
     run.write_manifest()
     done = run.finished_cases()
     repeat = int(run.manifest.get("repeat", repeat))
