@@ -19,6 +19,8 @@ from pinrig.errors import UserError
 DEBIAN_SUITES = ("bullseye", "bookworm", "bookworm-backports", "trixie", "sid", "unstable")
 FILESYSTEMS = ("ext4", "xfs", "ext4-dax", "xfs-dax", "tmpfs")
 MAPPINGS = ("shared", "private")
+PROVIDERS = ("rxe", "siw")        # soft RDMA providers (RoCE / iWARP); rxe is the default
+DEFAULT_PROVIDER = "rxe"
 
 # Names that become path components, case ids, shell words and console markers: one character
 # set for all of them (checked when the YAML is loaded, so nothing else needs to quote them).
@@ -162,9 +164,14 @@ class KernelSpec:
     # kind: source only (plain strings/tuples: the manifest records these fields as JSON)
     source: Optional[str] = None    # "debian:linux-source-6.1" | "git:/abs/repo" | "dir:/abs/tree"
     ref: Optional[str] = None       # git source: commit-ish of the base tree
-    series: Optional[str] = None    # absolute path (quilt dir, mbox, .patch) or "git:A..B"
+    series: Optional[str] = None    # absolute path (quilt dir, mbox, .eml dir, .patch), "git:A..B"
+    #                                 or "lore:MESSAGE-ID"
     config_base: tuple = ()         # make targets for the base config
     config: tuple = ()              # absolute paths of config fragments, merged in order
+    series_mbox: Optional[str] = None   # lore: series: a local copy of the thread (offline)
+    series_rev: Optional[int] = None    # the revision to take from a thread (default: newest
+    #                                     complete); --rev N overrides
+    fuzz: int = 0                   # GNU patch fuzz (0: strict); --fuzz N overrides
     # kind: image only (a kernel the user built: `--kernel PATH`, or a spec with image:)
     image: Optional[str] = None     # bzImage, build directory (O=) or source tree with one
     modules: Optional[str] = None   # installed modules (INSTALL_MOD_PATH or lib/modules/REL)
@@ -236,6 +243,23 @@ def load_kernel_spec(name_or_path: str) -> KernelSpec:
     return spec
 
 
+def override_spec(spec: KernelSpec, fuzz: Optional[int] = None,
+                  rev: Optional[int] = None) -> KernelSpec:
+    """The spec with --fuzz N / --rev N from the command line (source kernels with a series)."""
+    import dataclasses
+    if fuzz is None and rev is None:
+        return spec
+    flag = "--fuzz" if fuzz is not None else "--rev"
+    if spec.kind != "source" or not spec.series:
+        raise UserError(f"{flag}: kernel {spec.name} has no patch series to apply")
+    if fuzz is not None and not 0 <= fuzz <= 3:
+        raise UserError(f"--fuzz {fuzz}: must be 0..3 (GNU patch fuzz)")
+    if rev is not None and rev < 1:
+        raise UserError(f"--rev {rev}: must be 1 or more")
+    return dataclasses.replace(spec, fuzz=spec.fuzz if fuzz is None else fuzz,
+                               series_rev=spec.series_rev if rev is None else rev)
+
+
 def _local_path(base: Path, text: str) -> Path:
     p = Path(text).expanduser()
     return p if p.is_absolute() else (base / p)
@@ -245,7 +269,9 @@ def _load_source_spec(path: Path, f: "Fields") -> KernelSpec:
     """kind: source — a kernel built from a source tree, a patch series and config fragments.
 
     source: debian:linux-source-6.1 (with suite:) | git:PATH (with ref:) | dir:PATH
-    series: NAME (kernels/patches/NAME[.mbox|.patch]) | PATH (quilt dir, mbox, patch) | git:A..B
+    series: NAME (kernels/patches/NAME[.mbox|.patch]) | PATH (quilt dir, mbox, .eml dir, patch)
+            | git:A..B | lore:MESSAGE-ID (with series_mbox: PATH as the offline copy)
+    series_rev: N (the revision of a thread to use), fuzz: N (GNU patch fuzz, opt-in)
     config: [FRAGMENT…] (configs/kconfig/FRAGMENT.config or a path), base: [make targets…]
     """
     src = f.get("source", str)
@@ -282,8 +308,30 @@ def _load_source_spec(path: Path, f: "Fields") -> KernelSpec:
                 raise f.err("series", f"git range must be git:A..B, got {series_text!r}")
             series = series_text
             ref = ref or lo
+        elif series_text.startswith("lore:"):
+            from pinrig.kernels.source.lore import clean_msgid
+            try:
+                series = "lore:" + clean_msgid(series_text[5:])
+            except UserError:
+                raise f.err("series", f"{series_text!r}: not a Message-ID "
+                                      "(want lore:local-part@domain)")
         else:
             series = str(_find_series(path, f, series_text))
+    mbox_text = f.get("series_mbox", str, None)
+    series_mbox = None
+    if mbox_text is not None:
+        if not (series or "").startswith("lore:"):
+            raise f.err("series_mbox", "only with series: lore:MESSAGE-ID (a local copy of it)")
+        mp = _local_path(path.parent, mbox_text)
+        if not _exists(mp):
+            raise f.err("series_mbox", f"{mp} does not exist")
+        series_mbox = str(mp.resolve())
+    series_rev = f.get("series_rev", int, None)
+    if series_rev is not None and series_rev < 1:
+        raise f.err("series_rev", f"must be 1 or more, got {series_rev}")
+    fuzz = f.get("fuzz", int, 0)
+    if not 0 <= fuzz <= 3:
+        raise f.err("fuzz", f"must be 0..3 (GNU patch fuzz), got {fuzz}")
     if kind == "git" and not ref:
         raise f.err("ref", "is required for a git: source (or give series: git:A..B)")
     frags = []
@@ -298,7 +346,8 @@ def _load_source_spec(path: Path, f: "Fields") -> KernelSpec:
         version=f.version(),
         mirror=f.mirror(),
         description=f.get("description", str, ""), path=path,
-        source=source, ref=ref, series=series, config_base=tuple(base), config=tuple(frags))
+        source=source, ref=ref, series=series, config_base=tuple(base), config=tuple(frags),
+        series_mbox=series_mbox, series_rev=series_rev, fuzz=fuzz)
 
 
 def _exists(p: Path) -> bool:
@@ -416,11 +465,15 @@ class Case:
     expect: Optional[str] = None
     size: int = 1 << 20
     timeout: int = 120
+    provider: str = DEFAULT_PROVIDER   # RDMA provider of ibverbs workloads (rxe / siw)
 
     @property
     def id(self) -> str:
         base = f"{self.workload}/{self.fs}/{self.mapping}"
-        return f"{base}/{self.variant}" if self.variant else base
+        base = f"{base}/{self.variant}" if self.variant else base
+        # the default provider stays out of the id: ids (and results) from before the axis
+        # existed stay comparable
+        return base if self.provider == DEFAULT_PROVIDER else f"{base}@{self.provider}"
 
 
 @dataclass(frozen=True)
@@ -507,16 +560,26 @@ def _expand_case(path: Path, i: int, rc: dict, default_timeout: int) -> list:
     expect = f.get("expect", str, None, choices=outcome.NAMES)
     size = f.get("size", int, 1 << 20)
     timeout = f.get("timeout", int, default_timeout)
+    providers = f.str_list("provider", [DEFAULT_PROVIDER], choices=PROVIDERS)
     f.finish()
-    for key, vals in (("fs", fss), ("mapping", maps), ("variant", variants)):
+    if providers != [DEFAULT_PROVIDER] and not workloads.get(workload).needs_rdma:
+        raise f.err("provider", f"workload {workload} uses no RDMA device (provider applies "
+                    "to ibverbs workloads only)")
+    for k, prov in enumerate(providers):
+        if prov not in workloads.get(workload).providers:
+            raise f.err(f"provider[{k}]" if isinstance(rc.get("provider"), list) else "provider",
+                        f"workload {workload} runs on {', '.join(workloads.get(workload).providers)}"
+                        f" only, not {prov}")
+    for key, vals in (("fs", fss), ("mapping", maps), ("variant", variants),
+                      ("provider", providers)):
         if not vals:
             raise UserError(f"{path}: cases[{i}].{key}: empty list (would expand to no cases)")
     if timeout <= 0:
         raise UserError(f"{path}: cases[{i}].timeout: must be positive")
     if size <= 0 or size % 4096:
         raise UserError(f"{path}: cases[{i}].size: must be a positive multiple of 4096")
-    return [Case(workload, fs, m, v, expect, size, timeout)
-            for fs in fss for m in maps for v in variants]
+    return [Case(workload, fs, m, v, expect, size, timeout, p)
+            for fs in fss for m in maps for v in variants for p in providers]
 
 
 # ---------------------------------------------------------------------------- LAVA labs

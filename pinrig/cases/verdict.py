@@ -25,6 +25,9 @@ class RawOutcome:
     # FOLL_PIN accounting over the case (/proc/vmstat after stat_refresh), measured only where
     # every pin must be gone by teardown (not across a power cut): {"acquired": n, "released": m}
     pins: Optional[dict] = None
+    # a check the workload made itself failed (a selftest's "not ok"): what failed
+    failure: Optional[str] = None
+    summary: str = ""            # what the workload saw, for the verdict's reason (subtest counts)
 
 
 @dataclass
@@ -122,6 +125,11 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
     if raw.skip_reason:
         v.verdict, v.reason = Outcome.SKIPPED, raw.skip_reason
         return v
+    if raw.failure:
+        v.verdict, v.reason = Outcome.UNEXPECTED, raw.failure
+        if raw.summary:
+            v.reason += f" ({raw.summary})"
+        return v
     if integrity is not None and integrity.blocks_lost:
         v.verdict = Outcome.DATA_LOSS
         v.reason = f"{integrity.blocks_lost} of {integrity.blocks_checked} blocks lost"
@@ -146,7 +154,7 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
         v.verdict = Outcome.REFUSED
         v.reason = f"pin refused with {raw.errno}"
     else:
-        v.reason = "pin granted" if raw.pin == "granted" else "workload ran"
+        v.reason = "pin granted" if raw.pin == "granted" else (raw.summary or "workload ran")
         if integrity is not None:
             v.reason += f"; {integrity.blocks_checked} blocks verified"
         if coh is not None and raw.pin == "granted":

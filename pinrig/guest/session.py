@@ -43,6 +43,11 @@ class Environment:
     boot_note: str = ""                  # why guests boot cold (--cold, or saving failed)
     fallbacks: list = field(default_factory=list)   # restores that fell back to a cold boot
     test_module: Optional[Path] = None   # pinrig_oops.ko for this kernel, when a case needs it
+    siw_module: Optional[Path] = None    # siw.ko built for a kernel without CONFIG_RDMA_SIW
+    siw_note: str = ""                   # why siw cases cannot run here (else "")
+    kselftests: Optional[dict] = None    # selftest name → binary built from the kernel's tree
+    kselftest_note: str = ""             # where they came from, or why there are none
+    kselftest_longterm: int = 0          # FOLL_LONGTERM's value in that tree (gup_test -F)
     symbolizer: Optional[Any] = None     # pinrig.oops.symbolize.Symbolizer, when symbols exist
 
     @property
@@ -52,12 +57,13 @@ class Environment:
 
 def prepare_env(kernel_name: str, guest_name: str = "bookworm", with_bins: bool = True,
                 refresh: bool = False, image_hash: Optional[str] = None,
-                cold: bool = True) -> Environment:
+                cold: bool = True, fuzz: Optional[int] = None,
+                rev: Optional[int] = None) -> Environment:
     """image_hash: boot exactly that previously built guest image when it is still cached
     (replays); otherwise the image of the current recipe. cold=False: guests start from a
     saved ready state (made once, by one cold boot, when not cached); if that cannot be made,
     they boot cold and env.boot_note says why."""
-    spec = config.load_kernel_spec(kernel_name)
+    spec = config.override_spec(config.load_kernel_spec(kernel_name), fuzz, rev)
     gspec = config.load_guest_spec(guest_name)
     art = kernel.fetch(spec, refresh=refresh)
     lacks = needs.check(art)

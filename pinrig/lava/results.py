@@ -323,7 +323,7 @@ def meta_cases(meta: dict, key: str = "cases") -> list:
     """(number, Case) of a job's metadata (key "skipped": the cases the kernel lacks what
     they need for, which the runner skips without a boot)."""
     out = []
-    fields = ("workload", "fs", "mapping", "variant", "expect", "size", "timeout")
+    fields = ("workload", "fs", "mapping", "variant", "expect", "size", "timeout", "provider")
     items = meta.get(key) or []
     if not isinstance(items, list):
         raise UserError(f"job metadata: {key}: not a list")
