@@ -11,6 +11,10 @@ verdict names and their pass/fail/inconclusive sets from here.
 | crash        | kernel report(s) during the case                               | failure  |
 | unexpected   | the case declared an expectation and reality differed          | failure  |
 | pin-leak     | pins taken during the case were not all released at teardown   | failure  |
+| checksum-error | blocks read back from the medium failed the filesystem's or the | failure  |
+|              | device's checksum (EIO/EILSEQ: btrfs "csum failed", dm-integrity) |          |
+| clone-changed | a reflink/snapshot clone of a pinned file no longer holds what  | failure  |
+|              | it was cloned from                                             |          |
 | error        | the rig could not tell (boot failure, timeout, lost guest)     | error    |
 | skipped      | the kernel or guest lacks what the case needs                  | skipped  |
 """
@@ -27,6 +31,8 @@ class Outcome(str, Enum):
     CRASH = "crash"
     UNEXPECTED = "unexpected"
     PIN_LEAK = "pin-leak"
+    CHECKSUM_ERROR = "checksum-error"
+    CLONE_CHANGED = "clone-changed"
     ERROR = "error"
     SKIPPED = "skipped"
 
@@ -75,11 +81,16 @@ ORDER = tuple(Outcome)                     # the order reports list them in
 NAMES = tuple(o.value for o in Outcome)
 PASSES: FrozenSet[Outcome] = frozenset({Outcome.OK, Outcome.REFUSED})
 FAILURES: FrozenSet[Outcome] = frozenset({Outcome.DATA_LOSS, Outcome.CRASH, Outcome.UNEXPECTED,
-                                          Outcome.PIN_LEAK})
+                                          Outcome.PIN_LEAK, Outcome.CHECKSUM_ERROR,
+                                          Outcome.CLONE_CHANGED})
 INCONCLUSIVE: FrozenSet[Outcome] = frozenset({Outcome.ERROR, Outcome.SKIPPED})
 # A failure a kernel showed in its data or its log (not an unmet expectation).
 KERNEL_FAILURES: FrozenSet[Outcome] = frozenset({Outcome.DATA_LOSS, Outcome.CRASH,
-                                                 Outcome.PIN_LEAK})
+                                                 Outcome.PIN_LEAK, Outcome.CHECKSUM_ERROR,
+                                                 Outcome.CLONE_CHANGED})
+# Failures whose medium (the case's pmem file) is evidence worth keeping.
+MEDIUM_EVIDENCE: FrozenSet[Outcome] = frozenset({Outcome.DATA_LOSS, Outcome.CRASH,
+                                                 Outcome.CHECKSUM_ERROR, Outcome.CLONE_CHANGED})
 
 
 def sql_set(outcomes: Iterable[Outcome]) -> str:

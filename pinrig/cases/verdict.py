@@ -25,6 +25,9 @@ class RawOutcome:
     # FOLL_PIN accounting over the case (/proc/vmstat after stat_refresh), measured only where
     # every pin must be gone by teardown (not across a power cut): {"acquired": n, "released": m}
     pins: Optional[dict] = None
+    # damage other than lost blocks (pinrig.cases.corruption): {"kind": an Outcome name
+    # (checksum-error, clone-changed), "blocks": n, "blocks_checked": m, "reason": "..."}
+    corruption: Optional[dict] = None
 
 
 @dataclass
@@ -45,6 +48,7 @@ class Verdict:
     seed: Optional[int] = None
     attempt: int = 1             # 1..N with --repeat N
     pins: Optional[dict] = None  # FOLL_PIN acquired/released over the case, where measured
+    blocks_corrupt: Optional[int] = None   # checksum-error / clone-changed: blocks affected
 
     @property
     def key(self) -> tuple:
@@ -85,6 +89,8 @@ class Verdict:
             return f"{self.blocks_lost} blocks lost at {self.first_bad_offset}"
         if self.verdict == Outcome.REFUSED:
             return f"pin refused ({self.errno})"
+        if self.verdict in (Outcome.CHECKSUM_ERROR, Outcome.CLONE_CHANGED):
+            return self.reason or f"{self.verdict}: {self.blocks_corrupt} blocks"
         return self.reason or self.verdict
 
 
@@ -93,11 +99,12 @@ _FIELD_TYPES: dict[str, Union[type, tuple[type, ...]]] = {
     "case": str, "verdict": str, "errno": str, "title": str, "titles": list,
     "blocks_lost": int, "blocks_checked": int, "first_bad_offset": int, "expect": str,
     "pin": str, "phase": str, "reason": str, "wall_s": (int, float), "seed": int,
-    "attempt": int, "pins": dict}
+    "attempt": int, "pins": dict, "blocks_corrupt": int}
 
 
 def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdict:
-    """Precedence: kernel reports > infra error > skip > data loss > refused > ok; then expect."""
+    """Precedence: kernel reports > infra error > skip > corruption (checksum-error,
+    clone-changed) > data loss > pin leak > refused > ok; then expect."""
     v = Verdict(case=case.id, verdict=Outcome.OK, errno=raw.errno, pin=raw.pin, phase=raw.phase,
                 expect=case.expect, wall_s=round(raw.wall_s, 3))
     if integrity is not None:
@@ -118,6 +125,12 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
     if raw.skip_reason:
         v.verdict, v.reason = Outcome.SKIPPED, raw.skip_reason
         return v
+    corrupt = _corruption(raw.corruption)
+    if corrupt is not None:
+        v.verdict, v.blocks_corrupt, v.reason = corrupt
+        if integrity is not None and integrity.blocks_lost:
+            v.reason += f"; and {integrity.blocks_lost} of {integrity.blocks_checked} blocks lost"
+        return _expect(case, v)
     if integrity is not None and integrity.blocks_lost:
         v.verdict = Outcome.DATA_LOSS
         v.reason = f"{integrity.blocks_lost} of {integrity.blocks_checked} blocks lost"
@@ -137,6 +150,17 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
         if integrity is not None:
             v.reason += f"; {integrity.blocks_checked} blocks verified"
     return _expect(case, v)
+
+
+def _corruption(c: Optional[dict]) -> Optional[tuple]:
+    """(Outcome, blocks, reason) of a recorded corruption, None when there is none/it is bad."""
+    if not isinstance(c, dict) or c.get("kind") not in (Outcome.CHECKSUM_ERROR.value,
+                                                        Outcome.CLONE_CHANGED.value):
+        return None
+    blocks = c.get("blocks")
+    blocks = blocks if isinstance(blocks, int) and not isinstance(blocks, bool) else 0
+    reason = c.get("reason") if isinstance(c.get("reason"), str) else str(c["kind"])
+    return Outcome(c["kind"]), blocks, reason
 
 
 def pins_leaked(pins: Optional[dict]) -> int:

@@ -27,6 +27,11 @@ class Workload:
     #   boot on the same pmem file, so it needs a guest of its own (and the program --hold)
     needs_module: Callable[["Case"], bool] = lambda case: False
     # ↑ True: the case needs the rig's test module (pinrig.cases.kmod) loaded in the guest
+    verifier: str = "blocks"
+    # ↑ how the data file is judged after the case (pinrig.cases.corruption):
+    #   "blocks": per-block checksums against the workload's "expected" (blocksum);
+    #   "stable": the program's own --check classifies every block (torn/unreadable/consistent);
+    #   "clones": the original must hold pattern B, its reflink/snapshot clone pattern A
 
     @property
     def verifies(self) -> bool:
@@ -67,6 +72,42 @@ def _iouring_fixed(case: "Case", seed: int, hold: bool) -> list:
             "--seed", str(seed), "--map", case.mapping] + (["--hold"] if hold else [])
 
 
+def _stable_pages(case: "Case", seed: int, hold: bool) -> list:
+    """stable-pages: variant cpu = the CPU writes instead of the device (the control)."""
+    writer = "cpu" if case.variant == "cpu" else "rdma"
+    return _stable_common(case, seed, hold, writer) + ["--device", "rxe0"]
+
+
+def _odirect_race(case: "Case", seed: int, hold: bool) -> list:
+    return _stable_common(case, seed, hold, "odirect")
+
+
+def _stable_common(case: "Case", seed: int, hold: bool, writer: str) -> list:
+    return ["--file", f"{MNT}/stable.dat", "--size", str(case.size), "--seed", str(seed),
+            "--writer", writer, "--duration", str(STABLE_DURATION_S)] + (["--hold"] if hold else [])
+
+
+STABLE_DURATION_S = 8       # seconds of overlap the checker reads back before the JSON line
+
+
+def stable_check_argv(bindir: str, case: "Case", seed: int) -> list:
+    """The post-crash classification of the stable-pages data file."""
+    return [f"{bindir}/stable-pages", "--check", "--file", f"{MNT}/stable.dat",
+            "--size", str(case.size), "--seed", str(seed)]
+
+
+def _reflink_pin(case: "Case", seed: int, hold: bool) -> list:
+    """Variants: snapshot (btrfs snapshot instead of FICLONE), dirty (the CPU dirties the
+    original after the clone), control (deregister before the final fsync); joined by '-'."""
+    parts = (case.variant or "").split("-")
+    argv = ["--file", f"{MNT}/cow.dat", "--clone", f"{MNT}/cow-clone.dat", "--size",
+            str(case.size), "--seed", str(seed), "--device", "rxe0",
+            "--how", "snapshot" if "snapshot" in parts else "reflink"]
+    argv += ["--dirty"] if "dirty" in parts else []
+    argv += ["--control"] if "control" in parts else []
+    return argv + (["--hold"] if hold else [])
+
+
 _TABLE: Tuple[Workload, ...] = (
     # variant leak: the test module takes a pin and keeps it (proves the pin accounting bites)
     Workload("ibverbs-pin", "ibverbs-pin", _ibverbs_pin, needs_rdma=True,
@@ -77,6 +118,16 @@ _TABLE: Tuple[Workload, ...] = (
              data_file=f"{MNT}/dst.dat"),
     Workload("iouring-fixed", "iouring-fixed", _iouring_fixed, data_file=f"{MNT}/ring.dat",
              crash_and_verify=lambda case: case.mapping == "shared"),
+    # issue 15 item 2: a device writes a pinned mapping while fsync loops; what reached the
+    # medium is read back during the overlap and after a power cut in the middle of it
+    Workload("stable-pages", "stable-pages", _stable_pages, data_file=f"{MNT}/stable.dat",
+             needs_rdma=True, crash_and_verify=lambda case: True, verifier="stable"),
+    # issue 15 item 6: the same with O_DIRECT reads into the mapping (short-term FOLL_PIN)
+    Workload("odirect-race", "stable-pages", _odirect_race, data_file=f"{MNT}/stable.dat",
+             crash_and_verify=lambda case: True, verifier="stable"),
+    # issue 15 item 3: reflink / snapshot of a pinned file, device write, fsync both, crash
+    Workload("reflink-pin", "reflink-pin", _reflink_pin, data_file=f"{MNT}/cow.dat",
+             needs_rdma=True, crash_and_verify=lambda case: True, verifier="clones"),
 )
 WORKLOADS: Dict[str, Workload] = {w.name: w for w in _TABLE}
 NAMES: Tuple[str, ...] = tuple(WORKLOADS)

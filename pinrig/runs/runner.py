@@ -23,7 +23,7 @@ from pinrig.config import Case, Suite, load_kernel_spec, load_suite
 from pinrig.errors import InfraError, UserError
 from pinrig.guest import vm
 from pinrig.guest.session import Environment, Session, prepare_env
-from pinrig.outcome import Outcome
+from pinrig.outcome import MEDIUM_EVIDENCE, Outcome
 from pinrig.results.rundir import (
     RunDir,
     atomic_write,
@@ -368,7 +368,7 @@ def _judge_crash_case(run: RunDir, case: Case, cseed: int, attempt: int, cr) -> 
     v.attempt = attempt
     cslice = "\n".join(slices)
     run.write_case(v, _case_files(cslice, cslice, cr, reports))
-    if v.verdict not in (Outcome.DATA_LOSS, Outcome.CRASH) and cr.sessions:
+    if v.verdict not in MEDIUM_EVIDENCE and cr.sessions:
         cr.sessions[0].discard_pmem()      # keep the medium only where it is evidence
     return v
 

@@ -14,13 +14,14 @@ def test_sets_partition_the_vocabulary():
     assert PASSES | FAILURES | INCONCLUSIVE == set(Outcome)
     assert not (PASSES & FAILURES) and not (PASSES & INCONCLUSIVE) and not (FAILURES & INCONCLUSIVE)
     assert outcome.NAMES == ("ok", "refused", "data-loss", "crash", "unexpected", "pin-leak",
-                             "error", "skipped")
+                             "checksum-error", "clone-changed", "error", "skipped")
 
 
 @pytest.mark.parametrize("o, junit, status", [
     (Outcome.OK, "pass", "PASS"), (Outcome.REFUSED, "pass", "PASS"),
     (Outcome.DATA_LOSS, "failure", "FAIL"), (Outcome.CRASH, "failure", "FAIL"),
     (Outcome.UNEXPECTED, "failure", "FAIL"), (Outcome.PIN_LEAK, "failure", "FAIL"),
+    (Outcome.CHECKSUM_ERROR, "failure", "FAIL"), (Outcome.CLONE_CHANGED, "failure", "FAIL"),
     (Outcome.ERROR, "error", "ERROR"),
     (Outcome.SKIPPED, "skipped", "SKIP")])
 def test_junit_and_kcidb_mapping(o, junit, status):
