@@ -21,6 +21,8 @@
  *                        generation 2, 3, ... over the whole file, nonstop;
  *                        another dirties every page with a content-preserving
  *                        atomic add of 0 so writeback has something to write
+ *      --writer cpu:     the control: the CPU copies generation 2, 3, ... in
+ *                        (write faults: the filesystem can keep pages stable)
  *      --writer odirect: a thread O_DIRECT-reads source files of generations
  *                        2..5 into the mapping, nonstop (short-term FOLL_PIN)
  *   3. a thread loops fsync(file); a checker pass O_DIRECT-reads every block
@@ -53,8 +55,12 @@
 
 static struct common_opts co = COMMON_OPTS_DEFAULTS;
 
+enum { W_RDMA, W_ODIRECT, W_CPU };
+static const char *const writer_names[] = { "rdma", "odirect", "cpu" };
+
 static struct {
-	bool odirect;
+	int writer;
+	bool odirect;                    /* writer == W_ODIRECT */
 	double duration;
 	bool check;
 } opt = { .duration = 8 };
@@ -93,7 +99,7 @@ static uint64_t nblocks;
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: stable-pages --file PATH [--size BYTES] [--seed N] [--writer rdma|odirect]\n"
+		"usage: stable-pages --file PATH [--size BYTES] [--seed N] [--writer rdma|odirect|cpu]\n"
 		"                    [--duration SECONDS] [--device NAME] [--timeout S] [--hold]\n"
 		"       stable-pages --check --file PATH [--size BYTES] [--seed N]\n"
 		"  Keep a device writing a MAP_SHARED mapping of PATH (RDMA WRITE through a pinned MR,\n"
@@ -151,10 +157,10 @@ static void extra(struct jbuf *j)
 		jk_pass(j, "now", &st.now);
 		return;
 	}
-	jk_str(j, "writer", opt.odirect ? "odirect" : "rdma");
+	jk_str(j, "writer", writer_names[opt.writer]);
 	jk_bool(j, "hold", co.hold);
 	jk_memlock(j, st.memlock);
-	if (!opt.odirect) {
+	if (opt.writer == W_RDMA) {
 		jk_str(j, "device", st.rl.devname[0] ? st.rl.devname : co.device);
 		jk_opt(j, "gid_index", st.rl.gid_index);
 		jk_str(j, "rdma_status", st.rl.status);
@@ -180,11 +186,14 @@ static void own_opt(int c, const char *arg)
 	switch (c) {
 	case 'w':
 		if (!strcmp(arg, "rdma"))
-			opt.odirect = false;
+			opt.writer = W_RDMA;
 		else if (!strcmp(arg, "odirect"))
-			opt.odirect = true;
+			opt.writer = W_ODIRECT;
+		else if (!strcmp(arg, "cpu"))
+			opt.writer = W_CPU;
 		else
-			usage_fail(usage, "--writer must be rdma or odirect: '%s'", arg);
+			usage_fail(usage, "--writer must be rdma, odirect or cpu: '%s'", arg);
+		opt.odirect = opt.writer == W_ODIRECT;
 		break;
 	case 'D': opt.duration = (double)cli_range("--duration", arg, 1, 3600, " seconds"); break;
 	case 'C': opt.check = true; break;
@@ -335,6 +344,20 @@ static void *rdma_writer(void *arg)
 	return NULL;
 }
 
+/* the control: the CPU writes the generations (page faults, stable-page waits) */
+static void *cpu_writer(void *arg)
+{
+	unsigned char *src = arg;
+
+	for (uint64_t gen = 2; !atomic_load(&stop_writer); gen++) {
+		fill_gen(src, gen, co.size);
+		for (uint64_t off = 0; off < co.size; off += PR_BLOCK)
+			memcpy(map + off, src + off, PR_BLOCK);
+		atomic_fetch_add(&st.gens_written, 1);
+	}
+	return NULL;
+}
+
 static int src_fds[NSRC];
 
 static void *odirect_writer(void *arg)
@@ -433,12 +456,12 @@ int main(int argc, char **argv)
 	if (!st.ever_unreadable || !st.ever_torn || src == MAP_FAILED)
 		fail("out of memory");
 	st.memlock = raise_memlock();
-	if (!opt.odirect) {
+	if (opt.writer == W_RDMA) {
 		st.rl.gid_index_req = 1;
 		st.rl.timeout = co.timeout;
 		rl_open(&st.rl, co.device, co.size);
 		rl_connect(&st.rl);
-	} else {
+	} else if (opt.odirect) {
 		make_sources(src);
 	}
 
@@ -457,7 +480,7 @@ int main(int argc, char **argv)
 	stage("gen1_fsynced", map);
 
 	/* 2. the device */
-	if (!opt.odirect) {
+	if (opt.writer == W_RDMA) {
 		errno = 0;
 		file_mr = ibv_reg_mr(st.rl.pd, map, co.size,
 				     IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
@@ -470,9 +493,10 @@ int main(int argc, char **argv)
 		stage("registered", map);
 	}
 	rfd = open_reader(&buf);
-	if (pthread_create(&wthr, NULL, opt.odirect ? odirect_writer : rdma_writer, src) ||
+	if (pthread_create(&wthr, NULL, opt.writer == W_RDMA ? rdma_writer :
+			   opt.odirect ? odirect_writer : cpu_writer, src) ||
 	    pthread_create(&sthr, NULL, syncer, NULL) ||
-	    (!opt.odirect && pthread_create(&dthr, NULL, dirtier, NULL)))
+	    (opt.writer == W_RDMA && pthread_create(&dthr, NULL, dirtier, NULL)))
 		fail("pthread_create failed");
 	stage("overlap_started", map);
 
@@ -495,7 +519,7 @@ int main(int argc, char **argv)
 	pthread_join(wthr, NULL);
 	atomic_store(&stop_bg, true);
 	pthread_join(sthr, NULL);
-	if (!opt.odirect)
+	if (opt.writer == W_RDMA)
 		pthread_join(dthr, NULL);
 	if (file_mr && ibv_dereg_mr(file_mr) == 0)
 		file_mr = NULL;
@@ -507,7 +531,7 @@ int main(int argc, char **argv)
 	report_emit();
 	munmap(map, co.size);
 	close(fd);
-	if (!opt.odirect)
+	if (opt.writer == W_RDMA)
 		rl_close(&st.rl);
 	return 0;
 }
