@@ -151,6 +151,8 @@ def _host(path: Path, i: int, data) -> Host:
         raise f.err("port", f"{port} is not a TCP port")
     user = f.get("user", str)
     key_s = f.get("key", str)
+    if "\0" in key_s:
+        raise f.err("key", "a path cannot contain a NUL character")
     key = Path(os.path.expanduser(key_s))
     if not key.is_absolute():
         key = (path.parent / key).resolve()

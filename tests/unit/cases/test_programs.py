@@ -14,9 +14,10 @@ from pinrig.cases.integrity import BLOCK, block_checksums, pattern_bytes, verify
 
 REPO = Path(__file__).resolve().parents[3]
 WORKLOADS = REPO / "workloads"
-PROGRAMS = ["ibverbs-pin", "lost-write", "odirect-into-mmap", "iouring-fixed", "blocksum"]
+PROGRAMS = ["ibverbs-pin", "lost-write", "odirect-into-mmap", "iouring-fixed", "blocksum",
+            "stable-pages", "reflink-pin"]
 # objects compiled once into OUT and linked into every program (verbs_util only into the verbs ones)
-SHARED_OBJECTS = ["common.o", "json.o", "report.o", "cli.o", "verbs_util.o"]
+SHARED_OBJECTS = ["common.o", "json.o", "report.o", "cli.o", "verbs_util.o", "rdma_loop.o"]
 REQUIRED = {
     "gcc": None,
     "make": None,

@@ -91,6 +91,9 @@ def test_repo_example_pool_is_valid():
     ("hosts:\n" + GOOD_HOST.replace("name: a", "name: local"), "hosts[0].name: 'local' is"),
     ("hosts:\n" + GOOD_HOST.replace("name: a", "name: 'a b'"), "hosts[0].name: 'a b': letters"),
     ("local: 1\nhosts:\n" + GOOD_HOST, "p.yaml: local: must be bool"),
+    # seen by the YAML fuzzer: a NUL in the key path was a ValueError from pathlib, not one line
+    ("hosts:\n" + GOOD_HOST.replace("key: id_test", 'key: "id\\0test"'),
+     "p.yaml: hosts[0].key: a path cannot contain a NUL character"),
     ("local: true\nlocal_jobs: 0\n", "p.yaml: local_jobs: must be at least 1"),
     ("pool: x\nhosts:\n" + GOOD_HOST, "p.yaml: pool: unknown field"),
     ("- a\n", "p.yaml: top level must be a mapping"),
