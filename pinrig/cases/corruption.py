@@ -48,7 +48,7 @@ def _pass(d: object, key: str) -> dict:
 
 
 def judge_stable(result: dict, check: Optional[dict], log_overlap: int = 0,
-                 log_after: int = 0) -> tuple:
+                 log_after: int = 0, crash_consistent: bool = True) -> tuple:
     """(corruption or None, evidence dict) for a stable-pages / odirect-race case.
 
     result: the workload's JSON (overlap read-back); check: `stable-pages --check` after the
@@ -81,11 +81,18 @@ def judge_stable(result: dict, check: Optional[dict], log_overlap: int = 0,
         parts.append(f"{over_bad} of {blocks} blocks failed their checksum while the device "
                      f"wrote ({_errno(last, now)})")
     if crash_bad:
-        parts.append(f"{crash_bad} of {blocks} blocks unreadable after the power cut")
+        parts.append(f"{crash_bad} of {blocks} blocks unreadable after the power cut"
+                     + ("" if crash_consistent else
+                        " (not counted: this device does not keep data and checksums "
+                        "consistent across a power cut)"))
     if log_overlap or log_after:
-        parts.append(f"{log_overlap + log_after} checksum-failure line(s) in the kernel log")
+        parts.append(f"checksum-failure lines in the kernel log: {log_overlap} during the "
+                     f"overlap, {log_after} after the crash")
     torn = f"torn blocks on the medium: {torn_o} during the overlap, {torn_c} after the crash"
     ev["summary"] = "; ".join(parts + [torn])
+    ev["crash_consistent"] = crash_consistent
+    if not crash_consistent:
+        crash_bad, log_after = 0, 0
     if over_bad or crash_bad:
         return ({"kind": Outcome.CHECKSUM_ERROR.value, "blocks": max(over_bad, crash_bad),
                  "blocks_checked": blocks, "reason": "; ".join(parts + [torn])}, ev)

@@ -28,6 +28,7 @@ class RawOutcome:
     # damage other than lost blocks (pinrig.cases.corruption): {"kind": an Outcome name
     # (checksum-error, clone-changed), "blocks": n, "blocks_checked": m, "reason": "..."}
     corruption: Optional[dict] = None
+    note: Optional[str] = None        # what a passing case still showed (added to its reason)
 
 
 @dataclass
@@ -134,6 +135,8 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
     if integrity is not None and integrity.blocks_lost:
         v.verdict = Outcome.DATA_LOSS
         v.reason = f"{integrity.blocks_lost} of {integrity.blocks_checked} blocks lost"
+        if raw.note:
+            v.reason += f"; {raw.note}"
         return _expect(case, v)
     v.pins = dict(raw.pins) if raw.pins else None
     leaked = pins_leaked(raw.pins)
@@ -149,6 +152,8 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
         v.reason = "pin granted" if raw.pin == "granted" else "workload ran"
         if integrity is not None:
             v.reason += f"; {integrity.blocks_checked} blocks verified"
+    if raw.note:
+        v.reason += f"; {raw.note}"
     return _expect(case, v)
 
 
