@@ -39,3 +39,33 @@ def test_the_leak_variant_needs_the_test_module_and_asks_for_the_leak():
     assert workloads.needs_module(leak) and not workloads.needs_module(case("ibverbs-pin"))
     argv = workloads.get("ibverbs-pin").argv("/opt/pinrig/bin", leak, 7)
     assert argv[-1] == "--leak" and "--access" in argv and argv[argv.index("--access") + 1] == "rw"
+
+
+def test_stable_pages_and_odirect_race_argv_and_verification():
+    sp = workloads.get("stable-pages")
+    argv = sp.argv("/b", case("stable-pages", fs="btrfs"), 7, hold=True)
+    assert argv == ["/b/stable-pages", "--file", "/mnt/test/stable.dat", "--size", "1048576",
+                    "--seed", "7", "--writer", "rdma", "--duration", "8", "--hold",
+                    "--device", "rxe0"]
+    cpu = sp.argv("/b", case("stable-pages", variant="cpu"), 7)
+    assert cpu[cpu.index("--writer") + 1] == "cpu" and "--hold" not in cpu
+    od = workloads.get("odirect-race").argv("/b", case("odirect-race"), 7, hold=True)
+    assert od[0] == "/b/stable-pages" and od[od.index("--writer") + 1] == "odirect"
+    assert "--device" not in od and not workloads.get("odirect-race").needs_rdma
+    assert sp.verifier == workloads.get("odirect-race").verifier == "stable"
+    assert workloads.stable_check_argv("/b", case("stable-pages"), 7) == [
+        "/b/stable-pages", "--check", "--file", "/mnt/test/stable.dat", "--size", "1048576",
+        "--seed", "7"]
+    assert workloads.needs_own_guest(case("odirect-race", fs="ext4-integrity"))
+
+
+@pytest.mark.parametrize("variant, how, extra", [
+    (None, "reflink", []), ("dirty", "reflink", ["--dirty"]),
+    ("control", "reflink", ["--control"]), ("snapshot", "snapshot", []),
+    ("snapshot-dirty", "snapshot", ["--dirty"])])
+def test_reflink_pin_variants(variant, how, extra):
+    w = workloads.get("reflink-pin")
+    argv = w.argv("/b", case("reflink-pin", fs="btrfs", variant=variant), 3)
+    assert argv[argv.index("--how") + 1] == how
+    assert [a for a in argv if a in ("--dirty", "--control")] == extra
+    assert w.verifier == "clones" and w.needs_rdma and w.needs_own_guest(case("reflink-pin"))
