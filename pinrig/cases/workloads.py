@@ -83,11 +83,14 @@ def _odirect_race(case: "Case", seed: int, hold: bool) -> list:
 
 
 def _stable_common(case: "Case", seed: int, hold: bool, writer: str) -> list:
+    long = "long" in (case.variant or "").split("-")
     return ["--file", f"{MNT}/stable.dat", "--size", str(case.size), "--seed", str(seed),
-            "--writer", writer, "--duration", str(STABLE_DURATION_S)] + (["--hold"] if hold else [])
+            "--writer", writer, "--duration", str(STABLE_LONG_S if long else STABLE_DURATION_S)] + \
+        (["--hold"] if hold else [])
 
 
 STABLE_DURATION_S = 8       # seconds of overlap the checker reads back before the JSON line
+STABLE_LONG_S = 40          # variant `long`
 
 
 def stable_check_argv(bindir: str, case: "Case", seed: int) -> list:

@@ -69,3 +69,8 @@ def test_reflink_pin_variants(variant, how, extra):
     assert argv[argv.index("--how") + 1] == how
     assert [a for a in argv if a in ("--dirty", "--control")] == extra
     assert w.verifier == "clones" and w.needs_rdma and w.needs_own_guest(case("reflink-pin"))
+
+
+def test_the_long_variant_stretches_the_overlap():
+    argv = workloads.get("odirect-race").argv("/b", case("odirect-race", variant="long"), 1)
+    assert argv[argv.index("--duration") + 1] == str(workloads.STABLE_LONG_S)
