@@ -29,9 +29,25 @@ CSUM_LOG_RE = re.compile(r"csum failed|checksum failed|integrity: .*(checksum|mi
                          r"|BTRFS (error|warning).*(csum|checksum)", re.IGNORECASE)
 
 
+# What a filesystem logs when it refuses to write back a page that was dirtied behind its back
+# (btrfs since its COW fix-up worker was removed: "root 5 ino 261 folio 0 is marked dirty without
+# notifying the fs", then "failed to submit blocks ... -117"; fsync and reads return EUCLEAN).
+WRITEBACK_LOG_RE = re.compile(r"dirty without notifying the fs|failed to submit blocks",
+                              re.IGNORECASE)
+# errnos of a read that failed its checksum; anything else failing a read is writeback refusing
+CSUM_ERRNOS = ("EIO", "EILSEQ", "EBADMSG", "E84", "E74")
+WRITEBACK_ERRNOS = ("EUCLEAN", "E117")
+
+
 def csum_log_lines(text: str, cap: int = 20) -> tuple:
     """(count, first `cap` lines) of checksum failures in a kernel log."""
     lines = [line.strip() for line in text.splitlines() if CSUM_LOG_RE.search(line)]
+    return len(lines), lines[:cap]
+
+
+def writeback_log_lines(text: str, cap: int = 20) -> tuple:
+    """(count, first `cap` lines) of writeback refusals in a kernel log."""
+    lines = [line.strip() for line in text.splitlines() if WRITEBACK_LOG_RE.search(line)]
     return len(lines), lines[:cap]
 
 
@@ -48,7 +64,8 @@ def _pass(d: object, key: str) -> dict:
 
 
 def judge_stable(result: dict, check: Optional[dict], log_overlap: int = 0,
-                 log_after: int = 0, crash_consistent: bool = True) -> tuple:
+                 log_after: int = 0, crash_consistent: bool = True, wb_overlap: int = 0,
+                 wb_after: int = 0) -> tuple:
     """(corruption or None, evidence dict) for a stable-pages / odirect-race case.
 
     result: the workload's JSON (overlap read-back); check: `stable-pages --check` after the
@@ -72,14 +89,21 @@ def judge_stable(result: dict, check: Optional[dict], log_overlap: int = 0,
                     "last_pass": last},
         "after_crash": now or None,
         "kernel_csum_messages": {"overlap": log_overlap, "after_crash": log_after},
+        "kernel_writeback_refusals": {"overlap": wb_overlap, "after_crash": wb_after},
     }
     blocks = _int(result, "blocks")
     crash_bad = _int(now, "unreadable")
     torn_c = _int(now, "torn")
+    err = _errno(last, now)
+    wb = bool(wb_overlap or wb_after) or err in WRITEBACK_ERRNOS or \
+        ev["fsync_errno"] in WRITEBACK_ERRNOS
+    kind = Outcome.WRITEBACK_ERROR if wb and not (log_overlap or log_after) \
+        else Outcome.CHECKSUM_ERROR
     parts = []
     if over_bad:
-        parts.append(f"{over_bad} of {blocks} blocks failed their checksum while the device "
-                     f"wrote ({_errno(last, now)})")
+        what = "could not be read back" if kind is Outcome.WRITEBACK_ERROR \
+            else "failed their checksum"
+        parts.append(f"{over_bad} of {blocks} blocks {what} while the device wrote ({err})")
     if crash_bad:
         parts.append(f"{crash_bad} of {blocks} blocks unreadable after the power cut"
                      + ("" if crash_consistent else
@@ -88,17 +112,22 @@ def judge_stable(result: dict, check: Optional[dict], log_overlap: int = 0,
     if log_overlap or log_after:
         parts.append(f"checksum-failure lines in the kernel log: {log_overlap} during the "
                      f"overlap, {log_after} after the crash")
+    if wb_overlap or wb_after or ev["fsync_errno"]:
+        parts.append(f"writeback refused pages dirtied behind the filesystem's back: "
+                     f"{wb_overlap + wb_after} kernel log line(s), fsync "
+                     f"{ev['fsync_errno'] or 'ok'}")
     torn = f"torn blocks on the medium: {torn_o} during the overlap, {torn_c} after the crash"
     ev["summary"] = "; ".join(parts + [torn])
     ev["crash_consistent"] = crash_consistent
     if not crash_consistent:
         crash_bad, log_after = 0, 0
     if over_bad or crash_bad:
-        return ({"kind": Outcome.CHECKSUM_ERROR.value, "blocks": max(over_bad, crash_bad),
+        return ({"kind": kind.value, "blocks": max(over_bad, crash_bad),
                  "blocks_checked": blocks, "reason": "; ".join(parts + [torn])}, ev)
-    if log_overlap or log_after:
-        # the kernel says a checksum failed but no read of ours failed: still the corruption
-        return ({"kind": Outcome.CHECKSUM_ERROR.value, "blocks": 0, "blocks_checked": blocks,
+    if log_overlap or log_after or wb_overlap or wb_after or ev["fsync_errno"]:
+        # the kernel says a checksum failed / writeback was refused, but no read of ours
+        # failed: still what happened
+        return ({"kind": kind.value, "blocks": 0, "blocks_checked": blocks,
                  "reason": "; ".join(parts + [torn])}, ev)
     return None, ev
 

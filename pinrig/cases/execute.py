@@ -289,9 +289,11 @@ def _seed_of(run: CaseRun) -> Optional[int]:
 
 
 def kernel_csum_messages(g) -> tuple:
-    """(count, first lines) of checksum failures in the guest's kernel log so far."""
+    """(checksum failures, writeback refusals, first lines of both) in the guest's kernel log."""
     res = g.run("dmesg", timeout=30)
-    return corruption.csum_log_lines(res.stdout)
+    n, lines = corruption.csum_log_lines(res.stdout)
+    w, wlines = corruption.writeback_log_lines(res.stdout)
+    return n, w, lines + wlines
 
 
 def _verify_stable(g, case: Case, run: CaseRun) -> None:
@@ -307,11 +309,13 @@ def _verify_stable(g, case: Case, run: CaseRun) -> None:
     if res.rc != 0 or not got or not isinstance(got.get("now"), dict):
         run.raw.infra_error = f"stable-pages --check failed (exit {res.rc}): {res.stderr.strip()[-200:]}"
         return
-    n_after, lines_after = kernel_csum_messages(g)
+    n_after, w_after, lines_after = kernel_csum_messages(g)
     n_over = run.raw.result.get("pinrig_kernel_csum_messages")
     n_over = n_over if isinstance(n_over, int) else 0
+    w_over = run.raw.result.get("pinrig_kernel_writeback_refusals")
+    w_over = w_over if isinstance(w_over, int) else 0
     corrupt, ev = corruption.judge_stable(run.raw.result, got, n_over, n_after,
-                                          CRASH_CONSISTENT.get(case.fs, True))
+                                          CRASH_CONSISTENT.get(case.fs, True), w_over, w_after)
     if corrupt is None:
         run.raw.note = ev["summary"]
     ev["kernel_csum_lines_after_crash"] = lines_after
@@ -489,10 +493,11 @@ def run_crash_case(boot: Callable[[str], Session], case: Case, seed: int,
             return run           # refused: nothing was pinned, nothing to lose
         # (n/a: no long-term pin to refuse, e.g. O_DIRECT's short-term pins: crash it as well)
         if workloads.get(case.workload).verifier == "stable":
-            n, lines = kernel_csum_messages(g)
+            n, w, lines = kernel_csum_messages(g)
             run.raw.result["pinrig_kernel_csum_messages"] = n
-            run.log_text(f"host: {n} checksum-failure line(s) in the kernel log during the "
-                         "overlap\n" + "\n".join(lines))
+            run.raw.result["pinrig_kernel_writeback_refusals"] = w
+            run.log_text(f"host: {n} checksum-failure and {w} writeback-refusal line(s) in the "
+                         "kernel log during the overlap\n" + "\n".join(lines))
         # Power cut with the pin still held: no unpin, no sync, no unmount.
         g.run(marker("end", case.id), timeout=15)
         time.sleep(0.5)          # let the marker reach the console

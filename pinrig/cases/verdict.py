@@ -90,7 +90,8 @@ class Verdict:
             return f"{self.blocks_lost} blocks lost at {self.first_bad_offset}"
         if self.verdict == Outcome.REFUSED:
             return f"pin refused ({self.errno})"
-        if self.verdict in (Outcome.CHECKSUM_ERROR, Outcome.CLONE_CHANGED):
+        if self.verdict in (Outcome.CHECKSUM_ERROR, Outcome.WRITEBACK_ERROR,
+                            Outcome.CLONE_CHANGED):
             return self.reason or f"{self.verdict}: {self.blocks_corrupt} blocks"
         return self.reason or self.verdict
 
@@ -160,6 +161,7 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
 def _corruption(c: Optional[dict]) -> Optional[tuple]:
     """(Outcome, blocks, reason) of a recorded corruption, None when there is none/it is bad."""
     if not isinstance(c, dict) or c.get("kind") not in (Outcome.CHECKSUM_ERROR.value,
+                                                        Outcome.WRITEBACK_ERROR.value,
                                                         Outcome.CLONE_CHANGED.value):
         return None
     blocks = c.get("blocks")

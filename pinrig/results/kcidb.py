@@ -120,6 +120,10 @@ def _issue_keys(v: dict, case: str) -> list:
         workload, fs = case.split("/")[:2]
         out.append((f"checksum-error:{workload}/{fs}",
                     f"checksum failures on the medium: {workload} on {fs}"))
+    elif v.get("verdict") == Outcome.WRITEBACK_ERROR:
+        workload, fs = case.split("/")[:2]
+        out.append((f"writeback-error:{workload}/{fs}",
+                    f"writeback refused pages dirtied behind the fs: {workload} on {fs}"))
     elif v.get("verdict") == Outcome.CLONE_CHANGED:
         workload, fs = case.split("/")[:2]
         out.append((f"clone-changed:{workload}/{fs}", f"clone of a pinned file changed: {fs}"))

@@ -104,3 +104,24 @@ def test_clone_changed_is_named_and_counted():
 def test_missing_clone_file_counts_every_block():
     _, c, _ = judge_clones(SEED, SIZE, B, [])
     assert c is not None and c["blocks"] == 4
+
+
+def test_reads_failing_because_writeback_was_refused_are_writeback_error():
+    """Measured on debian-6.12 btrfs (odirect-race): 'root 5 ino 261 folio 0 is marked dirty
+    without notifying the fs', 'failed to submit blocks ... -117'; fsync and the O_DIRECT
+    read-back fail EUCLEAN, with no checksum failure logged."""
+    res = overlap(unreadable=36, last_unreadable=5, errno="E117")
+    res["fsync_errno"] = "E117"
+    c, ev = judge_stable(res, check(), 0, 0, True, 20, 0)
+    assert c["kind"] == "writeback-error" and c["blocks"] == 36
+    assert c["reason"].startswith("36 of 256 blocks could not be read back while the device "
+                                  "wrote (E117); writeback refused pages dirtied behind the "
+                                  "filesystem's back: 20 kernel log line(s), fsync E117")
+    assert ev["kernel_writeback_refusals"] == {"overlap": 20, "after_crash": 0}
+
+
+def test_writeback_refusal_log_lines():
+    log = ("[91.85] BTRFS error (device pmem0): root 5 ino 261 folio 0 is marked dirty without "
+           "notifying the fs\n[91.88] BTRFS error (device pmem0): failed to submit blocks, "
+           "root=5 inode=261 folio=0 submit_bitmap=0: -117\n")
+    assert corruption.writeback_log_lines(log)[0] == 2 and csum_log_lines(log)[0] == 0
