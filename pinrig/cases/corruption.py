@@ -94,7 +94,8 @@ def judge_stable(result: dict, check: Optional[dict], log_overlap: int = 0,
     blocks = _int(result, "blocks")
     crash_bad = _int(now, "unreadable")
     torn_c = _int(now, "torn")
-    err = _errno(last, now)
+    first = result.get("overlap_first_errno")
+    err = _errno({"first_errno": first}, last, now)
     wb = bool(wb_overlap or wb_after) or err in WRITEBACK_ERRNOS or \
         ev["fsync_errno"] in WRITEBACK_ERRNOS
     kind = Outcome.WRITEBACK_ERROR if wb and not (log_overlap or log_after) \
@@ -137,7 +138,7 @@ def _errno(*passes: dict) -> str:
         e = p.get("first_errno")
         if isinstance(e, str) and e:
             return e
-    return "read failed"
+    return "errno not recorded"
 
 
 def classify_blocks(sums: Sequence[str], seed: int, size: int) -> dict:

@@ -82,6 +82,7 @@ static struct {
 	uint64_t passes;
 	struct pass last;                /* the last overlap pass */
 	uint64_t torn_max;               /* most torn blocks in one overlap pass */
+	int overlap_errno;               /* the first failed read of any overlap pass */
 	unsigned char *ever_unreadable;  /* per block */
 	unsigned char *ever_torn;
 	struct pass after;               /* after the writer stopped (no --hold) */
@@ -173,6 +174,7 @@ static void extra(struct jbuf *j)
 	jk_u64(j, "pages_dirtied", atomic_load(&st.dirtied));
 	jk_u64(j, "check_passes", st.passes);
 	jk_u64(j, "overlap_unreadable_blocks", count_set(st.ever_unreadable));
+	jk_str(j, "overlap_first_errno", st.overlap_errno ? errno_name(st.overlap_errno) : NULL);
 	jk_blocklist(j, "overlap_unreadable_list", st.ever_unreadable);
 	jk_u64(j, "overlap_torn_blocks", count_set(st.ever_torn));
 	jk_u64(j, "overlap_torn_max", st.torn_max);
@@ -507,6 +509,8 @@ int main(int argc, char **argv)
 		st.passes++;
 		if (st.last.torn > st.torn_max)
 			st.torn_max = st.last.torn;
+		if (!st.overlap_errno)
+			st.overlap_errno = st.last.first_errno;
 	} while (now_s() < end);
 	stage("overlap_checked", map);
 
