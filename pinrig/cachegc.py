@@ -1,6 +1,6 @@
 """`rig gc`: what the cache holds, what is stale, and removing it (a dry run unless --delete).
 
-Entries: Debian and source kernel artifacts (with their boot files), guest images, saved guest
+Entries: Debian, source and --kernel (local) kernel artifacts (with their boot files), guest images, saved guest
 states (snapshots/, see guest/snapshot.py), built
 workload programs, kselftest builds, private apt states, remembered resolutions, and leftovers
 of interrupted or hand boots (`pinrig-boot-*`, `pinrig-dry-*`). An entry is removable when it
@@ -99,8 +99,9 @@ def scan(cache: Optional[Path] = None) -> List[Entry]:
     def add(p: Path, kind: str, ident: str = "") -> None:
         out.append(Entry(p, kind, disk_usage(p), last_used(p), ident))
 
-    for d in sorted(cache.glob("kernels/debian/*")) + sorted(cache.glob("kernels/source/*")):
-        if d.is_dir() and not d.name.endswith(".tmp"):
+    kdirs = [d for kind in ("debian", "source", "local") for d in sorted(cache.glob(f"kernels/{kind}/*"))]
+    for d in kdirs:
+        if d.is_dir() and not d.name.endswith(".tmp") and d.name != "specs":
             add(d, "kernel", str(_json(d / "artifact.json").get("hash") or ""))
     for d in sorted(cache.glob("images/*")):
         if d.is_dir():
@@ -109,6 +110,7 @@ def scan(cache: Optional[Path] = None) -> List[Entry]:
         if d.is_dir() and not d.name.endswith(".tmp"):
             add(d, "snapshot", d.name)
     for kind, pattern in (("workloads", "workloads/*"), ("kselftest", "kselftest/*"),
+                          ("debug symbols", "debug/*"), ("headers", "headers/*"),
                           ("apt", "apt/*"), ("resolution", "kernels/resolved/*.json")):
         for p in sorted(cache.glob(pattern)):
             if not p.name.endswith(".lock") and (p.is_dir() or kind == "resolution"):

@@ -167,18 +167,62 @@ class KernelSpec:
     series: Optional[str] = None    # absolute path (quilt dir, mbox, .patch) or "git:A..B"
     config_base: tuple = ()         # make targets for the base config
     config: tuple = ()              # absolute paths of config fragments, merged in order
+    # kind: image only (a kernel the user built: `--kernel PATH`, or a spec with image:)
+    image: Optional[str] = None     # bzImage, build directory (O=) or source tree with one
+    modules: Optional[str] = None   # installed modules (INSTALL_MOD_PATH or lib/modules/REL)
 
 
 SOURCE_KINDS = ("debian", "git", "dir")
 DEFAULT_CONFIG_BASE = ("defconfig", "kvm_guest.config")
 
 
+def is_kernel_path(arg: str) -> bool:
+    """True when a kernel argument names a built kernel (a file or directory that is not a
+    YAML spec) rather than a spec: it has a '/' in it, or is no spec's name but exists."""
+    p = Path(arg)
+    if p.suffix in (".yaml", ".yml"):
+        return False
+    if "/" in arg:
+        return True
+    return not (check_name(arg) and _exists(paths.KERNELS_DIR / f"{arg}.yaml")) and _exists(p)
+
+
+def image_spec(image: str, modules: Optional[str] = None, name: Optional[str] = None,
+               path: Optional[Path] = None, description: str = "") -> KernelSpec:
+    """kind: image — a kernel the user built (bzImage, build directory or source tree)."""
+    img = Path(image).expanduser()
+    if not _exists(img):
+        where = f"{path}: image: {image}" if path else f"--kernel {image}"
+        raise UserError(f"{where}: no such file or directory")
+    img = img.resolve()
+    mods = str(Path(modules).expanduser().resolve()) if modules else None
+    if name is None:
+        parts = img.parts
+        root = img.parents[3] if len(parts) > 4 and parts[-4:-1] == ("arch", "x86", "boot") \
+            else img
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", root.name).strip(".-") or "kernel"
+        name = f"local-{stem}"[:64]
+    return KernelSpec(name=name, kind="image", suite="", package="", mirror="",
+                      description=description or f"built kernel {img}", path=path,
+                      image=str(img), modules=mods)
+
+
 def load_kernel_spec(name_or_path: str) -> KernelSpec:
+    if is_kernel_path(name_or_path):
+        return image_spec(name_or_path)
     path = find_spec(paths.KERNELS_DIR, name_or_path, "kernel")
     f = Fields(path, load_yaml(path))
-    kind = f.get("kind", str, "debian", choices=("debian", "source"))
+    kind = f.get("kind", str, "debian", choices=("debian", "source", "image"))
     if kind == "source":
         spec = _load_source_spec(path, f)
+    elif kind == "image":
+        base = path.parent
+        image = f.get("image", str)
+        modules = f.get("modules", str, None)
+        spec = image_spec(str(base / Path(image).expanduser()),
+                          str(base / Path(modules).expanduser()) if modules else None,
+                          name=f.name("name", path.stem), path=path,
+                          description=f.get("description", str, ""))
     else:
         spec = KernelSpec(
             name=f.name("name", path.stem),

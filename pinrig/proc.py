@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -96,7 +97,60 @@ def run(argv: Sequence[Arg], *, check: bool = True, what: Optional[str] = None, 
     return res
 
 
+def live_progress() -> bool:
+    """True when stderr is a terminal: steps may update one line in place."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+_LIVE = {"shown": False}
+
+
+def live_line(text: str) -> None:
+    """On a TTY: replace the current progress line with text ("" clears it). Else nothing:
+    without a terminal each step is one line (progress()), never a stream of updates."""
+    if not live_progress():
+        return
+    sys.stderr.write("\r\033[K" + (f"rig: {text}"[:200] if text else ""))
+    sys.stderr.flush()
+    _LIVE["shown"] = bool(text)
+
+
 def progress(msg: str) -> None:
-    """Progress for long work: shown on a TTY, quiet in CI / when piped."""
-    if sys.stderr.isatty():
-        print(f"rig: {msg}", file=sys.stderr, flush=True)
+    """One line per long step (download, unpack, build, boot), on a TTY and in logs alike."""
+    if _LIVE["shown"]:
+        live_line("")
+    print(f"rig: {msg}", file=sys.stderr, flush=True)
+
+
+class watch_size:
+    """While a download runs: on a TTY a line updated in place with MiB done of total."""
+
+    def __init__(self, d: Path, total: int, what: str) -> None:
+        self.d, self.total, self.what = d, total, what
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> "watch_size":
+        if live_progress():
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2)
+            live_line("")
+
+    def _loop(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                done = sum(p.stat().st_size for p in self.d.rglob("*") if p.is_file())
+            except OSError:           # a file renamed under us: next tick
+                continue
+            mib = done / 2**20
+            live_line(f"{self.what}: {mib:.0f} of {self.total / 2**20:.0f} MiB "
+                      f"({100 * done / self.total:.0f}%)" if self.total
+                      else f"{self.what}: {mib:.0f} MiB")

@@ -359,6 +359,7 @@ class FakeSession:
         self.machine = FakeMachine(console)
         self.guest = FakeGuest(self.machine, behaviour)
         self.info = {"rdma": "rxe0", "pmem": "/dev/pmem0"}
+        self.env = None             # no symbols: reports stay as parsed
 
     def alive(self):
         return self.machine.alive()

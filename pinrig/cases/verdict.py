@@ -49,6 +49,7 @@ class Verdict:
     seed: Optional[int] = None
     attempt: int = 1             # 1..N with --repeat N
     pins: Optional[dict] = None  # FOLL_PIN acquired/released over the case, where measured
+    where: Optional[str] = None  # file:line of the headline report's guilty frame (symbolized)
     blocks_corrupt: Optional[int] = None   # checksum-error / clone-changed: blocks affected
 
     @property
@@ -85,7 +86,7 @@ class Verdict:
     def message(self) -> str:
         """One line for JUnit failure messages and summaries."""
         if self.verdict == Outcome.CRASH:
-            return self.title or "kernel crash"
+            return (self.title or "kernel crash") + (f" at {self.where}" if self.where else "")
         if self.verdict == Outcome.DATA_LOSS:
             return f"{self.blocks_lost} blocks lost at {self.first_bad_offset}"
         if self.verdict == Outcome.REFUSED:
@@ -101,7 +102,7 @@ _FIELD_TYPES: dict[str, Union[type, tuple[type, ...]]] = {
     "case": str, "verdict": str, "errno": str, "title": str, "titles": list,
     "blocks_lost": int, "blocks_checked": int, "first_bad_offset": int, "expect": str,
     "pin": str, "phase": str, "reason": str, "wall_s": (int, float), "seed": int,
-    "attempt": int, "pins": dict, "blocks_corrupt": int}
+    "attempt": int, "pins": dict, "where": str, "blocks_corrupt": int}
 
 
 def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdict:
@@ -117,6 +118,7 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
         v.verdict = Outcome.CRASH
         v.titles = [r.title for r in reports]
         v.title = v.titles[0]
+        v.where = getattr(reports[0], "where", "") or None
         v.reason = f"{len(reports)} kernel report(s)"
         if raw.infra_error:
             v.reason += f"; {raw.infra_error}"

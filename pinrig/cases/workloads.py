@@ -27,6 +27,9 @@ class Workload:
     #   boot on the same pmem file, so it needs a guest of its own (and the program --hold)
     needs_module: Callable[["Case"], bool] = lambda case: False
     # ↑ True: the case needs the rig's test module (pinrig.cases.kmod) loaded in the guest
+    kconfig: Tuple[str, ...] = ()
+    # ↑ kernel options the workload needs beyond the guest's, filesystem's and RDMA's
+    #   (pinrig.cases.needs: a kernel without them gets the case `skipped`, saying which)
     verifier: str = "blocks"
     # ↑ how the data file is judged after the case (pinrig.cases.corruption):
     #   "blocks": per-block checksums against the workload's "expected" (blocksum);
@@ -120,7 +123,8 @@ _TABLE: Tuple[Workload, ...] = (
     Workload("odirect-into-mmap", "odirect-into-mmap", _odirect_into_mmap,
              data_file=f"{MNT}/dst.dat"),
     Workload("iouring-fixed", "iouring-fixed", _iouring_fixed, data_file=f"{MNT}/ring.dat",
-             crash_and_verify=lambda case: case.mapping == "shared"),
+             crash_and_verify=lambda case: case.mapping == "shared",
+             kconfig=("CONFIG_IO_URING",)),
     # issue 15 item 2: a device writes a pinned mapping while fsync loops; what reached the
     # medium is read back during the overlap and after a power cut in the middle of it
     Workload("stable-pages", "stable-pages", _stable_pages, data_file=f"{MNT}/stable.dat",

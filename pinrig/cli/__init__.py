@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from pinrig import __version__, interrupt
-from pinrig.cli import fleet, guest, kernels, results, run, source
+from pinrig.cli import fleet, guest, kernelarg, kernels, results, run, source
 from pinrig.errors import RigError
 from pinrig.guest import vm
 from pinrig.sanitize import one_line
@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     interrupt.reset()               # a new command starts unstopped (nightly runs several in-process)
     vm.install_signal_handlers()
     try:
+        kernelarg.resolve(args)
         return args.func(args)
     except RigError as e:
         if args.debug:

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from pinrig import paths
+from pinrig.cli import kernelarg
 from pinrig.errors import RigError
 from pinrig.guest import vm
 
@@ -103,7 +104,7 @@ def cmd_bench(args) -> int:
 
 def register(sub) -> None:
     s = sub.add_parser("boot", help="boot a kernel; run CMD in the guest (or a shell)")
-    s.add_argument("kernel")
+    kernelarg.add(s)
     s.add_argument("--dry-run", action="store_true", help="print the QEMU command line only")
     s.add_argument("--cold", action="store_true", help="boot (default: resume a saved ready "
                    "state of this kernel and image when there is one)")
@@ -114,7 +115,7 @@ def register(sub) -> None:
     s = sub.add_parser("bench", help="benchmarks")
     bsub = s.add_subparsers(dest="what", required=True)
     b = bsub.add_parser("boot", help="boot-to-ready: rig vs raw QEMU, same kernel")
-    b.add_argument("kernel")
+    kernelarg.add(b)
     b.add_argument("--repeat", type=int, default=3)
     b.add_argument("--cold", action="store_true", help="measure cold boots only")
     b.add_argument("--json", action="store_true")

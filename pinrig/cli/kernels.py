@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from pinrig import config, paths
+from pinrig.cli import kernelarg
 from pinrig.errors import RigError, UserError
 from pinrig.guest import image as guest
 from pinrig.kernels import artifact
@@ -67,7 +68,7 @@ def register(sub) -> None:
     s.set_defaults(func=cmd_kernels)
 
     s = sub.add_parser("build", help="fetch/build a kernel artifact, print its path")
-    s.add_argument("kernel")
+    kernelarg.add(s)
     s.add_argument("--refresh", action="store_true", help="re-resolve the newest package version")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_build)

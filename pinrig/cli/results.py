@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from pinrig import paths
+from pinrig import config, paths
 from pinrig.errors import UserError
 
 
@@ -21,6 +21,8 @@ def _stderr(*a, **_k) -> None:
 def _label(kernel_arg: str) -> str:
     p = Path(kernel_arg)
     name = p.stem if p.suffix in (".yaml", ".yml") else kernel_arg
+    if config.is_kernel_path(kernel_arg):
+        name = config.image_spec(kernel_arg).name
     return name.replace("/", "_")
 
 

@@ -5,6 +5,8 @@ import json
 import sys
 from pathlib import Path
 
+from pinrig.cli import kernelarg
+
 
 def cmd_run(args) -> int:
     from pinrig.runs.runner import default_jobs, run_suite
@@ -18,7 +20,7 @@ def cmd_run(args) -> int:
                     junit=Path(args.junit) if args.junit else None, echo=echo,
                     repeat=args.repeat,
                     jobs=args.jobs if pool is not None else (args.jobs or default_jobs()),
-                    hosts=pool, cold=args.cold)
+                    hosts=pool, cold=args.cold, symbolize=args.symbolize)
     if args.json:
         print(json.dumps({"run": str(out.run.path), "manifest": out.run.manifest,
                           "cases": [v.to_dict() for v in out.verdicts]}, indent=2))
@@ -29,7 +31,9 @@ def cmd_run(args) -> int:
 
 def cmd_oops(args) -> int:
     from pinrig import oops
-    return oops.main((["--json"] if args.json else []) + args.logs)
+    extra = (["--vmlinux", args.vmlinux] if args.vmlinux else []) + \
+        (["--modules", args.modules] if args.modules else [])
+    return oops.main((["--json"] if args.json else []) + extra + args.logs)
 
 
 def cmd_export(args) -> int:
@@ -49,7 +53,7 @@ def cmd_export(args) -> int:
 
 def register(sub) -> None:
     s = sub.add_parser("run", help="run a suite of cases on a kernel")
-    s.add_argument("kernel")
+    kernelarg.add(s)
     s.add_argument("--suite", required=True)
     s.add_argument("--out", help="results directory (default results/<run-id>)")
     s.add_argument("--junit", help="also write JUnit XML here")
@@ -62,11 +66,18 @@ def register(sub) -> None:
     s.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR")
     s.add_argument("--cold", action="store_true", help="boot every guest (default: start them "
                    "from a saved ready state of this kernel and image, made once)")
+    s.add_argument("--symbolize", action="store_true", help="file:line for report frames of a "
+                   "Debian kernel: fetch its -dbg package once (about 0.9 GB) into the cache "
+                   "(source and --kernel builds are symbolized from their own vmlinux)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("oops", help="console logs → crash reports")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--vmlinux", metavar="FILE", help="symbolize frames: file:line (and inlined "
+                   "callers) from this vmlinux with debug info")
+    s.add_argument("--modules", metavar="DIR", help="symbolize module frames from the .ko "
+                   "(or .ko.debug) files under DIR")
     s.add_argument("logs", nargs="+", metavar="LOG")
     s.set_defaults(func=cmd_oops)
 

@@ -10,17 +10,19 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
-from pinrig import config, interrupt
+from pinrig import config, interrupt, proc
+from pinrig.cases import needs
 from pinrig.cases import programs as workbins
-from pinrig.errors import InfraError
+from pinrig.errors import InfraError, UserError
 from pinrig.guest import image as guest
 from pinrig.guest import qemu, snapshot, vm
 from pinrig.guest.snapshot import SavedState
 from pinrig.guest.transport import Guest
 from pinrig.kernels import fetch as kernel
 from pinrig.kernels.artifact import KernelArtifact
+from pinrig.sanitize import one_line
 
 GUEST_BIN = "/opt/pinrig/bin"
 BOOT_TIMEOUT = 180.0      # QEMU start → init ready line, under TCG with margin
@@ -41,6 +43,7 @@ class Environment:
     boot_note: str = ""                  # why guests boot cold (--cold, or saving failed)
     fallbacks: list = field(default_factory=list)   # restores that fell back to a cold boot
     test_module: Optional[Path] = None   # pinrig_oops.ko for this kernel, when a case needs it
+    symbolizer: Optional[Any] = None     # pinrig.oops.symbolize.Symbolizer, when symbols exist
 
     @property
     def boot_mode(self) -> str:
@@ -57,6 +60,9 @@ def prepare_env(kernel_name: str, guest_name: str = "bookworm", with_bins: bool 
     spec = config.load_kernel_spec(kernel_name)
     gspec = config.load_guest_spec(guest_name)
     art = kernel.fetch(spec, refresh=refresh)
+    lacks = needs.check(art)
+    if lacks.boot:                       # refused before any image build or boot
+        raise UserError(lacks.boot_error(spec.name))
     boot = guest.boot_files(art)
     image = (guest.cached_image(gspec.name, image_hash) if image_hash else None) \
         or guest.build_image(gspec)
@@ -117,12 +123,16 @@ class Session:
         """Boot to ready. A boot lost to a port race (the forwarded port picked free, then taken
         before QEMU bound it) is retried on a new port, as syzkaller retries instance creation;
         it never becomes a saved error."""
+        mode = "restore" if restore and self.env.saved is not None else "cold boot"
+        proc.live_line(f"guest {self.workdir.name}: {mode} of {self.env.spec.name}…")
         for attempt in range(1, PORT_RETRIES + 1):
             interrupt.check("boot")
             res = self._boot_once(restore)
             if not (res.status == "error" and PORT_TAKEN_RE.search(res.console_tail)) \
                     or attempt == PORT_RETRIES:
-                return res
+                break
+        proc.progress(f"guest {self.workdir.name}: {res.status} in {res.boot_s:.1f}s "
+                      f"({mode}{', ' + one_line(res.reason, 200) if res.status != 'ready' else ''})")
         return res
 
     def _boot_once(self, restore: bool = True) -> BootResult:

@@ -78,7 +78,7 @@ class PrivateApt:
     def download(self, pkg: str, version: str, dest: Path) -> Path:
         dest.mkdir(parents=True, exist_ok=True)
         proc.progress(f"apt: downloading {pkg} {version}")
-        with paths.cache_lock(self.root):
+        with paths.cache_lock(self.root), proc.watch_size(dest, 0, f"download {pkg}"):
             proc.run(["apt-get", *self.opts(), "download", f"{pkg}={version}"], cwd=dest,
                      what=f"apt-get download {pkg}", timeout=1800)
         debs = [p for p in dest.glob(f"{pkg}_*.deb")]

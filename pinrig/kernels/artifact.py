@@ -26,6 +26,8 @@ class KernelArtifact:
     packages: tuple           # ("linux-image-6.1.0-28-amd64=6.1.119-1", …)
     hash: str                 # content hash of vmlinuz + package list
     dir: Path
+    vmlinux: Optional[Path] = None      # with symbols: source and --kernel builds keep it
+    system_map: Optional[Path] = None
 
     @property
     def moddir(self) -> Path:
@@ -92,7 +94,17 @@ def artifact_from_dict(d: dict, name: str, base: Optional[Path] = None) -> Kerne
     return KernelArtifact(name=name, release=d["release"], vmlinuz=base / d["vmlinuz"],
                           modroot=base / d["modroot"],
                           config=(base / d["config"]) if d.get("config") else None,
-                          packages=tuple(d["packages"]), hash=d["hash"], dir=base)
+                          packages=tuple(d["packages"]), hash=d["hash"], dir=base,
+                          vmlinux=_optional(base, d.get("vmlinux")),
+                          system_map=_optional(base, d.get("system_map")))
+
+
+def _optional(base: Path, rel: object) -> Optional[Path]:
+    """A recorded optional file: there, or None (a kept vmlinux may be cleaned away)."""
+    if not isinstance(rel, str) or not rel:
+        return None
+    p = base / rel
+    return p if p.is_file() else None
 
 
 def load_or_rebuild(meta: Path, name: str, build: Callable[[], KernelArtifact]) -> KernelArtifact:
@@ -118,7 +130,9 @@ def cached_artifacts() -> list:
     """(name, release, hash, dir) of every cached kernel; a corrupt entry shows as such."""
     base = paths.cache_dir() / "kernels"
     out: list = []
-    for meta in sorted(base.glob("debian/*/artifact.json")) + sorted(base.glob("source/*/artifact.json")):
+    metas = [m for kind in ("debian", "source", "local")
+             for m in sorted(base.glob(f"{kind}/*/artifact.json"))]
+    for meta in metas:
         try:
             d = json.loads(meta.read_text())
             if not isinstance(d, dict):

@@ -17,6 +17,8 @@ Standard library only.
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import List, Optional, Union
 
 from pinrig.oops import engine, linux
@@ -59,9 +61,34 @@ def reboots(data: Union[bytes, str]) -> List[int]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """``rig oops [--json] LOG...``: reads each LOG as a stream and prints its
+    """``rig oops [--json] [--vmlinux F] [--modules DIR] LOG...``: reads each LOG as a stream and prints its
     reports (with ``--json``: ``{"LOG": [report, ...]}``).  An unreadable LOG
     gets one line on stderr and does not stop the others.  Returns 0 when every
     LOG was read, 2 when one could not be (or on a usage error); see
     :func:`pinrig.oops.engine.main`."""
-    return engine.main(argv, parser=_PARSER)
+    args = list(argv if argv is not None else sys.argv[1:])
+    vmlinux, modules = _take(args, "--vmlinux"), _take(args, "--modules")
+    if isinstance(vmlinux, int) or isinstance(modules, int):
+        return 2
+    post = None
+    if vmlinux or modules:
+        from pinrig.oops.symbolize import Symbolizer, symbolize_reports
+        sym = Symbolizer(vmlinux, [modules] if modules else [])
+        post = lambda reports: symbolize_reports(reports, sym)   # noqa: E731
+    return engine.main(args, parser=_PARSER, post=post)
+
+
+def _take(args: List[str], flag: str) -> Union[Path, None, int]:
+    """Remove `flag PATH` from args: the path (checked), None when absent, 2 when bad."""
+    if flag not in args:
+        return None
+    i = args.index(flag)
+    if i + 1 >= len(args):
+        print(f"rig oops: {flag} needs a path", file=sys.stderr)
+        return 2
+    path = Path(args[i + 1])
+    del args[i:i + 2]
+    if not path.exists():
+        print(f"rig oops: {flag} {path}: no such file or directory", file=sys.stderr)
+        return 2
+    return path

@@ -403,6 +403,9 @@ class CrashReport:
     text: str           # the report's (cleaned) lines, capped
     frame: str = ""     # the guilty function named in the title ("" if none)
     count: int = 1      # times a report with this title was seen (this one is the first)
+    # set by pinrig.oops.symbolize when vmlinux/modules with debug info are at hand:
+    locations: Optional[List[dict]] = None   # per frame: {"frame", "locations": [...]}
+    where: str = ""     # file:line of the guilty frame
 
     @property
     def normalized(self) -> str:
@@ -419,7 +422,8 @@ class CrashReport:
             "normalized": self.normalized,
             "text": self.text,
             "count": self.count,
-        }
+        } | ({"where": self.where, "locations": self.locations}
+             if self.locations is not None else {})
 
 
 @dataclass
@@ -1163,6 +1167,8 @@ def format_text(path: str, reports: List[CrashReport]) -> str:
         flag = " (corrupted)" if rep.corrupted else ""
         seen = f" (seen {rep.count} times)" if rep.count > 1 else ""
         out.append(f"  line {rep.line}: [{rep.kind}] {rep.title}{flag}{seen}")
+        if rep.where:
+            out.append(f"      at {rep.where}")
         if rep.frames:
             shown = " < ".join(rep.frames[:8])
             more = " ..." if len(rep.frames) > 8 else ""
@@ -1170,7 +1176,8 @@ def format_text(path: str, reports: List[CrashReport]) -> str:
     return "\n".join(out) + "\n"
 
 
-def main(argv: Optional[List[str]] = None, *, parser: ReportParser) -> int:
+def main(argv: Optional[List[str]] = None, *, parser: ReportParser,
+         post: Optional[Callable[[List[CrashReport]], None]] = None) -> int:
     """``rig oops [--json] LOG...`` with the reports of ``parser``'s table.
 
     Each LOG is read as a stream, in bounded memory.  Prints a summary per
@@ -1201,6 +1208,8 @@ def main(argv: Optional[List[str]] = None, *, parser: ReportParser) -> int:
             reason = exc.strerror or str(exc)
             print(f"rig oops: cannot read {path}: {reason}", file=sys.stderr)
             continue
+        if post is not None:
+            post(reports)      # e.g. file:line for the frames (pinrig.oops.symbolize)
         if args.json:
             results[path] = reports
         else:

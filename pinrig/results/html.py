@@ -182,6 +182,8 @@ def _side_cell(stats) -> str:
     pins = stats.to_dict()["pins"]
     if pins and any(v.verdict != Outcome.REFUSED for v in stats.attempts):   # else the chip says it
         parts.append(f'<span class="muted pin">pin {escape(" / ".join(pins))}</span>')
+    for where in sorted({v.where for v in stats.attempts if getattr(v, "where", None)}):
+        parts.append(f'<span class="muted mono">at {escape(where)}</span>')
     return "<br>".join(parts)
 
 

@@ -82,11 +82,12 @@ def export(run_path: Path) -> dict:
                                 "misc": {"accel": m.get("accel"),
                                          "qemu_version": m.get("qemu_version"),
                                          "guest_image": m.get("guest", {}).get("hash")}},
-                "misc": {k2: v.get(k2) for k2 in ("verdict", "errno", "pin", "title",
+                "misc": {k2: v.get(k2) for k2 in ("verdict", "errno", "pin", "title", "where",
                                                   "blocks_lost", "first_bad_offset", "seed",
                                                   "attempt", "reason") if v.get(k2) is not None}}
         if v.get("verdict") in FAILURES:
-            test["log_excerpt"] = (v.get("title") or v.get("reason") or "")[:16384]
+            test["log_excerpt"] = ((v.get("title") or v.get("reason") or "")
+                                   + (f" at {v['where']}" if v.get("where") else ""))[:16384]
         tests.append(test)
         for key, subject in _issue_keys(v, case):
             iid = _issue_id(key)

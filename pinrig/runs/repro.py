@@ -73,6 +73,8 @@ def kernel_spec_yaml(manifest: dict, where: str, mirror: Optional[str] = None) -
     k = manifest.get("kernel") or {}
     fields = k.get("spec_fields") or {}
     kind = fields.get("kind", "debian")
+    if kind == "image":
+        return image_spec_yaml(manifest, where)
     if kind != "debian":
         raise UserError(f"{where}: kernel.spec_fields.kind: {kind} kernels cannot be replayed")
     suite = fields.get("suite") or k.get("suite")
@@ -94,6 +96,30 @@ def kernel_spec_yaml(manifest: dict, where: str, mirror: Optional[str] = None) -
                            + " ".join(f"{n}={v}" for n, v in pkgs)}
     text = "# written by rig repro from a results manifest: the exact recorded kernel\n"
     return text + yaml.safe_dump(spec, sort_keys=False), (name, ver)
+
+
+def image_spec_yaml(manifest: dict, where: str) -> tuple:
+    """A kind: image spec for a recorded --kernel run: the artifact of the recorded hash when
+    it is still cached (exactly that kernel), else the recorded path (the hash is checked
+    by preflight) → (yaml text, ("image", hash))."""
+    k = manifest.get("kernel") or {}
+    fields = k.get("spec_fields") or {}
+    want = k.get("hash")
+    if not isinstance(want, str) or not re.fullmatch(r"[0-9a-f]{16}", want):
+        raise UserError(f"{where}: kernel.hash: missing or not an artifact hash")
+    cached = paths.cache_dir() / "kernels" / "local" / want
+    image, modules = fields.get("image"), fields.get("modules")
+    if (cached / "artifact.json").exists() and (cached / "vmlinuz").exists():
+        image, modules = str(cached / "vmlinuz"), None
+    elif not isinstance(image, str) or not Path(image).exists():
+        raise UserError(f"{where}: the run's kernel {image} (artifact {want}) is neither there "
+                        "nor in the cache any more")
+    spec = {"name": k.get("name") or fields.get("name") or "replay", "kind": "image",
+            "image": image}
+    if isinstance(modules, str) and modules:
+        spec["modules"] = modules
+    text = "# written by rig repro from a results manifest: the recorded --kernel build\n"
+    return text + yaml.safe_dump(spec, sort_keys=False), ("image", want)
 
 
 def suite_yaml(manifest: dict, case_ids: list, where: str) -> tuple:
@@ -335,7 +361,8 @@ def preflight(plan: ReproPlan, kernel_path: Path) -> tuple:
     m = plan.run.manifest
     warnings = []
     spec = config.load_kernel_spec(str(kernel_path))
-    debian.remember_resolution(spec, parse_packages(m, str(plan.run.path / "manifest.json")))
+    if spec.kind == "debian":
+        debian.remember_resolution(spec, parse_packages(m, str(plan.run.path / "manifest.json")))
     art = kernel.fetch(spec)
     want = (m.get("kernel") or {}).get("hash")
     if want and art.hash != want:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from pinrig import __version__, interrupt, oops, paths
-from pinrig.cases import kmod
+from pinrig.cases import kmod, needs
 from pinrig.cases.execute import case_seed, run_case, run_crash_case
 from pinrig.cases.verdict import RawOutcome, Verdict, decide
 from pinrig.cases.workloads import needs_module, needs_own_guest
@@ -23,6 +24,8 @@ from pinrig.config import Case, Suite, load_kernel_spec, load_suite
 from pinrig.errors import InfraError, UserError
 from pinrig.guest import vm
 from pinrig.guest.session import Environment, Session, prepare_env
+from pinrig.kernels.debug import symbolizer_for
+from pinrig.oops.symbolize import symbolize_reports
 from pinrig.outcome import MEDIUM_EVIDENCE, Outcome
 from pinrig.results.rundir import (
     RunDir,
@@ -70,10 +73,18 @@ def _manifest(env: Environment, suite: Suite, seed: int, kernel_arg: str, out: P
         "host": host_info(),
         "start": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "end": None,
-        "reproducer": shlex.join(["rig", "run", kernel_arg, "--suite", suite.name,
-                                  "--seed", str(seed)]),
+        "reproducer": shlex.join(["rig", "run", *kernel_argv(env.spec, kernel_arg),
+                                  "--suite", suite.name, "--seed", str(seed)]),
         "repeat": 1,
     }
+
+
+def kernel_argv(spec, kernel_arg: str) -> list:
+    """How a command line names this kernel again: the spec, or --kernel PATH [--modules DIR]
+    for a kernel the user built (the manifest also records its content hash)."""
+    if spec.kind == "image" and spec.image:
+        return ["--kernel", spec.image] + (["--modules", spec.modules] if spec.modules else [])
+    return [kernel_arg]
 
 
 def group_sessions(cases: list, jobs: int = 1) -> list:
@@ -135,15 +146,25 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
               seed: Optional[int] = None, resume: Optional[Path] = None,
               junit: Optional[Path] = None, echo=print,
               repeat: Optional[int] = None, jobs: Optional[int] = 1,
-              hosts=None, guest_hash: Optional[str] = None, cold: bool = False) -> RunOutcome:
+              hosts=None, guest_hash: Optional[str] = None, cold: bool = False,
+              symbolize: bool = False) -> RunOutcome:
     """hosts: a host pool (name, path or hosts.Pool): tasks are sharded over its hosts
     (pinrig/remote.py), `jobs` then overrides each host's own figure; None runs here."""
     suite = load_suite(suite_arg)
     repeat = suite.repeat if repeat is None else repeat
     resumed = check_run_args(kernel_arg, suite, out, resume, repeat, jobs)   # before any work
     env = prepare_env(kernel_arg, image_hash=guest_hash, cold=cold)
-    if any(needs_module(c) for c in suite.cases):
-        env.test_module = kmod.test_module(env.spec, env.art)
+    lacks = needs.check(env.art, suite.cases, suite.pressure)
+    skip = {cid: lacks.reason(cid) for cid in lacks.cases}
+    if any(needs_module(c) and c.id not in skip for c in suite.cases):
+        if env.spec.kind == "debian":
+            env.test_module = kmod.test_module(env.spec, env.art)
+        else:
+            for c in suite.cases:
+                if needs_module(c) and c.id not in skip:
+                    skip[c.id] = (f"the rig's test module is built for Debian kernels only "
+                                  f"(against their headers), not for a {env.spec.kind} kernel")
+    env.symbolizer = symbolizer_for(env.art, env.test_module, symbolize, env.spec)
     if resume and resumed is not None:
         run = RunDir(resume, resumed)
         seed = run.manifest["seed"]
@@ -164,6 +185,13 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     n_todo = sum(1 for k in range(1, repeat + 1) for c in suite.cases if (c.id, k) not in done)
     echo(f"rig: {env.spec.name} ({env.art.release}) suite {suite.name}: {n_todo} case run(s), "
          f"accel {env.accel}, results in {run.path}")
+    if lacks.config is None:
+        echo(f"rig: {env.spec.name} came without a .config: what it lacks shows only as "
+             "failed cases")
+    for v in _skip_cases(run, suite, skip, done, seed, repeat):
+        verdicts[v.key] = v
+        done[v.key] = v.to_dict()
+        _echo_case(echo, v)
     shard = None
     if hosts is not None:
         from pinrig.fleet.remote import Shard
@@ -212,6 +240,20 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     return RunOutcome(run, ordered)
 
 
+def _skip_cases(run: RunDir, suite: Suite, skip: dict, done: dict, seed: int,
+                repeat: int) -> list:
+    """Cases this kernel cannot run (what it lacks, said per case): `skipped`, on disk now."""
+    out = []
+    for attempt in range(1, repeat + 1):
+        for c in suite.cases:
+            if c.id in skip and (c.id, attempt) not in done:
+                v = decide(c, RawOutcome(c.id, skip_reason=skip[c.id], phase="setup"), [])
+                v.seed, v.attempt = case_seed(seed, c.id), attempt
+                run.write_case(v, {})
+                out.append(v)
+    return out
+
+
 STOP_WAIT_S = 30      # after Ctrl-C: how long running guests get to unwind (QEMU is killed)
 
 
@@ -251,7 +293,7 @@ def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Sui
             if br.status != "ready":
                 # the boot itself failed: every pending case shares that fate
                 console = sess.machine.console_text() if sess.machine else b""
-                reports = oops.parse_console(console)
+                reports = _reports(env, console)
                 for case in pending:
                     raw = RawOutcome(case.id, phase="boot",
                                      infra_error=None if reports else br.reason)
@@ -294,7 +336,7 @@ def _one_case(sess: Session, run: RunDir, case: Case, seed: int, suite: Suite,
     cslice = slices.get(case.id, "")
     if cr.raw.guest_died and not cslice:
         cslice = console.decode(errors="replace")[-200000:]
-    reports = oops.parse_console(cslice)
+    reports = _reports(sess.env, cslice)
     if cr.raw.guest_died and not reports and not cr.raw.infra_error:
         cr.raw.infra_error = "guest died during the case with no kernel report"
     dmesg = ""
@@ -362,7 +404,8 @@ def _judge_crash_case(run: RunDir, case: Case, cseed: int, attempt: int, cr) -> 
         slices.append(f"----- pinrig: boot {i + 1} ({s.workdir.name}) -----\n{part}")
     for s in cr.sessions:
         s.close()
-    reports = [r for sl in slices for r in oops.parse_console(sl)]
+    reports = [r for sl in slices for r in _reports(cr.sessions[0].env if cr.sessions else None,
+                                                     sl)]
     v = decide(case, cr.raw, reports, cr.integrity)
     v.seed = cseed
     v.attempt = attempt
@@ -371,6 +414,19 @@ def _judge_crash_case(run: RunDir, case: Case, cseed: int, attempt: int, cr) -> 
     if v.verdict not in MEDIUM_EVIDENCE and cr.sessions:
         cr.sessions[0].discard_pmem()      # keep the medium only where it is evidence
     return v
+
+
+def _reports(env: Optional[Environment], console) -> list:
+    """The kernel reports in a console slice, symbolized when the kernel's symbols are at hand."""
+    reports = oops.parse_console(console)
+    if env is not None and getattr(env, "symbolizer", None) is not None:
+        try:
+            symbolize_reports(reports, env.symbolizer)
+        except (OSError, subprocess.SubprocessError) as e:      # evidence stays unsymbolized
+            for r in reports:
+                r.where = ""
+            env.boot_note += f"; symbolizing failed ({e})"
+    return reports
 
 
 def _case_files(console: str, dmesg: str, cr, reports: list) -> dict:

@@ -233,6 +233,8 @@ def _build(p: BuildPlan, jobs: int):
     shutil.copy2(cfg, tmp / "config")
     if (out / "System.map").exists():
         shutil.copy2(out / "System.map", tmp / "System.map")
+    if (out / "vmlinux").exists():       # symbols for reports (file:line with debug-info.config)
+        shutil.copy2(out / "vmlinux", tmp / "vmlinux")
     h = hashlib.sha256()
     h.update((tmp / "vmlinuz").read_bytes())
     h.update(p.key.encode())
@@ -240,6 +242,8 @@ def _build(p: BuildPlan, jobs: int):
                "total_s": round(time.monotonic() - t0, 1), "jobs": jobs}
     d = {"name": spec.name, "release": release, "vmlinuz": "vmlinuz", "modroot": "modroot",
          "config": "config", "packages": list(p.packages()), "hash": p.key[:16],
+         "vmlinux": "vmlinux" if (tmp / "vmlinux").exists() else None,
+         "system_map": "System.map" if (tmp / "System.map").exists() else None,
          "kind": "source",
          "inputs": {"key": p.key, "source": p.ref.ident, "source_label": p.ref.label,
                     "series": p.series.name, "series_origin": p.series.origin,

@@ -48,3 +48,25 @@ def test_debug_shows_the_traceback(monkeypatch):
     monkeypatch.setattr(cli_kernels, "cmd_kernels", boom)
     with pytest.raises(OSError):
         cli.main(["--debug", "kernels"])
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", "--kernel", "{tmp}/notes.txt", "--suite", "smoke"], "not a kernel image (no x86"),
+    (["run", "--kernel", "{tmp}/tree", "--suite", "smoke"], "a kernel tree with no built image"),
+    (["boot", "--kernel", "{tmp}/nope"], "--kernel {tmp}/nope: no such file"),
+    (["build", "debian-6.1", "--kernel", "{tmp}/tree"], "not both"),
+    (["build"], "name a kernel"),
+    (["build", "debian-6.1", "--modules", "{tmp}"], "--modules goes with a built kernel"),
+    (["build", "--kernel", "{tmp}/notes.txt", "--modules", "{tmp}/none"],
+     "--modules {tmp}/none: not a directory"),
+])
+def test_bad_kernel_paths_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch, argv, words):
+    monkeypatch.setenv("PINRIG_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "notes.txt").write_text("not a kernel")
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree/Kconfig").write_text("")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert cli.main(argv) == 2
+    assert words.replace("{tmp}", str(tmp_path)) in one_error_line(capsys)
+    assert not (tmp_path / "cache" / "kernels").exists() or \
+        not any((tmp_path / "cache" / "kernels").rglob("artifact.json"))

@@ -379,7 +379,7 @@ class RecordingGuest:
 
 def test_session_boots_through_its_host(tmp_path, monkeypatch):
     monkeypatch.setattr(session, "Guest", RecordingGuest)
-    env = types.SimpleNamespace(art="ART", boot="BOOT", accel="tcg", saved=None, fallbacks=[], image=types.SimpleNamespace(
+    env = types.SimpleNamespace(spec=types.SimpleNamespace(name="k"), art="ART", boot="BOOT", accel="tcg", saved=None, fallbacks=[], image=types.SimpleNamespace(
         ssh_key=Path("/k"), host_key_pub="ssh-ed25519 AAAA"))
     h = RecordingHost()
     s = session.Session(env, tmp_path / "b", pmem=tmp_path / "pmem.img", host=h)
@@ -645,7 +645,9 @@ def test_ctrl_c_stops_the_queue_before_guests_die_as_errors(tmp_path, monkeypatc
 
     def interrupted(attempt, cases, host=None, rundir=None):
         os.kill(os.getpid(), signal.SIGINT)     # the user presses Ctrl-C; QEMU gets killed
-        time.sleep(0.3)
+        deadline = time.monotonic() + 10        # the main thread stops the queue (a loaded
+        while not rundir.sched.stopping and time.monotonic() < deadline:   # box is slow to)
+            time.sleep(0.05)
         try:
             rundir.write_case(Verdict(cases[0].id, "error", reason="guest died"), {})
         except InfraError as e:

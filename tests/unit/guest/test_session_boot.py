@@ -16,7 +16,7 @@ def _session(tmp_path, consoles):
         m = ExitingMachine(consoles.pop(0), next(ports))
         prepared.append(m)
         return m
-    env = SimpleNamespace(art=None, boot=None, image=None, accel="tcg", saved=None, fallbacks=[])
+    env = SimpleNamespace(spec=SimpleNamespace(name="k"), art=None, boot=None, image=None, accel="tcg", saved=None, fallbacks=[])
     sess = S.Session(env, tmp_path)
     sess.host = SimpleNamespace(prepare=prepare, guest_sock=lambda port: None, remove=None)
     return sess, prepared

@@ -34,7 +34,8 @@ def comparison(tmp_path):
     b = run(tmp_path / "b", "k&b", {
         "ibverbs-pin/ext4/shared": [{"verdict": "refused", "pin": "refused",
                                      "errno": "EFAULT"}] * 2,
-        "lost-write/ext4/shared": [{"verdict": "crash", "title": EVIL, "titles": [EVIL]},
+        "lost-write/ext4/shared": [{"verdict": "crash", "title": EVIL, "titles": [EVIL],
+                                    "where": "mm/<gup>.c:7"},
                                    {"verdict": "data-loss", "blocks_lost": 1}],
         "iouring-fixed/tmpfs/shared": [{"verdict": "skipped", "reason": "r"}] * 2,
         "extra/xfs/shared": [{"verdict": "ok"}]})
@@ -63,6 +64,7 @@ def test_compare_page(tmp_path):
     assert "refused EFAULT 2/2" in html and "pin granted" in html
     assert "pin refused" not in html            # the chip already says so
     assert "extra/xfs/shared" in html and "only here" in html
+    assert "at mm/&lt;gup&gt;.c:7" in html        # the symbolized line, escaped
     (svg,) = svgs(html)
     root = ET.fromstring(svg)                     # well-formed XML
     rects = [r for r in root.iter("{http://www.w3.org/2000/svg}rect")

@@ -24,7 +24,8 @@ def make_run(tmp_path):
     run.write_case(Verdict("lost-write/ext4/shared", "data-loss", blocks_lost=256,
                            first_bad_offset=0), {})
     run.write_case(Verdict("lost-write/xfs/shared", "crash", title="WARNING in xfs_foo",
-                           titles=["WARNING in xfs_foo"], attempt=2), {})
+                           titles=["WARNING in xfs_foo"], attempt=2, where="fs/xfs/xfs_aops.c:42"),
+                   {})
     run.write_case(Verdict("iouring-fixed/ext4/shared", "error", reason="boot failed"), {})
     run.write_case(Verdict("iouring-fixed/tmpfs/shared", "skipped", reason="no"), {})
     return run
@@ -38,6 +39,9 @@ def test_export_validates_and_maps_statuses(tmp_path):
     assert status == {"ibverbs-pin/ext4/shared": "PASS", "ibverbs-pin/ext4-dax/shared": "PASS",
                       "lost-write/ext4/shared": "FAIL", "lost-write/xfs/shared#2": "FAIL",
                       "iouring-fixed/ext4/shared": "ERROR", "iouring-fixed/tmpfs/shared": "SKIP"}
+    crash = next(t for t in data["tests"] if t["id"].endswith("lost-write/xfs/shared#2"))
+    assert crash["misc"]["where"] == "fs/xfs/xfs_aops.c:42"
+    assert crash["log_excerpt"] == "WARNING in xfs_foo at fs/xfs/xfs_aops.c:42"
     paths = {t["path"] for t in data["tests"]}
     assert "pinrig.pin-matrix.ibverbs-pin.ext4-dax.shared" in paths
     subjects = sorted(i["report_subject"] for i in data["issues"])

@@ -21,7 +21,9 @@ def fake_guests(monkeypatch, tmp_path, keep_signal_handlers):
     spec = load_kernel_spec("debian-6.1")
     env = SimpleNamespace(spec=spec, accel="tcg", qemu_version="QEMU fake", saved=None,
                           boot_mode="cold", boot_note="", fallbacks=[],
-                          art=SimpleNamespace(release="6.1.0-fake", packages=("p=1",), hash="h"),
+                          art=SimpleNamespace(release="6.1.0-fake", packages=("p=1",), hash="h",
+                                            config=None, vmlinux=None),
+                          test_module=None,
                           image=SimpleNamespace(name="bookworm", hash="g"))
     monkeypatch.setattr(runner, "prepare_env", lambda *a, **k: env)
     monkeypatch.setattr(runner, "Session", FakeBootingSession)

@@ -262,3 +262,28 @@ def test_unreadable_verdicts_are_named_not_replayed_around(tmp_path):
     with pytest.raises(UserError, match="verdict of lost-write/ext4/shared is unreadable"):
         repro.plan_repro(run, ["lost-write/ext4/shared"])
     assert repro.plan_repro(run, ["ibverbs-pin/ext4/shared"]).cases == ["ibverbs-pin/ext4/shared"]
+
+
+def test_a_recorded_kernel_build_replays_from_the_cache_or_its_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("PINRIG_CACHE", str(tmp_path / "cache"))
+    image = tmp_path / "bzImage"
+    image.write_bytes(b"x")
+    m = {"kernel": {"name": "local-linux", "hash": "0123456789abcdef",
+                    "spec_fields": {"kind": "image", "image": str(image), "modules": "/m"}}}
+    text, pkg = repro.kernel_spec_yaml(m, "manifest.json")
+    spec = yaml.safe_load(text)
+    assert pkg == ("image", "0123456789abcdef")
+    assert spec == {"name": "local-linux", "kind": "image", "image": str(image), "modules": "/m"}
+    cached = tmp_path / "cache/kernels/local/0123456789abcdef"
+    cached.mkdir(parents=True)
+    (cached / "artifact.json").write_text("{}")
+    (cached / "vmlinuz").write_bytes(b"x")
+    spec = yaml.safe_load(repro.kernel_spec_yaml(m, "manifest.json")[0])
+    assert spec["image"] == str(cached / "vmlinuz") and "modules" not in spec   # exactly it
+    shutil.rmtree(cached)
+    image.unlink()
+    with pytest.raises(UserError, match="neither there nor in the cache"):
+        repro.kernel_spec_yaml(m, "manifest.json")
+    m["kernel"]["hash"] = "../../etc"
+    with pytest.raises(UserError, match="kernel.hash"):
+        repro.kernel_spec_yaml(m, "manifest.json")
