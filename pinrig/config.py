@@ -164,9 +164,14 @@ class KernelSpec:
     # kind: source only (plain strings/tuples: the manifest records these fields as JSON)
     source: Optional[str] = None    # "debian:linux-source-6.1" | "git:/abs/repo" | "dir:/abs/tree"
     ref: Optional[str] = None       # git source: commit-ish of the base tree
-    series: Optional[str] = None    # absolute path (quilt dir, mbox, .patch) or "git:A..B"
+    series: Optional[str] = None    # absolute path (quilt dir, mbox, .eml dir, .patch), "git:A..B"
+    #                                 or "lore:MESSAGE-ID"
     config_base: tuple = ()         # make targets for the base config
     config: tuple = ()              # absolute paths of config fragments, merged in order
+    series_mbox: Optional[str] = None   # lore: series: a local copy of the thread (offline)
+    series_rev: Optional[int] = None    # the revision to take from a thread (default: newest
+    #                                     complete); --rev N overrides
+    fuzz: int = 0                   # GNU patch fuzz (0: strict); --fuzz N overrides
     # kind: image only (a kernel the user built: `--kernel PATH`, or a spec with image:)
     image: Optional[str] = None     # bzImage, build directory (O=) or source tree with one
     modules: Optional[str] = None   # installed modules (INSTALL_MOD_PATH or lib/modules/REL)
@@ -238,6 +243,23 @@ def load_kernel_spec(name_or_path: str) -> KernelSpec:
     return spec
 
 
+def override_spec(spec: KernelSpec, fuzz: Optional[int] = None,
+                  rev: Optional[int] = None) -> KernelSpec:
+    """The spec with --fuzz N / --rev N from the command line (source kernels with a series)."""
+    import dataclasses
+    if fuzz is None and rev is None:
+        return spec
+    flag = "--fuzz" if fuzz is not None else "--rev"
+    if spec.kind != "source" or not spec.series:
+        raise UserError(f"{flag}: kernel {spec.name} has no patch series to apply")
+    if fuzz is not None and not 0 <= fuzz <= 3:
+        raise UserError(f"--fuzz {fuzz}: must be 0..3 (GNU patch fuzz)")
+    if rev is not None and rev < 1:
+        raise UserError(f"--rev {rev}: must be 1 or more")
+    return dataclasses.replace(spec, fuzz=spec.fuzz if fuzz is None else fuzz,
+                               series_rev=spec.series_rev if rev is None else rev)
+
+
 def _local_path(base: Path, text: str) -> Path:
     p = Path(text).expanduser()
     return p if p.is_absolute() else (base / p)
@@ -247,7 +269,9 @@ def _load_source_spec(path: Path, f: "Fields") -> KernelSpec:
     """kind: source — a kernel built from a source tree, a patch series and config fragments.
 
     source: debian:linux-source-6.1 (with suite:) | git:PATH (with ref:) | dir:PATH
-    series: NAME (kernels/patches/NAME[.mbox|.patch]) | PATH (quilt dir, mbox, patch) | git:A..B
+    series: NAME (kernels/patches/NAME[.mbox|.patch]) | PATH (quilt dir, mbox, .eml dir, patch)
+            | git:A..B | lore:MESSAGE-ID (with series_mbox: PATH as the offline copy)
+    series_rev: N (the revision of a thread to use), fuzz: N (GNU patch fuzz, opt-in)
     config: [FRAGMENT…] (configs/kconfig/FRAGMENT.config or a path), base: [make targets…]
     """
     src = f.get("source", str)
@@ -284,8 +308,30 @@ def _load_source_spec(path: Path, f: "Fields") -> KernelSpec:
                 raise f.err("series", f"git range must be git:A..B, got {series_text!r}")
             series = series_text
             ref = ref or lo
+        elif series_text.startswith("lore:"):
+            from pinrig.kernels.source.lore import clean_msgid
+            try:
+                series = "lore:" + clean_msgid(series_text[5:])
+            except UserError:
+                raise f.err("series", f"{series_text!r}: not a Message-ID "
+                                      "(want lore:local-part@domain)")
         else:
             series = str(_find_series(path, f, series_text))
+    mbox_text = f.get("series_mbox", str, None)
+    series_mbox = None
+    if mbox_text is not None:
+        if not (series or "").startswith("lore:"):
+            raise f.err("series_mbox", "only with series: lore:MESSAGE-ID (a local copy of it)")
+        mp = _local_path(path.parent, mbox_text)
+        if not _exists(mp):
+            raise f.err("series_mbox", f"{mp} does not exist")
+        series_mbox = str(mp.resolve())
+    series_rev = f.get("series_rev", int, None)
+    if series_rev is not None and series_rev < 1:
+        raise f.err("series_rev", f"must be 1 or more, got {series_rev}")
+    fuzz = f.get("fuzz", int, 0)
+    if not 0 <= fuzz <= 3:
+        raise f.err("fuzz", f"must be 0..3 (GNU patch fuzz), got {fuzz}")
     if kind == "git" and not ref:
         raise f.err("ref", "is required for a git: source (or give series: git:A..B)")
     frags = []
@@ -300,7 +346,8 @@ def _load_source_spec(path: Path, f: "Fields") -> KernelSpec:
         version=f.version(),
         mirror=f.mirror(),
         description=f.get("description", str, ""), path=path,
-        source=source, ref=ref, series=series, config_base=tuple(base), config=tuple(frags))
+        source=source, ref=ref, series=series, config_base=tuple(base), config=tuple(frags),
+        series_mbox=series_mbox, series_rev=series_rev, fuzz=fuzz)
 
 
 def _exists(p: Path) -> bool:
@@ -434,6 +481,13 @@ class Suite:
     description: str = ""
     path: Optional[Path] = None
     repeat: int = 1
+    kernel_append: tuple = ()     # extra kernel command line words for this suite's guests
+
+
+# kernel command line words a suite may add (e.g. numa=fake=2): key=value, no shell or QEMU
+# metacharacters, and nothing that would take the console, root or panic behaviour away
+APPEND_RE = re.compile(r"[A-Za-z0-9_.-]{1,40}(=[A-Za-z0-9_.:,=-]{1,60})?")
+APPEND_RESERVED = ("console", "root", "panic", "oops", "init", "rdinit")
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -458,6 +512,14 @@ def load_suite(name_or_path: str) -> Suite:
     pressure = Pressure(sync_storm=pf.get("sync_storm", bool, False),
                         drop_caches=pf.get("drop_caches", bool, False), **knobs)
     pf.finish()
+    kernel_append = f.str_list("kernel_append", [])
+    for i, word in enumerate(kernel_append):
+        if not APPEND_RE.fullmatch(word):
+            raise f.err(f"kernel_append[{i}]", f"{word!r} is not a kernel parameter (word or "
+                        "word=value, letters, digits, '.', '_', '-', ':', ',', '=')")
+        if word.split("=")[0] in APPEND_RESERVED:
+            raise f.err(f"kernel_append[{i}]", f"{word!r}: the rig sets "
+                        f"{word.split('=')[0]}= itself")
     raw_cases = f.get("cases", list)
     f.finish()
     cases = []
@@ -472,7 +534,8 @@ def load_suite(name_or_path: str) -> Suite:
     if not cases:
         raise UserError(f"{path}: cases: no cases")
     return Suite(name=name, cases=tuple(cases), seed=seed, pressure=pressure,
-                 description=description, path=path, repeat=repeat)
+                 description=description, path=path, repeat=repeat,
+                 kernel_append=tuple(kernel_append))
 
 
 def _expand_case(path: Path, i: int, rc: dict, default_timeout: int) -> list:
@@ -484,9 +547,12 @@ def _expand_case(path: Path, i: int, rc: dict, default_timeout: int) -> list:
     variants = f.str_list("variant", [None]) if rc.get("variant") is not None else [None]
     f.used.add("variant")
     for k, v in enumerate(variants):
+        where = f"variant[{k}]" if isinstance(rc.get("variant"), list) else "variant"
         if v is not None and not check_name(v):
-            raise f.err(f"variant[{k}]" if isinstance(rc.get("variant"), list) else "variant",
-                        f"{v!r} is not a valid case id part ({NAME_RULE})")
+            raise f.err(where, f"{v!r} is not a valid case id part ({NAME_RULE})")
+        known = workloads.get(workload).variants
+        if known is not None and v is not None and v not in known:
+            raise f.err(where, f"unknown variant {v!r} of {workload} (known: {', '.join(known)})")
     expect = f.get("expect", str, None, choices=outcome.NAMES)
     size = f.get("size", int, 1 << 20)
     timeout = f.get("timeout", int, default_timeout)

@@ -11,6 +11,8 @@ verdict names and their pass/fail/inconclusive sets from here.
 | crash        | kernel report(s) during the case                               | failure  |
 | unexpected   | the case declared an expectation and reality differed          | failure  |
 | pin-leak     | pins taken during the case were not all released at teardown   | failure  |
+| pin-incoherent | the process does not see what the device wrote through its pin | failure |
+|              | (a pinned page replaced behind the pin), or a forked child does |          |
 | checksum-error | blocks read back from the medium failed the filesystem's or the | failure  |
 |              | device's checksum (EIO/EILSEQ: btrfs "csum failed", dm-integrity) |          |
 | writeback-error | the filesystem refused to write back pages dirtied behind its back | failure |
@@ -33,6 +35,7 @@ class Outcome(str, Enum):
     CRASH = "crash"
     UNEXPECTED = "unexpected"
     PIN_LEAK = "pin-leak"
+    PIN_INCOHERENT = "pin-incoherent"
     CHECKSUM_ERROR = "checksum-error"
     WRITEBACK_ERROR = "writeback-error"
     CLONE_CHANGED = "clone-changed"
@@ -84,13 +87,15 @@ ORDER = tuple(Outcome)                     # the order reports list them in
 NAMES = tuple(o.value for o in Outcome)
 PASSES: FrozenSet[Outcome] = frozenset({Outcome.OK, Outcome.REFUSED})
 FAILURES: FrozenSet[Outcome] = frozenset({Outcome.DATA_LOSS, Outcome.CRASH, Outcome.UNEXPECTED,
-                                          Outcome.PIN_LEAK, Outcome.CHECKSUM_ERROR,
-                                          Outcome.WRITEBACK_ERROR, Outcome.CLONE_CHANGED})
+                                          Outcome.PIN_LEAK, Outcome.PIN_INCOHERENT,
+                                          Outcome.CHECKSUM_ERROR, Outcome.WRITEBACK_ERROR,
+                                          Outcome.CLONE_CHANGED})
 INCONCLUSIVE: FrozenSet[Outcome] = frozenset({Outcome.ERROR, Outcome.SKIPPED})
 # A failure a kernel showed in its data or its log (not an unmet expectation).
 KERNEL_FAILURES: FrozenSet[Outcome] = frozenset({Outcome.DATA_LOSS, Outcome.CRASH,
-                                                 Outcome.PIN_LEAK, Outcome.CHECKSUM_ERROR,
-                                                 Outcome.WRITEBACK_ERROR, Outcome.CLONE_CHANGED})
+                                                 Outcome.PIN_LEAK, Outcome.PIN_INCOHERENT,
+                                                 Outcome.CHECKSUM_ERROR, Outcome.WRITEBACK_ERROR,
+                                                 Outcome.CLONE_CHANGED})
 # Failures whose medium (the case's pmem file) is evidence worth keeping.
 MEDIUM_EVIDENCE: FrozenSet[Outcome] = frozenset({Outcome.DATA_LOSS, Outcome.CRASH,
                                                  Outcome.CHECKSUM_ERROR, Outcome.WRITEBACK_ERROR,

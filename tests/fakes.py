@@ -446,3 +446,87 @@ class ExitingMachine:
 
 class _NotPanicked:
     panicked = False
+
+
+# from tests/unit/runs/test_reprocmd.py
+def fake_env(test_module=None):
+    """What reprocmd reads of a prepared guest.session.Environment (nothing is booted)."""
+    from pathlib import Path
+    spec = SimpleNamespace(name="debian-6.1", path=Path("kernels/debian-6.1.yaml"),
+                           suite="bookworm", kind="debian")
+    return SimpleNamespace(
+        spec=spec, art=SimpleNamespace(release="6.1.0-57-amd64", hash="1ff79ae6e5512852",
+                                       packages=("linux-image-6.1.0-57-amd64=6.1.192-3",)),
+        image=SimpleNamespace(name="bookworm", hash="3005cdeb7ebaf5db"), accel="tcg",
+        boot_mode="restore", boot_note="", saved=None, qemu_version="QEMU 7.2",
+        fallbacks=[], test_module=test_module)
+
+
+class FakeReproSession:
+    """Stands in for guest.session.Session in reprocmd: boots "instantly" (or fails as told);
+    the reproducer's command is answered by behaviour(machine, cmd) (return a CmdResult, raise,
+    or change machine.console / machine.killed the way a dying guest would)."""
+    made: list = []
+
+    def __init__(self, behaviour, boot_status="ready", boot_console=b""):
+        self.behaviour, self.boot_status, self.boot_console = behaviour, boot_status, boot_console
+
+    def __call__(self, env, workdir):
+        s = _ReproSession(env, workdir, self.behaviour, self.boot_status, self.boot_console)
+        FakeReproSession.made.append(s)
+        return s
+
+
+class _ReproSession:
+    def __init__(self, env, workdir, behaviour, boot_status, boot_console):
+        self.env, self.workdir, self.booted = env, workdir, "restore"
+        self.machine = FakeMachine(boot_console)
+        self.guest = self.the_guest = _ReproGuest(self.machine, behaviour)   # (guest: None once closed)
+        self.boot_status, self.closed, self.pmem_discarded = boot_status, False, False
+
+    def boot(self):
+        from pinrig.guest.session import BootResult
+        if self.boot_status != "ready":
+            self.machine.killed = True
+            return BootResult(self.boot_status, "QEMU exited during boot")
+        return BootResult("ready", boot_s=0.01)
+
+    def connected_guest(self):
+        return self.guest
+
+    def alive(self):
+        return self.machine.alive()
+
+    def close(self):
+        self.closed = True
+        self.machine.kill()
+
+    def discard_pmem(self):
+        self.pmem_discarded = True
+
+
+class _ReproGuest:
+    def __init__(self, machine, behaviour):
+        self.machine, self.behaviour, self.client = machine, behaviour, object()
+        self.commands, self.puts, self.closed = [], [], False
+
+    def run(self, cmd, timeout=60, check=False):
+        if not isinstance(cmd, str):
+            cmd = " ".join(map(str, cmd))
+        self.commands.append(cmd)
+        if self.machine.killed or self.closed:
+            raise InfraError("lost the guest's ssh connection")
+        if "pinrig: case-" in cmd:
+            self.machine.console += ("[    7.0] " + cmd.split("'")[1] + "\n").encode()
+            return CmdResult(0, "", "", 0.01)
+        if cmd.startswith("mkdir -p /tmp/pinrig-repro &&"):
+            return self.behaviour(self.machine, cmd)
+        if cmd == "dmesg":
+            return CmdResult(0, self.machine.console.decode(), "", 0.01)
+        return CmdResult(0, "", "", 0.01)
+
+    def put(self, local, remote, mode=None):
+        self.puts.append((str(local), remote, mode))
+
+    def close(self):
+        self.closed = True

@@ -236,6 +236,9 @@ def _take_result(run: CaseRun, case: Case, stdout: str, rc: Optional[int]) -> bo
     run.raw.result = result
     run.raw.pin = result.get("pin")
     run.raw.errno = result.get("errno")
+    skip = result.get("skip")
+    if isinstance(skip, str) and skip and rc == 0 and not result.get("error"):
+        run.raw.skip_reason = f"{case.workload}: {skip[:300]}"   # the guest lacks what it needs
     if (rc not in (0, None)) or result.get("error"):
         run.raw.infra_error = f"{case.workload} failed (exit {rc}): {result.get('error') or ''}"
         return False

@@ -49,6 +49,7 @@ class Verdict:
     seed: Optional[int] = None
     attempt: int = 1             # 1..N with --repeat N
     pins: Optional[dict] = None  # FOLL_PIN acquired/released over the case, where measured
+    incoherent_pages: Optional[int] = None  # anon-coherency: pages where a process saw the wrong data
     where: Optional[str] = None  # file:line of the headline report's guilty frame (symbolized)
     blocks_corrupt: Optional[int] = None   # checksum-error / clone-changed: blocks affected
 
@@ -102,12 +103,13 @@ _FIELD_TYPES: dict[str, Union[type, tuple[type, ...]]] = {
     "case": str, "verdict": str, "errno": str, "title": str, "titles": list,
     "blocks_lost": int, "blocks_checked": int, "first_bad_offset": int, "expect": str,
     "pin": str, "phase": str, "reason": str, "wall_s": (int, float), "seed": int,
-    "attempt": int, "pins": dict, "where": str, "blocks_corrupt": int}
+    "attempt": int, "pins": dict, "incoherent_pages": int, "where": str, "blocks_corrupt": int}
 
 
 def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdict:
     """Precedence: kernel reports > infra error > skip > corruption (checksum-error,
-    clone-changed) > data loss > pin leak > refused > ok; then expect."""
+    writeback-error, clone-changed) > data loss > pin incoherence > pin leak > refused > ok;
+    then expect."""
     v = Verdict(case=case.id, verdict=Outcome.OK, errno=raw.errno, pin=raw.pin, phase=raw.phase,
                 expect=case.expect, wall_s=round(raw.wall_s, 3))
     if integrity is not None:
@@ -142,6 +144,15 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
             v.reason += f"; {raw.note}"
         return _expect(case, v)
     v.pins = dict(raw.pins) if raw.pins else None
+    coh = coherency(raw.result)
+    if coh is not None and raw.pin == "granted":
+        if not coh.trigger_ran:
+            v.verdict, v.reason = Outcome.ERROR, f"the trigger did not happen: {coh.note}"
+            return v
+        v.incoherent_pages = coh.incoherent
+        if coh.incoherent:
+            v.verdict, v.reason = Outcome.PIN_INCOHERENT, coh.reason()
+            return _expect(case, v)
     leaked = pins_leaked(raw.pins)
     if leaked and v.pins:
         v.verdict = Outcome.PIN_LEAK
@@ -155,6 +166,8 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
         v.reason = "pin granted" if raw.pin == "granted" else "workload ran"
         if integrity is not None:
             v.reason += f"; {integrity.blocks_checked} blocks verified"
+        if coh is not None and raw.pin == "granted":
+            v.reason = coh.reason()
     if raw.note:
         v.reason += f"; {raw.note}"
     return _expect(case, v)
@@ -170,6 +183,59 @@ def _corruption(c: Optional[dict]) -> Optional[tuple]:
     blocks = blocks if isinstance(blocks, int) and not isinstance(blocks, bool) else 0
     reason = c.get("reason") if isinstance(c.get("reason"), str) else str(c["kind"])
     return Outcome(c["kind"]), blocks, reason
+
+
+@dataclass
+class Coherency:
+    """What an anon-coherency run saw after the device wrote through the pin."""
+    pages: int
+    expect: str                  # what the process should see: "device" data or "zero" pages
+    mismatched: int              # pages of the process that differ from that
+    seen: dict                   # process_device / process_original / process_zero / process_other
+    child_device: Optional[int]  # pages where a forked child sees the device's data
+    trigger_ran: bool
+    note: str
+    device_view: Optional[int] = None   # pages of the MR read back (RDMA READ) as the device's data
+
+    @property
+    def incoherent(self) -> int:
+        return self.mismatched + (self.child_device or 0)
+
+    def reason(self) -> str:
+        seen = ", ".join(f"{k.removeprefix('process_')} {n}" for k, n in self.seen.items() if n)
+        text = (f"{self.pages - self.mismatched} of {self.pages} pages as expected "
+                f"({self.expect}); the process sees: {seen or 'nothing checked'}")
+        if self.device_view is not None:
+            text += f"; the device reads its data back from {self.device_view}"
+        if self.child_device is not None:
+            text += f"; the child sees the device's data in {self.child_device}"
+        return f"{text}; {self.note}" if self.note else text
+
+
+def coherency(result: object) -> Optional[Coherency]:
+    """The coherency outcome of a workload's JSON, or None when it reports none. The guest is
+    untrusted: a field of the wrong type or range means 'no coherency reported'."""
+    if not isinstance(result, dict) or not isinstance(result.get("coherency"), dict):
+        return None
+    c = result["coherency"]
+
+    def count(d: dict, key: str) -> Optional[int]:
+        val = d.get(key)
+        return val if isinstance(val, int) and not isinstance(val, bool) and val >= 0 else None
+
+    pages, mism = count(c, "pages"), count(c, "mismatched")
+    expect = c.get("expect_process")
+    if pages is None or mism is None or mism > pages or expect not in ("device", "zero"):
+        return None
+    child = c.get("child")
+    child_device = count(child, "device") if isinstance(child, dict) else None
+    seen = {k: count(c, k) or 0 for k in ("process_device", "process_original", "process_zero",
+                                          "process_other")}
+    note = result.get("trigger_note")
+    return Coherency(pages=pages, expect=str(expect), mismatched=mism, seen=seen,
+                     child_device=child_device, trigger_ran=result.get("trigger_ran") is True,
+                     note=note[:400] if isinstance(note, str) else "",
+                     device_view=count(c, "device_view_device"))
 
 
 def pins_leaked(pins: Optional[dict]) -> int:

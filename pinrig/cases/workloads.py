@@ -30,6 +30,8 @@ class Workload:
     kconfig: Tuple[str, ...] = ()
     # ↑ kernel options the workload needs beyond the guest's, filesystem's and RDMA's
     #   (pinrig.cases.needs: a kernel without them gets the case `skipped`, saying which)
+    variants: Optional[Tuple[str, ...]] = None
+    # ↑ the variants the program understands, when it takes no others (checked by the suite loader)
     verifier: str = "blocks"
     # ↑ how the data file is judged after the case (pinrig.cases.corruption):
     #   "blocks": per-block checksums against the workload's "expected" (blocksum);
@@ -75,6 +77,17 @@ def _iouring_fixed(case: "Case", seed: int, hold: bool) -> list:
             "--seed", str(seed), "--map", case.mapping] + (["--hold"] if hold else [])
 
 
+# anon-coherency: the variant names the trigger that may replace the pinned anonymous pages
+ANON_TRIGGERS = ("control", "fork-child-write", "fork-parent-write", "ksm", "khugepaged",
+                 "migrate", "dontneed", "uprobe", "fork-ro-pin", "mprotect", "pageout")
+
+
+def _anon_coherency(case: "Case", seed: int, hold: bool) -> list:
+    argv = ["--trigger", case.variant or "control", "--size", str(case.size), "--device", "rxe0",
+            "--seed", str(seed), "--wait", str(max(10, case.timeout - 60))]
+    # uprobe: a MAP_PRIVATE PROT_EXEC mapping of a file on the case's filesystem, pinned read-only
+    return argv + (["--file", f"{MNT}/uprobe.bin"] if case.variant == "uprobe" else [])
+
 def _stable_pages(case: "Case", seed: int, hold: bool) -> list:
     """stable-pages: variant cpu = the CPU writes instead of the device (the control)."""
     writer = "cpu" if case.variant == "cpu" else "rdma"
@@ -102,6 +115,9 @@ def stable_check_argv(bindir: str, case: "Case", seed: int) -> list:
             "--size", str(case.size), "--seed", str(seed)]
 
 
+REFLINK_VARIANTS = ("dirty", "control", "snapshot", "snapshot-dirty", "snapshot-control")
+
+
 def _reflink_pin(case: "Case", seed: int, hold: bool) -> list:
     """Variants: snapshot (btrfs snapshot instead of FICLONE), dirty (the CPU dirties the
     original after the clone), control (deregister before the final fsync); joined by '-'."""
@@ -125,16 +141,23 @@ _TABLE: Tuple[Workload, ...] = (
     Workload("iouring-fixed", "iouring-fixed", _iouring_fixed, data_file=f"{MNT}/ring.dat",
              crash_and_verify=lambda case: case.mapping == "shared",
              kconfig=("CONFIG_IO_URING",)),
+    # anonymous memory (fs/mapping are the tmpfs control's; the program maps MAP_ANONYMOUS);
+    # each trigger's own needs (KSM, THP, two NUMA nodes, uprobe events, zram) are checked by
+    # the program in the guest, which reports a `skip` naming what is missing
+    Workload("anon-coherency", "anon-coherency", _anon_coherency, needs_rdma=True,
+             variants=ANON_TRIGGERS),
     # issue 15 item 2: a device writes a pinned mapping while fsync loops; what reached the
     # medium is read back during the overlap and after a power cut in the middle of it
     Workload("stable-pages", "stable-pages", _stable_pages, data_file=f"{MNT}/stable.dat",
-             needs_rdma=True, crash_and_verify=lambda case: True, verifier="stable"),
+             needs_rdma=True, crash_and_verify=lambda case: True, verifier="stable",
+             variants=("cpu",)),
     # issue 15 item 6: the same with O_DIRECT reads into the mapping (short-term FOLL_PIN)
     Workload("odirect-race", "stable-pages", _odirect_race, data_file=f"{MNT}/stable.dat",
-             crash_and_verify=lambda case: True, verifier="stable"),
+             crash_and_verify=lambda case: True, verifier="stable", variants=("long",)),
     # issue 15 item 3: reflink / snapshot of a pinned file, device write, fsync both, crash
     Workload("reflink-pin", "reflink-pin", _reflink_pin, data_file=f"{MNT}/cow.dat",
-             needs_rdma=True, crash_and_verify=lambda case: True, verifier="clones"),
+             needs_rdma=True, crash_and_verify=lambda case: True, verifier="clones",
+             variants=REFLINK_VARIANTS),
 )
 WORKLOADS: Dict[str, Workload] = {w.name: w for w in _TABLE}
 NAMES: Tuple[str, ...] = tuple(WORKLOADS)

@@ -32,8 +32,17 @@ def cmd_kernels(args) -> int:
 
 
 def cmd_build(args) -> int:
-    art = kernel.fetch(config.load_kernel_spec(args.kernel), refresh=args.refresh)
+    spec = config.override_spec(config.load_kernel_spec(args.kernel), args.fuzz, args.rev)
+    art = kernel.fetch(spec, refresh=args.refresh)
     guest.boot_files(art)
+    from pinrig.runs.runner import series_applied
+    ser = series_applied(art.dir)
+    if ser and not args.json:
+        rev = f" v{ser['revision']}" if ser.get("revision") else ""
+        print(f"rig: series {ser.get('name')}{rev} applied with {ser.get('method')}",
+              file=sys.stderr)
+        for w in ser.get("warnings") or []:
+            print(f"rig: warning: {w}", file=sys.stderr)
     if args.json:
         print(json.dumps(art.to_dict(), indent=2))
     else:
@@ -70,6 +79,9 @@ def register(sub) -> None:
     s = sub.add_parser("build", help="fetch/build a kernel artifact, print its path")
     kernelarg.add(s)
     s.add_argument("--refresh", action="store_true", help="re-resolve the newest package version")
+    s.add_argument("--fuzz", type=int, help="apply the series with GNU patch fuzz N (opt-in; "
+                                            "every offset and fuzz is recorded as a warning)")
+    s.add_argument("--rev", type=int, help="the revision of a posted series to use")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_build)
 

@@ -5,12 +5,14 @@ so stdout carries only the report (text, --markdown or --json).
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
 from typing import Optional
 
 from pinrig import config, paths
+from pinrig.cli import kernelarg
 from pinrig.errors import UserError
 
 
@@ -96,21 +98,169 @@ def cmd_compare(args) -> int:
 
 # ---------------------------------------------------------------------------- repro
 
+REPRO_CMD_ONLY = ("timeout", "expect_title", "cold", "junit")
+REPRO_BUILD_ONLY = ("dynamic", "cflags", "test_module")
+REPRO_DIR_ONLY = ("case", "mirror")
+
+
 def cmd_repro(args) -> int:
+    """`rig repro RESULT_DIR` replays recorded cases; `rig repro KERNEL --c FILE|--cmd CMD`
+    runs a reproducer the user brings; `rig repro DIR` of such a run runs it again."""
     import json
 
     from pinrig.results.compare import load_run
+    from pinrig.results.rundir import read_manifest
     from pinrig.runs import repro
-    run = load_run(Path(args.result_dir))
+    if args.c_file is not None or args.cmd is not None:
+        _only(args, REPRO_DIR_ONLY, "only for `rig repro RESULT_DIR`, not with --c/--cmd")
+        return _repro_cmd(args)
+    if args.repro_kernel_path or args.modules:
+        raise UserError("--kernel/--modules: only with --c FILE or --cmd CMD")
+    if not args.kernel:
+        raise UserError("name a results directory to replay, or a kernel with --c FILE or "
+                        "--cmd CMD")
+    if read_manifest(Path(args.kernel)).get("kind") == "repro":
+        _only(args, REPRO_DIR_ONLY + REPRO_BUILD_ONLY, "not when running a recorded reproducer "
+              "again (it is rebuilt as recorded)")
+        return _replay_reprocmd(args)
+    _only(args, REPRO_CMD_ONLY + REPRO_BUILD_ONLY, "only with --c FILE or --cmd CMD")
+    run = load_run(Path(args.kernel))
     plan = repro.plan_repro(run, args.case, mirror=args.mirror)
     out = Path(args.out) if args.out else repro.default_out(run)
     _stderr(f"rig: replaying {', '.join(plan.cases)} from {run.path} "
             f"({'='.join(plan.package)}, seed {plan.seed})")
-    rep = repro.run_repro(plan, out, attempts=args.attempts, stop_after=args.stop_after,
+    rep = repro.run_repro(plan, out, attempts=_attempts(args), stop_after=args.stop_after,
                           echo=_stderr)
     sys.stdout.write(json.dumps(rep.to_dict(), indent=2) + "\n" if args.json
                      else repro.format_text(rep))
     return rep.exit_code
+
+
+def _only(args, names: tuple, why: str) -> None:
+    for name in names:
+        if getattr(args, name) not in (None, False):
+            raise UserError(f"--{name.replace('_', '-')}: {why}")
+
+
+def _attempts(args, default: int = 3) -> int:
+    n = default if args.attempts is None else args.attempts
+    if n < 1:
+        raise UserError("--attempts: must be at least 1")
+    return n
+
+
+def _replay_reprocmd(args) -> int:
+    """`rig repro DIR` on a directory written by `rig repro KERNEL --c/--cmd`: the same
+    reproducer (rebuilt from the source kept there), kernel, timeout and expected title;
+    --attempts, --timeout, --expect-title and --cold override."""
+    from pinrig.results.rundir import read_manifest
+    from pinrig.runs import reprocmd
+    src = Path(args.kernel)
+    rec = reprocmd.recorded(src, read_manifest(src))
+    try:
+        _stderr(f"rig: running the reproducer of {src} again on {rec.kernel}")
+        args.attempts = _attempts(args, rec.attempts)
+        timeout = rec.timeout if args.timeout is None else _timeout(args)
+        title = rec.expect_title if args.expect_title is None else _title(args)
+        return _run_reprocmd(args, rec.repro, rec.kernel, timeout, title, rec.test_module,
+                             args.cold, build=rec.build, recorded_release=rec.release)
+    finally:
+        reprocmd.discard(rec.repro)
+
+
+def _timeout(args) -> float:
+    timeout = 300.0 if args.timeout is None else args.timeout
+    if timeout <= 0:
+        raise UserError("--timeout: must be more than 0 seconds")
+    return timeout
+
+
+def _title(args) -> Optional[str]:
+    if args.expect_title is not None and not args.expect_title.strip():
+        raise UserError("--expect-title: empty title")
+    return args.expect_title
+
+
+def _repro_cmd(args) -> int:
+    """Build (or take) the reproducer, prepare the kernel environment, run the attempts."""
+    from pinrig import config
+    from pinrig.runs import reprocmd
+    args.attempts = _attempts(args)
+    timeout, title = _timeout(args), _title(args)
+    if args.c_file is None and (args.dynamic or args.cflags):
+        raise UserError("--dynamic/--cflags: only with --c FILE")
+    ns = argparse.Namespace(kernel=args.kernel, kernel_path=args.repro_kernel_path,
+                            modules=args.modules)
+    kernelarg.resolve(ns)                       # a name, a spec file or a built kernel's path
+    args.kernel = ns.kernel
+    config.load_kernel_spec(args.kernel)        # a typo fails before any compile or boot
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        reprocmd.check_out(out)
+    if args.c_file is not None:
+        rep_src = reprocmd.build_c(args.c_file, static=not args.dynamic, cflags=args.cflags or "")
+    else:
+        rep_src = reprocmd.from_cmd(args.cmd)
+    try:
+        return _run_reprocmd(args, rep_src, args.kernel, timeout, title,
+                             args.test_module, args.cold,
+                             build={"cflags": args.cflags, "dynamic": args.dynamic},
+                             argv=_repro_argv(args))
+    finally:
+        reprocmd.discard(rep_src)
+
+
+def _run_reprocmd(args, rep_src, kernel: str, timeout: float, expect_title: Optional[str],
+                  test_module: bool, cold: bool, build: dict, argv: Optional[list] = None,
+                  recorded_release: Optional[str] = None) -> int:
+    import json
+
+    from pinrig.runs import reprocmd
+    if args.stop_after is not None and args.stop_after < 1:
+        raise UserError("--stop-after: must be at least 1")
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        reprocmd.check_out(out)
+    env = _repro_env(kernel, test_module, cold)
+    if recorded_release and env.art.release != recorded_release:
+        _stderr(f"rig: warning: {kernel} is now {env.art.release}; the recorded run had "
+                f"{recorded_release}")
+    out = out or reprocmd.default_out(env.spec.name, rep_src)
+    rep = reprocmd.run_reprocmd(env, rep_src, out, attempts=args.attempts, timeout=timeout,
+                                stop_after=args.stop_after, expect_title=expect_title,
+                                argv=argv, echo=_stderr, build=build,
+                                junit=Path(args.junit) if args.junit else None)
+    sys.stdout.write(json.dumps(rep.to_dict(), indent=2) + "\n" if args.json
+                     else reprocmd.format_text(rep))
+    return rep.exit_code
+
+
+def _repro_argv(args) -> list:
+    """The command line that runs this reproducer again (recorded in the manifest and JUnit)."""
+    argv = ["rig", "repro", args.kernel]
+    # FLAG=VALUE: a value starting with '-' (--cflags=-DX) must not read as an option
+    argv.append(f"--c={Path(args.c_file).resolve()}" if args.c_file else f"--cmd={args.cmd}")
+    argv.append(f"--attempts={args.attempts}")
+    for flag, val in (("--timeout", args.timeout), ("--stop-after", args.stop_after),
+                      ("--expect-title", args.expect_title), ("--cflags", args.cflags)):
+        if val is not None:
+            argv.append(f"{flag}={val}")
+    for flag, on in (("--cold", args.cold), ("--dynamic", args.dynamic),
+                     ("--test-module", args.test_module)):
+        if on:
+            argv.append(flag)
+    return argv
+
+
+def _repro_env(kernel: str, test_module: bool, cold: bool):
+    """The prepared kernel environment the attempts run on (a kernel name or spec path today;
+    `--kernel PATH` resolves to the same Environment)."""
+    from pinrig.cases import kmod
+    from pinrig.guest.session import prepare_env
+    env = prepare_env(kernel, with_bins=False, cold=cold)
+    if test_module:
+        env.test_module = kmod.test_module(env.spec, env.art)
+    return env
 
 
 # ---------------------------------------------------------------------------- nightly
@@ -150,16 +300,44 @@ def register(sub) -> None:
                    "results/compare-<time>-A-vs-B; an existing one is continued)")
     s.set_defaults(func=cmd_compare)
 
-    s = sub.add_parser("repro", help="replay recorded case(s) of a results directory exactly")
-    s.add_argument("result_dir", metavar="RESULT_DIR")
+    s = sub.add_parser("repro", help="replay recorded case(s) of a results directory exactly, "
+                       "or run a reproducer (--c FILE / --cmd CMD) on a kernel N times")
+    s.add_argument("kernel", nargs="?", metavar="RESULT_DIR|KERNEL",
+                   help="a results directory to replay; with --c/--cmd: the kernel (a spec "
+                   "name, a spec file, or the path of a built kernel)")
+    # (not dest kernel_path: the CLI resolves that before any command, and a RESULT_DIR is
+    # not a kernel; _repro_cmd resolves it through kernelarg.resolve itself)
+    s.add_argument("--kernel", dest="repro_kernel_path", metavar="PATH",
+                   help="--c/--cmd: a kernel you built (bzImage, build directory or source tree; "
+                   "as for `rig run --kernel`)")
+    s.add_argument("--modules", metavar="DIR", help="with --kernel: its installed modules")
+    what = s.add_mutually_exclusive_group()
+    what.add_argument("--c", dest="c_file", metavar="FILE", help="a C reproducer: compiled on "
+                      "the host (static), run in a fresh guest per attempt")
+    what.add_argument("--cmd", metavar="CMD", help="a shell command line to run in a fresh guest "
+                      "per attempt")
     s.add_argument("--case", action="append", metavar="CASE",
-                   help="case id to replay (repeatable; default: the first case that was not "
-                   "ok/refused/skipped)")
-    s.add_argument("--attempts", type=int, default=3, help="attempts (default 3)")
+                   help="RESULT_DIR: case id to replay (repeatable; default: the first case that "
+                   "was not ok/refused/skipped)")
+    s.add_argument("--attempts", type=int, help="attempts (default 3; a recorded reproducer: "
+                   "as recorded)")
     s.add_argument("--stop-after", type=int, metavar="K",
-                   help="stop once every case reproduced K times")
-    s.add_argument("--mirror", metavar="URL", help="Debian mirror for the pinned packages, "
-                   "e.g. an archive snapshot once the version left the suite")
+                   help="stop once every case (the reproducer) reproduced K times")
+    s.add_argument("--mirror", metavar="URL", help="RESULT_DIR: Debian mirror for the pinned "
+                   "packages, e.g. an archive snapshot once the version left the suite")
+    s.add_argument("--timeout", type=float, metavar="S", help="--c/--cmd: seconds per attempt "
+                   "before a still-running reproducer is called hung (default 300)")
+    s.add_argument("--expect-title", metavar="TITLE", help="--c/--cmd: reproduced only when a "
+                   "kernel report has this title (syzkaller-style; other crashes are listed)")
+    s.add_argument("--cold", action="store_true", help="--c/--cmd: boot every guest (default: "
+                   "resume the saved ready state of this kernel and image)")
+    s.add_argument("--dynamic", action="store_true", help="--c: link against the host's "
+                   "libraries (the bookworm guest has the same) instead of -static")
+    s.add_argument("--cflags", metavar="FLAGS", help="--c: extra compiler/linker flags, "
+                   "written --cflags='-DFOO -lrt'")
+    s.add_argument("--test-module", action="store_true", help="--c/--cmd: load the rig's test "
+                   "module (pinrig_oops.ko, Debian kernels) before the reproducer")
+    s.add_argument("--junit", metavar="FILE", help="--c/--cmd: also write the JUnit XML here")
     s.add_argument("--out", metavar="DIR", help="results directory for the attempts")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_repro)

@@ -20,7 +20,8 @@ def cmd_run(args) -> int:
                     junit=Path(args.junit) if args.junit else None, echo=echo,
                     repeat=args.repeat,
                     jobs=args.jobs if pool is not None else (args.jobs or default_jobs()),
-                    hosts=pool, cold=args.cold, symbolize=args.symbolize)
+                    hosts=pool, cold=args.cold, symbolize=args.symbolize,
+                    fuzz=args.fuzz, rev=args.rev)
     if args.json:
         print(json.dumps({"run": str(out.run.path), "manifest": out.run.manifest,
                           "cases": [v.to_dict() for v in out.verdicts]}, indent=2))
@@ -69,6 +70,9 @@ def register(sub) -> None:
     s.add_argument("--symbolize", action="store_true", help="file:line for report frames of a "
                    "Debian kernel: fetch its -dbg package once (about 0.9 GB) into the cache "
                    "(source and --kernel builds are symbolized from their own vmlinux)")
+    s.add_argument("--fuzz", type=int, help="source kernel: apply its series with GNU patch "
+                                            "fuzz N (opt-in; recorded as warnings)")
+    s.add_argument("--rev", type=int, help="source kernel: the revision of its posted series")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_run)
 

@@ -52,12 +52,13 @@ class Environment:
 
 def prepare_env(kernel_name: str, guest_name: str = "bookworm", with_bins: bool = True,
                 refresh: bool = False, image_hash: Optional[str] = None,
-                cold: bool = True) -> Environment:
+                cold: bool = True, fuzz: Optional[int] = None,
+                rev: Optional[int] = None) -> Environment:
     """image_hash: boot exactly that previously built guest image when it is still cached
     (replays); otherwise the image of the current recipe. cold=False: guests start from a
     saved ready state (made once, by one cold boot, when not cached); if that cannot be made,
     they boot cold and env.boot_note says why."""
-    spec = config.load_kernel_spec(kernel_name)
+    spec = config.override_spec(config.load_kernel_spec(kernel_name), fuzz, rev)
     gspec = config.load_guest_spec(guest_name)
     art = kernel.fetch(spec, refresh=refresh)
     lacks = needs.check(art)

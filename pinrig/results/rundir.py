@@ -174,6 +174,13 @@ def summary_text(run: RunDir, verdicts: list) -> str:
     lines = [f"pinrig run {run.path.name}",
              f"kernel {k.get('name')} ({k.get('release')}), suite {m.get('suite', {}).get('name')},"
              f" accel {m.get('accel')}, seed {m.get('seed')}", ""]
+    ser = k.get("series") if isinstance(k, dict) else None
+    if isinstance(ser, dict):
+        rev = f" v{ser['revision']}" if ser.get("revision") else ""
+        warns = [f"  warning: {w}" for w in (ser.get("warnings") or [])[:50]]
+        picked = [f"  {n}" for n in (ser.get("notes") or [])[:3] if isinstance(n, str)]
+        lines[2:2] = [f"series {ser.get('name') or ''}{rev} applied with {ser.get('method')}"
+                      .replace("  ", " ")] + picked + warns
     def label(v):
         return v.case if v.attempt == 1 else f"{v.case} #{v.attempt}"
     w = max([len(label(v)) for v in verdicts] + [10])

@@ -167,6 +167,8 @@ def step_spec(spec: config.KernelSpec, k: int, step_dir: Path, patches,
         d["mirror"] = spec.mirror
     if k:
         d["series"] = str(qdir.resolve())
+    if k and spec.fuzz:
+        d["fuzz"] = spec.fuzz
     d["base"] = list(spec.config_base)
     d["config"] = list(spec.config)
     path = step_dir / "kernel.yaml"
@@ -207,7 +209,8 @@ def run_bisect(kernel: str, suite_name: str, case_id: str, repeat: int = 1,
                         f"(kind: source, series: …)")
     suite = config.load_suite(suite_name)
     ref = resolve(spec)
-    series = load_series(spec.series, ref.repo if ref.kind == "git" else None)
+    series = load_series(spec.series, ref.repo if ref.kind == "git" else None,
+                         rev=spec.series_rev, local_mbox=spec.series_mbox)
     patches = list(series.patches)
     n = len(patches)
     if repeat < 1:

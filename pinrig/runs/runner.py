@@ -59,11 +59,14 @@ def _manifest(env: Environment, suite: Suite, seed: int, kernel_arg: str, out: P
         "kernel": {"name": env.spec.name, "spec": str(env.spec.path), "suite": env.spec.suite,
                    "release": env.art.release, "packages": list(env.art.packages),
                    "hash": env.art.hash,
-                   "spec_fields": {k: v for k, v in env.spec.__dict__.items() if k != "path"}},
+                   "spec_fields": {k: v for k, v in env.spec.__dict__.items() if k != "path"},
+                   **({"series": s} if (s := series_applied(getattr(env.art, "dir", None)))
+                      else {})},
         "guest": {"name": env.image.name, "hash": env.image.hash},
         "suite": {"name": suite.name, "path": str(suite.path),
                   "cases": [c.__dict__ | {"id": c.id} for c in suite.cases],
-                  "pressure": suite.pressure.__dict__},
+                  "pressure": suite.pressure.__dict__,
+                  "kernel_append": list(suite.kernel_append)},
         "seed": seed,
         "accel": env.accel,
         "boot": {"mode": env.boot_mode, "note": env.boot_note,
@@ -77,6 +80,18 @@ def _manifest(env: Environment, suite: Suite, seed: int, kernel_arg: str, out: P
                                   "--suite", suite.name, "--seed", str(seed)]),
         "repeat": 1,
     }
+
+
+def series_applied(art_dir: Optional[Path]) -> Optional[dict]:
+    """How a source kernel's series went in (artifact.json's inputs.series_apply), if any."""
+    if art_dir is None:
+        return None
+    try:
+        d = json.loads((Path(art_dir) / "artifact.json").read_text())
+        rec = d.get("inputs", {}).get("series_apply")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("method") else None
 
 
 def kernel_argv(spec, kernel_arg: str) -> list:
@@ -147,13 +162,14 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
               junit: Optional[Path] = None, echo=print,
               repeat: Optional[int] = None, jobs: Optional[int] = 1,
               hosts=None, guest_hash: Optional[str] = None, cold: bool = False,
-              symbolize: bool = False) -> RunOutcome:
+              symbolize: bool = False, fuzz: Optional[int] = None,
+              rev: Optional[int] = None) -> RunOutcome:
     """hosts: a host pool (name, path or hosts.Pool): tasks are sharded over its hosts
     (pinrig/remote.py), `jobs` then overrides each host's own figure; None runs here."""
     suite = load_suite(suite_arg)
     repeat = suite.repeat if repeat is None else repeat
     resumed = check_run_args(kernel_arg, suite, out, resume, repeat, jobs)   # before any work
-    env = prepare_env(kernel_arg, image_hash=guest_hash, cold=cold)
+    env = prepare_env(kernel_arg, image_hash=guest_hash, cold=cold, fuzz=fuzz, rev=rev)
     lacks = needs.check(env.art, suite.cases, suite.pressure)
     skip = {cid: lacks.reason(cid) for cid in lacks.cases}
     if any(needs_module(c) and c.id not in skip for c in suite.cases):
@@ -176,6 +192,9 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
         run.manifest["repeat"] = repeat
         if repeat > 1:
             run.manifest["reproducer"] += f" --repeat {repeat}"
+        for flag, val in (("--fuzz", fuzz), ("--rev", rev)):
+            if val is not None:
+                run.manifest["reproducer"] += f" {flag} {val}"
     run.write_manifest()
     done = run.finished_cases()
     repeat = int(run.manifest.get("repeat", repeat))
@@ -287,7 +306,7 @@ def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Sui
         boot_no += 1
         workdir = run.path / "boots" / f"{pending[0].id.replace('/', '_')}-{boot_no}" \
             f"{'@' + str(attempt) if attempt > 1 else ''}"
-        sess = Session(env, workdir, host=host)
+        sess = Session(env, workdir, host=host, append=suite.kernel_append)
         try:
             br = sess.boot()
             if br.status != "ready":
@@ -367,7 +386,7 @@ def _crash_case(env: Environment, run: RunDir, case: Case, seed: int, suite: Sui
     booted: list = []
 
     def boot(tag: str) -> Session:
-        s = Session(env, base / tag, pmem=pmem, host=host)
+        s = Session(env, base / tag, pmem=pmem, host=host, append=suite.kernel_append)
         booted.append(s)
         # A verify boot on a -dax medium boots cold: the namespace was switched to fsdax on the
         # medium, and only a kernel that probes it at boot sees that (a restored kernel still

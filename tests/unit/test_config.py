@@ -529,3 +529,46 @@ def test_mirror_must_be_one_url(tmp_path, mirror):
 def test_version_must_be_a_debian_version(tmp_path):
     p = write(tmp_path / "k.yaml", "suite: bookworm\nversion: ../../etc\n")
     assert "not a Debian package version" in user_error(load_kernel_spec, p)
+
+
+def test_anon_coherency_variants_are_its_triggers(tmp_path):
+    p = suite_file(tmp_path, """\
+        cases:
+          - workload: anon-coherency
+            fs: tmpfs
+            mapping: private
+            size: 2097152
+            variant: [control, ksm]
+        """)
+    assert [c.id for c in load_suite(p).cases] == ["anon-coherency/tmpfs/private/control",
+                                                   "anon-coherency/tmpfs/private/ksm"]
+    bad = suite_file(tmp_path, "cases: [{workload: anon-coherency, fs: tmpfs, variant: [ksm, uprobes]}]\n",
+                     name="bad.yaml")
+    with pytest.raises(UserError, match=r"cases\[0\]\.variant\[1\]: unknown variant 'uprobes' of "
+                                        r"anon-coherency \(known: control, fork-child-write"):
+        load_suite(bad)
+
+
+def test_kernel_append_words(tmp_path):
+    p = suite_file(tmp_path, "kernel_append: [numa=fake=2, transparent_hugepage=madvise]\n"
+                             "cases: [{workload: ibverbs-pin, fs: tmpfs}]\n")
+    assert load_suite(p).kernel_append == ("numa=fake=2", "transparent_hugepage=madvise")
+    assert load_suite(suite_file(tmp_path, "cases: [{workload: ibverbs-pin, fs: tmpfs}]\n",
+                                 name="plain.yaml")).kernel_append == ()
+
+
+@pytest.mark.parametrize("word, msg", [
+    ("a b", "is not a kernel parameter"), ("x=$(reboot)", "is not a kernel parameter"),
+    ("init=/bin/sh", "is not a kernel parameter"), ("panic=0", "the rig sets panic= itself"),
+    ("console=tty0", "the rig sets console= itself")])
+def test_kernel_append_refuses_what_is_not_a_plain_parameter(tmp_path, word, msg):
+    p = suite_file(tmp_path, f"kernel_append: ['{word}']\ncases: [{{workload: ibverbs-pin, fs: tmpfs}}]\n")
+    with pytest.raises(UserError, match=r"kernel_append\[0\]: .*" + msg):
+        load_suite(p)
+
+
+def test_the_anon_coherency_suite_loads():
+    s = load_suite("anon-coherency")
+    assert s.kernel_append == ("numa=fake=2",)
+    assert {c.variant for c in s.cases} == set(config.workloads.ANON_TRIGGERS)
+    assert all(c.size % (2 << 20) == 0 for c in s.cases)

@@ -103,12 +103,26 @@ def plan(spec: KernelSpec, refresh: bool = False, series: Optional[Series] = Non
         raise UserError(f"{spec.path}: kind: {spec.kind} is not a source kernel")
     ref = sources.resolve(spec, refresh)
     if series is None:
-        series = load_series(spec.series, ref.repo if ref.kind == "git" else None)
+        series = spec_series(spec, ref, refresh)
     fragments = kconfig.load_fragments(spec.config)
     base = tuple(spec.config_base) or ("defconfig", "kvm_guest.config")
     tc = toolchain_id()
-    key = cache_key(ref.ident, series.digest, kconfig.config_digest(base, fragments), tc)
+    # a fuzzed build is another tree than a strict one (a strict request must never get it)
+    sdigest = series.digest + (f"+fuzz{spec.fuzz}" if spec.fuzz and series.patches else "")
+    key = cache_key(ref.ident, sdigest, kconfig.config_digest(base, fragments), tc)
     return BuildPlan(spec, ref, series, fragments, base, tc, key)
+
+
+def spec_series(spec: KernelSpec, ref: sources.SourceRef, refresh: bool = False) -> Series:
+    return load_series(spec.series, ref.repo if ref.kind == "git" else None, rev=spec.series_rev,
+                       local_mbox=spec.series_mbox, refresh=refresh)
+
+
+def apply_method(p: BuildPlan) -> str:
+    """git am -3 on a git base (unless fuzz was asked for: that is GNU patch's), else patch."""
+    if p.ref.kind == "git" and not p.spec.fuzz:
+        return "git am -3"
+    return f"patch --fuzz={p.spec.fuzz}"
 
 
 def cached(p: BuildPlan):
@@ -179,11 +193,19 @@ def _build(p: BuildPlan, jobs: int):
         sources.write_state(ref, {"touched": touched, "series": p.series.name})
 
     target = ref.label
+    notes: list = []
+    method = apply_method(p)
     try:
         if p.series.patches:
             proc.progress(f"build {spec.name}: applying {len(p.series.patches)} patch(es) "
-                          f"of {p.series.name}")
-            apply.apply_series(work, p.series, ref.slot / "patches.tmp", target, remember)
+                          f"of {p.series.name} ({method})")
+            if method == "git am -3":
+                apply.apply_series_git(work, p.series, ref.slot / "am.tmp", target,
+                                       sources.need_repo(ref), sources.need_commit(ref),
+                                       remember, notes)
+            else:
+                apply.apply_series(work, p.series, ref.slot / "patches.tmp", target, remember,
+                                   fuzz=spec.fuzz, notes=notes)
     except apply.PatchDoesNotApply:
         apply.restore(work, ref.pristine, sources.read_state(ref).get("touched", []))
         sources.write_state(ref, {"touched": []})
@@ -249,6 +271,7 @@ def _build(p: BuildPlan, jobs: int):
                     "series": p.series.name, "series_origin": p.series.origin,
                     "series_digest": p.series.digest,
                     "patches": [x.name for x in p.series.patches],
+                    "series_apply": series_record(p, method, notes),
                     "config_base": list(p.config_base),
                     "fragments": [f.name for f in p.fragments],
                     "toolchain": p.toolchain, "builder": BUILDER_FORMAT},
@@ -262,6 +285,18 @@ def _build(p: BuildPlan, jobs: int):
     proc.progress(f"build {spec.name}: {release} in {timings['total_s']:.0f}s → "
                   f"{p.artifact_dir}")
     return cached(p)
+
+
+def series_record(p: BuildPlan, method: str, notes: list) -> dict:
+    """How the series went in: method, fuzz, the revision used and why, and a warning for every
+    hunk that needed an offset, fuzz or a 3-way merge (these go into run manifests and reports)."""
+    warnings = [n.text() if isinstance(n, apply.Applied) else str(n) for n in notes]
+    return {"method": method if p.series.patches else None, "fuzz": p.spec.fuzz,
+            "name": p.series.name, "origin": p.series.origin,
+            "revision": p.series.revision, "title": p.series.title,
+            "notes": list(p.series.notes),
+            "hunks": [n.to_dict() for n in notes if isinstance(n, apply.Applied)],
+            "warnings": warnings}
 
 
 def nice_level() -> int:

@@ -6,8 +6,6 @@ hunk, and so that the work tree can be restored file by file afterwards.
 """
 from __future__ import annotations
 
-import email
-import email.policy
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -16,13 +14,12 @@ from typing import Optional
 
 from pinrig import proc
 from pinrig.errors import UserError
+from pinrig.kernels.source import mailthread
 
 SERIES_FORMAT = "series-1"      # bump when parsing changes what a patch's content is
 
 # "[PATCH v2 03/12]", "[RFC PATCH 1/3]", "[PATCH net-next 2/2]" …
 _BRACKET_RE = re.compile(r"^\s*(\[[^\]]*\]\s*)+")
-_NUM_RE = re.compile(r"\b(\d+)/(\d+)\s*\]")
-_MBOX_FROM_RE = re.compile(r"^From \S+.*\d{4}\s*$")
 _HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(.*)$")
 
 
@@ -31,6 +28,7 @@ class Hunk:
     header: str               # "@@ -1075,6 +1075,9 @@ static int check_vma_flags(…)"
     old_start: int
     line: int                 # 1-based line of the header in the patch text
+    old_lines: tuple = field(default=(), compare=False)   # context and removed lines, in order
 
 
 @dataclass(frozen=True)
@@ -52,6 +50,27 @@ class Patch:
     subject: str = ""
     origin: str = ""          # where it came from, for messages (file path, "mbox:3", commit)
     files: tuple = field(default=(), compare=False)
+    # from the mail (not content: the tree a patch makes does not depend on them)
+    author: str = field(default="", compare=False)
+    date: str = field(default="", compare=False)
+    msgid: str = field(default="", compare=False)
+    trailers: tuple = field(default=(), compare=False)   # given by replies (Reviewed-by: …)
+
+    def as_mail(self) -> str:
+        """The patch as one mail `git am` takes (a format-patch file is one already)."""
+        if self.text.startswith("From ") and "\nSubject:" in self.text[:4000]:
+            return self.text            # a format-patch file (an in-body "From:" is not one)
+        body = self.text
+        if self.trailers:              # like b4 am: reviewers' trailers join the commit message
+            head, sep, rest = body.partition("\n---\n")
+            if sep:
+                body = head.rstrip("\n") + "\n" + "\n".join(self.trailers) + "\n---\n" + rest
+        author = self.author or "pinrig <pinrig@localhost>"
+        date = self.date or "Thu, 1 Jan 1970 00:00:00 +0000"
+        return (f"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
+                f"From: {author}\nDate: {date}\nSubject: [PATCH] {self.subject or self.name}\n"
+                "MIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\n"
+                f"Content-Transfer-Encoding: 8bit\n\n{body}")
 
     @property
     def digest(self) -> str:
@@ -76,6 +95,11 @@ class Series:
     name: str                 # e.g. "longterm-file-deny", "git:v6.1..topic", "fix.mbox"
     patches: tuple
     origin: str = ""          # directory / file / repository the series came from
+    # from a mail thread: which revision was used, the cover letter's title, what was found
+    revision: Optional[int] = field(default=None, compare=False)
+    title: str = field(default="", compare=False)
+    notes: tuple = field(default=(), compare=False)
+    revisions: tuple = field(default=(), compare=False)   # (version, patches, total)…
 
     @property
     def digest(self) -> str:
@@ -86,7 +110,8 @@ class Series:
 
     def prefix(self, k: int) -> "Series":
         """The first k patches (bisection builds 1..k cumulatively)."""
-        return Series(f"{self.name}[1..{k}]", self.patches[:k], self.origin)
+        return Series(f"{self.name}[1..{k}]", self.patches[:k], self.origin, self.revision,
+                      self.title, self.notes, self.revisions)
 
 
 EMPTY = Series("", ())
@@ -140,10 +165,11 @@ def parse_diff(text: str, strip: int = 1) -> tuple:
                 m = _HUNK_RE.match(lines[i])
                 if not m:
                     break
-                hunks.append(Hunk(lines[i].rstrip(), int(m.group(1)), i + 1))
+                header, start, hline = lines[i].rstrip(), int(m.group(1)), i + 1
                 old_n = int(m.group(2)) if m.group(2) is not None else 1
                 new_n = int(m.group(4)) if m.group(4) is not None else 1
                 i += 1
+                olds = []
                 while i < len(lines) and (old_n > 0 or new_n > 0):
                     body_line = lines[i]
                     if body_line.startswith("\\"):
@@ -153,13 +179,16 @@ def parse_diff(text: str, strip: int = 1) -> tuple:
                     if tag in (" ", ""):
                         old_n -= 1
                         new_n -= 1
+                        olds.append(body_line[1:])
                     elif tag == "-":
                         old_n -= 1
+                        olds.append(body_line[1:])
                     elif tag == "+":
                         new_n -= 1
                     else:
                         break
                     i += 1
+                hunks.append(Hunk(header, start, hline, tuple(olds)))
                 while i < len(lines) and lines[i].startswith("\\"):
                     i += 1
             files.append(FilePatch(old, new, tuple(hunks)))
@@ -252,86 +281,49 @@ def slug(subject: str, limit: int = 52) -> str:
 
 
 def split_mbox(text: str) -> list:
-    """mbox text → message texts. Accepts mboxo/mboxrd ('From ' separators, '>From' unescaped) and
-    a single message without a From line (a `git format-patch` file or a saved mail)."""
-    lines = text.splitlines(keepends=True)
-    msgs: list[list[str]] = []
-    cur: list[str] = []
-    prev_blank = True
-    for line in lines:
-        if prev_blank and _MBOX_FROM_RE.match(line.rstrip("\n")):
-            if cur:
-                msgs.append(cur)
-            cur = []
-        else:
-            if re.match(r"^>+From ", line):
-                line = line[1:]
-            cur.append(line)
-        prev_blank = not line.strip()
-    if cur:
-        msgs.append(cur)
-    return ["".join(m) for m in msgs if "".join(m).strip()]
+    return mailthread.split_mbox(text)
 
 
-def _body_of(msg) -> str:
-    if msg.is_multipart():
-        parts = []
-        for part in msg.walk():
-            if part.is_multipart():
-                continue
-            ctype = part.get_content_type()
-            if ctype.startswith("text/") or ctype in ("application/octet-stream",):
-                parts.append(_decode(part))
-        return "\n".join(parts)
-    return _decode(msg)
+def has_diff(text: str) -> bool:
+    return bool(parse_diff(text, 1))
 
 
-def _decode(part) -> str:
-    payload = part.get_payload(decode=True)
-    if payload is None:
-        return str(part.get_payload())
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        return payload.decode(charset, errors="surrogateescape")
-    except LookupError:
-        return payload.decode("utf-8", errors="surrogateescape")
-
-
-def parse_mbox_text(text: str, origin: str, name: str) -> Series:
-    """Messages with a diff become patches; a cover letter (0/N) and replies without a diff are
-    skipped. When every patch carries 'n/N' in its subject they are ordered by n."""
-    found = []
-    for idx, mtext in enumerate(split_mbox(text), 1):
-        msg = email.message_from_bytes(mtext.encode("utf-8", "surrogateescape"),
-                                         policy=email.policy.default)
-        raw_subject = str(msg.get("Subject", "") or "")
-        if not msg.keys():             # not a mail at all: a bare diff
-            body, raw_subject = mtext, ""
-        else:
-            body = _body_of(msg)
-        files = parse_diff(body, 1)
-        if not files:
-            continue
-        m = _NUM_RE.search(raw_subject)
-        num = int(m.group(1)) if m else None
-        found.append((num, idx, clean_subject(raw_subject), body, files))
-    if not found:
-        raise UserError(f"{origin}: no patch in it (no message with a diff)")
-    nums = [n for n, *_ in found if n is not None]
-    if len(nums) == len(found):          # every message is numbered
-        if len(set(nums)) != len(nums):
-            dup = sorted({n for n in nums if nums.count(n) > 1})[0]
-            raise UserError(f"{origin}: two messages are patch {dup}/N (a resend mixed in?)")
-        found = [f for _n, f in sorted(zip(nums, found), key=lambda p: p[0])]
+def parse_mails(mails: list, origin: str, name: str, rev: Optional[int] = None) -> Series:
+    """Mails (mailthread.Mail) → the series of one revision: messages with a diff become patches;
+    the cover letter (0/N) and replies are skipped (replies' trailers are kept with the patch they
+    answer); several revisions → the newest complete one, or `rev`."""
+    sel = mailthread.pick(mails, origin, rev)
     patches = []
-    for k, (_n, idx, subject, body, files) in enumerate(found, 1):
-        pname = f"{k:04d}-{slug(subject or f'message-{idx}')}.patch"
-        patches.append(Patch(pname, body, 1, subject, f"{origin} (message {idx})", files))
-    return Series(name, tuple(patches), origin)
+    for k, m in enumerate(sel.patches, 1):
+        subject = clean_subject(m.title) if m.title else ""
+        own = {ln.strip().lower() for ln in m.body.partition("\n---\n")[0].splitlines()}
+        given = tuple(t for t in sel.trailers.get(m.msgid, ()) if t.lower() not in own)
+        pname = f"{k:04d}-{slug(subject or f'message-{m.index}')}.patch"
+        patches.append(Patch(pname, m.body, 1, subject, m.origin, parse_diff(m.body, 1),
+                             author=m.author, date=m.date, msgid=m.msgid,
+                             trailers=given))
+    many = len(sel.revisions) > 1 or rev is not None
+    return Series(name, tuple(patches), origin,
+                  revision=sel.revision if (many or any(m.num for m in sel.patches)) else None,
+                  title=sel.cover.title if sel.cover else "",
+                  notes=sel.notes, revisions=sel.revisions)
 
 
-def parse_mbox(path: Path) -> Series:
-    return parse_mbox_text(path.read_text(errors="surrogateescape"), str(path), path.name)
+def parse_mbox_text(text: str, origin: str, name: str, rev: Optional[int] = None) -> Series:
+    data = text.encode("utf-8", "surrogateescape")
+    return parse_mails(mailthread.read_mbox(data, origin, has_diff), origin, name, rev)
+
+
+def parse_mbox(path: Path, rev: Optional[int] = None) -> Series:
+    return parse_mbox_text(path.read_text(errors="surrogateescape"), str(path), path.name, rev)
+
+
+def parse_eml_dir(directory: Path, rev: Optional[int] = None) -> Series:
+    """A directory of .eml files (one message each, as a mail client saves them)."""
+    files = sorted(directory.glob("*.eml"))
+    mails = [mailthread.read_mail(f.read_bytes(), i, str(f), has_diff)
+             for i, f in enumerate(files, 1)]
+    return parse_mails(mails, str(directory), directory.name, rev)
 
 
 # ---------------------------------------------------------------------------- git range
@@ -354,28 +346,47 @@ def parse_git_range(repo: Path, rng: str) -> Series:
 
 # ---------------------------------------------------------------------------- entry point
 
-def load_series(spec_series: Optional[str], source_tree: Optional[Path] = None) -> Series:
-    """The series named in a kernel spec (already resolved to a path or git:A..B by config)."""
+def load_series(spec_series: Optional[str], source_tree: Optional[Path] = None,
+                rev: Optional[int] = None, local_mbox: Optional[str] = None,
+                refresh: bool = False) -> Series:
+    """The series named in a kernel spec (already resolved to a path, git:A..B or lore:ID by
+    config). rev: the revision to take from a thread holding several (default: newest complete)."""
     if not spec_series:
         return EMPTY
     if spec_series.startswith("git:"):
         if source_tree is None:
             raise UserError(f"series {spec_series}: a git range needs a git source")
         return parse_git_range(source_tree, spec_series[4:])
+    if spec_series.startswith("lore:"):
+        from pinrig.kernels.source import lore
+        t = lore.thread(spec_series[5:], Path(local_mbox) if local_mbox else None, refresh)
+        s = parse_mbox_text(t.path.read_bytes().decode("utf-8", "surrogateescape"),
+                            f"lore:{t.msgid}", f"lore:{t.msgid}", rev)
+        notes = (f"thread <{t.msgid}> from {t.via} (sha256 {t.sha256[:12]})",) \
+            + ((t.note,) if t.note else ()) + s.notes
+        return Series(s.name, s.patches, f"lore:{t.msgid} via {t.via}", s.revision, s.title,
+                      notes, s.revisions)
     p = Path(spec_series)
     if p.is_dir():
         if (p / "series").is_file():
+            if rev is not None:
+                raise UserError(f"{p}: --rev {rev}: a quilt series has no revisions")
             return parse_quilt(p)
         mboxes = sorted(p.glob("*.mbox"))
         if len(mboxes) == 1:
-            s = parse_mbox(mboxes[0])
-            return Series(p.name, s.patches, s.origin)
-        raise UserError(f"{p}: not a series: needs a 'series' file (quilt) or one *.mbox")
+            s = parse_mbox(mboxes[0], rev)
+            return Series(p.name, s.patches, s.origin, s.revision, s.title, s.notes, s.revisions)
+        if not mboxes and any(p.glob("*.eml")):
+            return parse_eml_dir(p, rev)
+        raise UserError(f"{p}: not a series: needs a 'series' file (quilt), one *.mbox "
+                        "or *.eml files")
     if not p.is_file():
         raise UserError(f"series {p} does not exist")
     text = p.read_text(errors="surrogateescape")
-    if p.suffix == ".mbox" or _MBOX_FROM_RE.match(text.split("\n", 1)[0]):
-        return parse_mbox(p)
+    if p.suffix in (".mbox", ".eml", ".mbx") or mailthread.is_mbox_start(text):
+        return parse_mbox(p, rev)
+    if rev is not None:
+        raise UserError(f"{p}: --rev {rev}: a single patch file has no revisions")
     patch = _make_patch(p.name, text, 1, _subject_of(text), str(p))
     if not patch.files:
         raise UserError(f"{p}: contains no diff")

@@ -70,6 +70,14 @@ def _need(ref: SourceRef, name: str, value: Optional[_T]) -> _T:
     return value
 
 
+def need_repo(ref: SourceRef) -> Path:
+    return _need(ref, "repo", ref.repo)
+
+
+def need_commit(ref: SourceRef) -> str:
+    return _need(ref, "commit", ref.commit)
+
+
 def _safe(s: str) -> str:
     """A directory name safe inside make rules: no '=' (a path like out/x=y/… in a rule is read as
     a variable assignment — the tools/objtool build then relinks on every make, and with it every

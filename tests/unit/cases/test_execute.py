@@ -223,6 +223,19 @@ def test_argv_unknown_workload_is_infra_error():
         workload_argv(Case("fio", "ext4", "shared"), 1)
 
 
+def test_a_workload_that_reports_a_skip_makes_the_case_skipped():
+    from pinrig.cases.execute import CaseRun, _take_result
+    from pinrig.cases.verdict import RawOutcome
+    c = Case("anon-coherency", "tmpfs", "private", "migrate")
+    out = '{"pin": "granted", "error": null, "skip": "the guest has 1 NUMA node(s)"}\n'
+    run = CaseRun(RawOutcome(c.id))
+    assert _take_result(run, c, out, 0) and run.raw.skip_reason == \
+        "anon-coherency: the guest has 1 NUMA node(s)"
+    failed = CaseRun(RawOutcome(c.id))       # a program that failed is not skipped
+    assert not _take_result(failed, c, out.replace('"error": null', '"error": "boom"'), 1)
+    assert failed.raw.skip_reason is None and failed.raw.infra_error
+
+
 def test_fs_setup_btrfs_and_ext4_over_dm_integrity():
     from pinrig.cases.execute import INTEGRITY_DEV
     from pinrig.cases.execute import UNMOUNT as INT_UNMOUNT

@@ -15,7 +15,7 @@ from pinrig.cases.integrity import BLOCK, block_checksums, pattern_bytes, verify
 REPO = Path(__file__).resolve().parents[3]
 WORKLOADS = REPO / "workloads"
 PROGRAMS = ["ibverbs-pin", "lost-write", "odirect-into-mmap", "iouring-fixed", "blocksum",
-            "stable-pages", "reflink-pin"]
+            "anon-coherency", "stable-pages", "reflink-pin"]
 # objects compiled once into OUT and linked into every program (verbs_util only into the verbs ones)
 SHARED_OBJECTS = ["common.o", "json.o", "report.o", "cli.o", "verbs_util.o", "rdma_loop.o"]
 REQUIRED = {
@@ -195,6 +195,12 @@ def test_shared_flag_errors(bindir, prog, args, error):
     ("blocksum", ["--pattern", "C", "--seed", "1", "--size", "4096"]),
     ("blocksum", ["--pattern", "A", "--size", "4096"]),       # no --seed
     ("blocksum", ["--file", "x", "stray"]),
+    ("anon-coherency", []),                                   # no --trigger
+    ("anon-coherency", ["--trigger", "swap"]),
+    ("anon-coherency", ["--trigger", "ksm", "--size", "1M"]),  # not a multiple of 2M
+    ("anon-coherency", ["--trigger", "uprobe"]),              # uprobe needs --file
+    ("anon-coherency", ["--trigger", "ksm", "--file", "x"]),  # and only uprobe takes one
+    ("anon-coherency", ["--trigger", "ksm", "--wait", "0"]),
 ])
 def test_bad_arguments_exit_2(bindir, prog, args):
     proc = run(bindir, prog, *args)
@@ -202,17 +208,18 @@ def test_bad_arguments_exit_2(bindir, prog, args):
     assert "usage:" in proc.stderr
 
 
-@pytest.mark.parametrize("prog", ["ibverbs-pin", "lost-write"])
+@pytest.mark.parametrize("prog", ["ibverbs-pin", "lost-write", "anon-coherency"])
 def test_verbs_nonexistent_device_is_infrastructure_error(bindir, tmp_path, prog):
-    proc = run(bindir, prog, "--file", tmp_path / "f.bin", "--device", "nonexistent",
-               "--size", 65536)
+    size = 65536 if prog != "anon-coherency" else 2 << 20
+    args = ["--file", tmp_path / "f.bin"] if prog != "anon-coherency" else ["--trigger", "control"]
+    proc = run(bindir, prog, *args, "--device", "nonexistent", "--size", size)
     assert proc.returncode == 1, proc.stderr
     out = one_json(proc)
     assert out["workload"] == prog
     assert out["error"]
     assert out["pin"] == "n/a"
     assert COMMON_KEYS <= out.keys()
-    assert out["block_size"] == BLOCK and out["size"] == 65536
+    assert out["block_size"] == BLOCK and out["size"] == size
 
 
 # --- best-effort smoke runs of the file paths on the host ---------------------------------

@@ -197,6 +197,70 @@ def test_to_dict_has_the_result_fields():
     assert Verdict(**d) == v
 
 
+# ------------------------------------------------------------------------- anon coherency
+
+ANON = Case("anon-coherency", "tmpfs", "private", "ksm")
+
+
+def anon_result(mismatched=0, expect="device", child=None, ran=True, **seen):
+    counts = {"process_device": 512 - mismatched, "process_original": mismatched,
+              "process_zero": 0, "process_other": 0} | seen
+    return {"pin": "granted", "trigger_ran": ran, "trigger_note": "ksmd merged 512 of 512 twin pages",
+            "coherency": {"pages": 512, "expect_process": expect, "mismatched": mismatched,
+                          "child": child, **counts}}
+
+
+def test_anon_coherent_is_ok_and_says_what_was_seen():
+    v = decide(ANON, raw(pin="granted", result=anon_result()), [])
+    assert v.verdict == "ok" and v.incoherent_pages == 0
+    assert v.reason == ("512 of 512 pages as expected (device); the process sees: device 512; "
+                        "ksmd merged 512 of 512 twin pages")
+    res = anon_result()
+    res["coherency"]["device_view_device"] = 512
+    assert "device 512; the device reads its data back from 512; ksmd" in \
+        decide(ANON, raw(pin="granted", result=res), []).reason
+
+
+def test_anon_stale_pages_are_pin_incoherent():
+    v = decide(ANON, raw(pin="granted", result=anon_result(mismatched=3)), [])
+    assert v.verdict == "pin-incoherent" and v.failed and v.incoherent_pages == 3
+    assert "509 of 512 pages as expected (device); the process sees: device 509, original 3" \
+        in v.message()
+
+
+def test_anon_child_seeing_the_device_data_is_pin_incoherent():
+    res = anon_result(child={"mapped": True, "device": 512, "expected": 0, "other": 0})
+    v = decide(ANON, raw(pin="granted", result=res), [])
+    assert v.verdict == "pin-incoherent" and v.incoherent_pages == 512
+    assert "the child sees the device's data in 512" in v.reason
+
+
+def test_anon_dontneed_zero_pages_are_the_expectation():
+    res = anon_result(expect="zero", process_device=0, process_zero=512)
+    v = decide(ANON, raw(pin="granted", result=res), [])
+    assert v.verdict == "ok" and "(zero); the process sees: zero 512" in v.reason
+
+
+def test_anon_trigger_that_never_happened_tells_nothing():
+    v = decide(ANON, raw(pin="granted", result=anon_result(ran=False)), [])
+    assert v.verdict == "error" and v.reason.startswith("the trigger did not happen: ksmd")
+
+
+@pytest.mark.parametrize("coh", [None, [], {"pages": "512", "mismatched": 0, "expect_process": "device"},
+                                 {"pages": 512, "mismatched": 600, "expect_process": "device"},
+                                 {"pages": 512, "mismatched": -1, "expect_process": "device"},
+                                 {"pages": 512, "mismatched": 0, "expect_process": "junk"},
+                                 {"pages": 512, "mismatched": True, "expect_process": "device"}])
+def test_anon_malformed_coherency_is_ignored(coh):
+    v = decide(ANON, raw(pin="granted", result={"coherency": coh, "trigger_ran": True}), [])
+    assert v.verdict == "ok" and v.incoherent_pages is None and v.reason == "pin granted"
+
+
+def test_anon_incoherence_against_an_expectation_stays_incoherent():
+    v = decide(expecting("ok", ANON), raw(pin="granted", result=anon_result(mismatched=1)), [])
+    assert v.verdict == "pin-incoherent" and "(expected ok)" in v.reason
+
+
 # ------------------------------------------------------------------ corruption (issue 15)
 
 STABLE = Case("stable-pages", "btrfs", "shared")

@@ -41,6 +41,22 @@ def test_the_leak_variant_needs_the_test_module_and_asks_for_the_leak():
     assert argv[-1] == "--leak" and "--access" in argv and argv[argv.index("--access") + 1] == "rw"
 
 
+def test_anon_coherency_passes_its_trigger_and_size():
+    c = Case("anon-coherency", "tmpfs", "private", "khugepaged", size=4 << 20, timeout=240)
+    argv = workloads.get("anon-coherency").argv("/b", c, 9)
+    assert argv == ["/b/anon-coherency", "--trigger", "khugepaged", "--size", str(4 << 20),
+                    "--device", "rxe0", "--seed", "9", "--wait", "180"]
+    assert workloads.get("anon-coherency").needs_rdma
+    assert not workloads.needs_own_guest(c)
+
+
+def test_anon_coherency_uprobe_maps_a_file_on_the_case_filesystem():
+    c = Case("anon-coherency", "tmpfs", "private", "uprobe", size=2 << 20, timeout=240)
+    argv = workloads.get("anon-coherency").argv("/b", c, 9)
+    assert argv[-2:] == ["--file", "/mnt/test/uprobe.bin"]
+    assert "--file" not in workloads.get("anon-coherency").argv("/b", case("anon-coherency"), 9)
+
+
 def test_stable_pages_and_odirect_race_argv_and_verification():
     sp = workloads.get("stable-pages")
     argv = sp.argv("/b", case("stable-pages", fs="btrfs"), 7, hold=True)

@@ -275,3 +275,19 @@ def test_summary_lists_every_case(tmp_path):
     assert lines[-1].strip() == ("1 crash, 1 data-loss, 1 error, 1 ok, 1 refused, 1 skipped, "
                                  "1 unexpected")
     assert text.endswith("\n")
+
+
+def test_summary_says_how_the_series_went_in_and_warns(tmp_path):
+    m = json.loads(json.dumps(MANIFEST))
+    m["kernel"]["series"] = {
+        "method": "patch --fuzz=1", "name": "thread.mbox", "revision": 2,
+        "notes": ["using v2, the newest complete revision: 3 patch(es)", "v1 not used (complete)"],
+        "warnings": ["patch 2 0002-x.patch: mm/gup.c hunk #1 applied at line 17 (offset +4 lines, "
+                     "fuzz 1)"]}
+    lines = summary_text(RunDir(tmp_path / "r", m), verdicts()).splitlines()
+    assert lines[2:6] == [
+        "series thread.mbox v2 applied with patch --fuzz=1",
+        "  using v2, the newest complete revision: 3 patch(es)",
+        "  v1 not used (complete)",
+        "  warning: patch 2 0002-x.patch: mm/gup.c hunk #1 applied at line 17 (offset +4 lines, "
+        "fuzz 1)"]

@@ -252,6 +252,9 @@ def test_patch_that_does_not_apply_fails_before_any_build(tmp_path, tree, monkey
     msg = str(e.value)
     assert msg.startswith("patch 2/3 0002-stale.patch does not apply to ")
     assert msg.endswith("mm/gup.c: hunk #1 of 2 FAILED at line 1 (@@ -1,4 +1,4 @@); "
+                        "nearest match at line 1 (3 of 4 old lines match; hunk line 2 "
+                        "'static int check_vma_flags(unsigned long flags)' is 'static int "
+                        "check_vma_flags(unsigned long vm_flags, unsigned…' there); "
                         "nothing was built")
     f = e.value.failure
     assert (f.index, f.file, f.hunk, f.hunks) == (2, "mm/gup.c", 1, 2)
@@ -426,3 +429,60 @@ def test_initrd_for_a_kernel_with_everything_built_in(tmp_path):
                              capture_output=True).stdout.decode()
     assert "init" in listing.split() and "modules.order" in listing.split()
     assert not [n for n in listing.split() if n.startswith("mods/") and n.endswith(".ko")]
+
+
+def test_fuzz_is_in_the_key_and_every_offset_and_fuzz_is_in_the_artifact(tmp_path, tree):
+    # GUP_FIX's target with a line added above: its hunks go in at an offset
+    gup = tree / "mm" / "gup.c"
+    lines = gup.read_text().splitlines(keepends=True)
+    gup.write_text("/* upstream added this */\n" + "".join(lines))
+    d = quilt(tmp_path / "s", {"0001-gup.patch": GUP_FIX})
+    strict = config.load_kernel_spec(str(spec_file(tmp_path, tree, d)))
+    fuzzy = config.override_spec(strict, fuzz=1)
+    assert builder.plan(strict).key != builder.plan(fuzzy).key
+    assert builder.plan(strict).key == builder.plan(config.override_spec(strict, fuzz=0)).key
+    art = kernel.fetch(fuzzy)
+    rec = json.loads((art.dir / "artifact.json").read_text())["inputs"]["series_apply"]
+    assert rec["method"] == "patch --fuzz=1" and rec["fuzz"] == 1
+    assert rec["hunks"] and rec["hunks"][0]["offset"] > 0
+    assert rec["warnings"][0].startswith("patch 1 0001-gup.patch: mm/gup.c hunk #1 applied at "
+                                         "line ")
+    from pinrig.runs.runner import series_applied
+    assert series_applied(art.dir) == rec
+
+
+def test_git_base_applies_a_posted_series_with_git_am_3way(tmp_path, tree):
+    """The series was posted against an older commit; upstream since changed a context line:
+    GNU patch (strict) refuses, `git am -3` merges — and says so in the artifact."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tree), "-c", "user.name=T", "-c", "user.email=t@t",
+                               *args], check=True, capture_output=True, text=True).stdout.strip()
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "v6.1.99")
+    git("tag", "v6.1.99")
+    gup = tree / "mm/gup.c"
+    gup.write_text(gup.read_text().replace("\tint write = gup_flags & 1;\n",
+                                           "\tint write = gup_flags & 1;\n\tint longterm = 0;\n"))
+    git("commit", "-qam", "mm/gup: a posted change")
+    mbox = tmp_path / "posted.mbox"
+    mbox.write_text(git("format-patch", "--stdout", "--cover-letter", "-v2", "-1"))
+    git("reset", "-q", "--hard", "v6.1.99")
+    gup.write_text(gup.read_text().replace("\tif (vm_flags & 2)\n", "\tif (vm_flags & 0x2)\n"))
+    git("commit", "-qam", "upstream: spell the flag in hex")
+    p = tmp_path / "g.yaml"
+    p.write_text(f"kind: source\nsource: git:{tree}\nref: HEAD\nseries: {mbox}\n")
+    spec = config.load_kernel_spec(str(p))
+    series = S.load_series(spec.series)
+    with pytest.raises(apply.PatchDoesNotApply, match="hunk #1 of 1 FAILED"):
+        apply.trial(tree, series, tmp_path / "trial", "HEAD")
+    art = kernel.fetch(spec)
+    rec = json.loads((art.dir / "artifact.json").read_text())["inputs"]["series_apply"]
+    assert rec["method"] == "git am -3" and rec["revision"] == 2
+    assert rec["warnings"] == ["patch 1 0001-mm-gup-a-posted-change.patch: applied by 3-way "
+                               "merge (mm/gup.c)"]
+    work = sources.resolve(spec).work
+    text = (work / "mm/gup.c").read_text()
+    assert "int longterm = 0;" in text and "vm_flags & 0x2" in text
+    assert not (work / ".git").exists()
+    assert git("status", "--porcelain") == ""          # the user's repository is untouched

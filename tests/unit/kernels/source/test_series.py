@@ -146,11 +146,13 @@ def test_mbox_file_order_when_not_numbered(tmp_path):
     assert [x.subject for x in S.parse_mbox(p).patches] == ["zeta", "alpha"]
 
 
-def test_mbox_duplicate_numbers_rejected(tmp_path):
+def test_mbox_resend_of_a_patch_takes_the_later_one(tmp_path):
     p = tmp_path / "x.mbox"
-    p.write_text(mail(1, 2, "a", diff("a.c")) + mail(1, 2, "a v2", diff("a.c")))
-    with pytest.raises(UserError, match="two messages are patch 1/N"):
-        S.parse_mbox(p)
+    p.write_text(mail(1, 2, "a", diff("a.c")) + mail(2, 2, "b", diff("b.c"))
+                 + mail(1, 2, "a again", diff("a.c", old=" a\n-b\n+d\n")))
+    s = S.parse_mbox(p)
+    assert [x.subject for x in s.patches] == ["a again", "b"]
+    assert any("v1 1/2 was sent twice" in n and "message 3" in n for n in s.notes)
 
 
 def test_mbox_without_patches(tmp_path):
