@@ -21,6 +21,8 @@ FILESYSTEMS = ("ext4", "xfs", "ext4-dax", "xfs-dax", "tmpfs", "btrfs", "ext4-int
 # btrfs: data checksums; ext4-integrity: ext4 on dm-integrity (crc32c per 4 KiB sector, direct
 # writes, no journal) on /dev/pmem0 -- the stable-page filesystems of issue 15
 MAPPINGS = ("shared", "private")
+PROVIDERS = ("rxe", "siw")        # soft RDMA providers (RoCE / iWARP); rxe is the default
+DEFAULT_PROVIDER = "rxe"
 
 # Names that become path components, case ids, shell words and console markers: one character
 # set for all of them (checked when the YAML is loaded, so nothing else needs to quote them).
@@ -465,11 +467,15 @@ class Case:
     expect: Optional[str] = None
     size: int = 1 << 20
     timeout: int = 120
+    provider: str = DEFAULT_PROVIDER   # RDMA provider of ibverbs workloads (rxe / siw)
 
     @property
     def id(self) -> str:
         base = f"{self.workload}/{self.fs}/{self.mapping}"
-        return f"{base}/{self.variant}" if self.variant else base
+        base = f"{base}/{self.variant}" if self.variant else base
+        # the default provider stays out of the id: ids (and results) from before the axis
+        # existed stay comparable
+        return base if self.provider == DEFAULT_PROVIDER else f"{base}@{self.provider}"
 
 
 @dataclass(frozen=True)
@@ -556,13 +562,23 @@ def _expand_case(path: Path, i: int, rc: dict, default_timeout: int) -> list:
     expect = f.get("expect", str, None, choices=outcome.NAMES)
     size = f.get("size", int, 1 << 20)
     timeout = f.get("timeout", int, default_timeout)
+    providers = f.str_list("provider", [DEFAULT_PROVIDER], choices=PROVIDERS)
     f.finish()
-    for key, vals in (("fs", fss), ("mapping", maps), ("variant", variants)):
+    if providers != [DEFAULT_PROVIDER] and not workloads.get(workload).needs_rdma:
+        raise f.err("provider", f"workload {workload} uses no RDMA device (provider applies "
+                    "to ibverbs workloads only)")
+    for k, prov in enumerate(providers):
+        if prov not in workloads.get(workload).providers:
+            raise f.err(f"provider[{k}]" if isinstance(rc.get("provider"), list) else "provider",
+                        f"workload {workload} runs on {', '.join(workloads.get(workload).providers)}"
+                        f" only, not {prov}")
+    for key, vals in (("fs", fss), ("mapping", maps), ("variant", variants),
+                      ("provider", providers)):
         if not vals:
             raise UserError(f"{path}: cases[{i}].{key}: empty list (would expand to no cases)")
     if timeout <= 0:
         raise UserError(f"{path}: cases[{i}].timeout: must be positive")
     if size <= 0 or size % 4096:
         raise UserError(f"{path}: cases[{i}].size: must be a positive multiple of 4096")
-    return [Case(workload, fs, m, v, expect, size, timeout)
-            for fs in fss for m in maps for v in variants]
+    return [Case(workload, fs, m, v, expect, size, timeout, p)
+            for fs in fss for m in maps for v in variants for p in providers]

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PKGS=(qemu-system-x86 qemu-utils debootstrap busybox-static cpio xz-utils zstd e2fsprogs kmod
-      gcc make libc6-dev libibverbs-dev liburing-dev python3 python3-venv openssh-client
+      gcc make libc6-dev libibverbs-dev librdmacm-dev liburing-dev python3 python3-venv openssh-client
       openssh-server iproute2
       debian-archive-keyring ca-certificates)
 

@@ -448,6 +448,21 @@ class _NotPanicked:
     panicked = False
 
 
+class ScriptedGuest:
+    """A guest whose every command is answered by handler(cmd) -> (rc, stdout, stderr)."""
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.commands: list = []
+
+    def run(self, cmd, timeout=60, check=False):
+        if not isinstance(cmd, str):
+            cmd = " ".join(cmd)
+        self.commands.append(cmd)
+        rc, out, err = self.handler(cmd)
+        return CmdResult(rc, out, err, 0.01)
+
+
 # from tests/unit/runs/test_reprocmd.py
 def fake_env(test_module=None):
     """What reprocmd reads of a prepared guest.session.Environment (nothing is booted)."""

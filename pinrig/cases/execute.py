@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from pinrig.cases import corruption, integrity, kmod, workloads
+from pinrig.cases import corruption, integrity, kmod, selftests, siwmod, workloads
 from pinrig.cases.verdict import RawOutcome
 from pinrig.cases.workloads import MNT
 from pinrig.config import Case, Pressure
@@ -192,6 +192,11 @@ def needs(case: Case, sess: Session) -> Optional[str]:
     """Why the case cannot run on this kernel/guest, or None."""
     if workloads.get(case.workload).needs_rdma and sess.info.get("rdma", "none") == "none":
         return "no RDMA device in the guest (kernel without rdma_rxe?)"
+    if case.provider == "siw" and sess.env.siw_note:
+        return sess.env.siw_note
+    prog = workloads.kselftest(case)
+    if prog is not None and prog not in (sess.env.kselftests or {}):
+        return f"no {prog} selftest for this kernel: {sess.env.kselftest_note or 'not built'}"
     if case.fs != "tmpfs" and "pmem0" not in sess.info.get("pmem", ""):
         return "no /dev/pmem0 in the guest (kernel without nfit/nd_pmem?)"
     return None
@@ -207,6 +212,8 @@ def _setup(sess: Session, case: Case, run: CaseRun) -> bool:
         return False
     if workloads.needs_module(case):
         _load_test_module(sess, run)
+    if case.provider == "siw" and not _ensure_siw(sess, run):
+        return False
     run.raw.phase = "setup"
     for cmd in fs_setup_commands(case.fs, sess.info.get("dax_state", "raw")):
         res = g.run(cmd, timeout=120)
@@ -379,6 +386,46 @@ def _load_test_module(sess: Session, run: CaseRun) -> None:
         raise InfraError(f"insmod {ko.name} failed: {res.stderr.strip()[-200:]}")
 
 
+def _run_selftest(sess: Session, case: Case, run: CaseRun) -> None:
+    """A kernel selftest program in the case's filesystem; its subtests decide the outcome."""
+    g = _guest(sess)
+    prog = workloads.kselftest(case) or ""
+    binary = (sess.env.kselftests or {})[prog]
+    dest = f"{selftests.GUEST_DIR}/{prog}"
+    if g.run(f"test -x {dest}", timeout=15).rc != 0:
+        g.run(["mkdir", "-p", selftests.GUEST_DIR], timeout=15, check=True)
+        g.put(binary, dest, mode=0o755)
+    subs, notes, huge = selftests.run_in_guest(g, prog, case.variant, case.fs, MNT,
+                                               sess.env.kselftest_longterm, case.timeout, run.log)
+    run.raw.result = selftests.result_dict(subs, notes, huge, sess.env.kselftest_note)
+    run.raw.exit_code = 0
+    failure, skip, summary = selftests.judge(subs, notes)
+    run.raw.summary = summary + (f"; {'; '.join(notes)}" if notes else "")
+    run.raw.failure = failure
+    if skip and not failure:
+        run.raw.skip_reason = skip
+
+
+def _ensure_siw(sess: Session, run: CaseRun) -> bool:
+    """A siw0 device on the guest's NIC (the kernel's siw, else the rig-built siw.ko). False
+    with the outcome set (skipped: the kernel would not take the module) when there is none."""
+    g = sess.connected_guest()
+    nic = sess.info.get("nic", "none")
+    if nic == "none":
+        run.raw.skip_reason = "no NIC in the guest for siw to attach to"
+        return False
+    ko = sess.env.siw_module
+    if ko is not None and g.run(f"test -e {siwmod.GUEST_KO}", timeout=15).rc != 0:
+        g.put(ko, siwmod.GUEST_KO)
+    cmd = siwmod.guest_setup_command(nic, ko)
+    res = g.run(cmd, timeout=120)
+    run.log(cmd, res)
+    if res.rc != 0:
+        run.raw.skip_reason = f"siw could not be set up: {res.stderr.strip()[-200:]}"
+        return False
+    return True
+
+
 def _end_marker(sess: Optional[Session], case: Case) -> None:
     """Close the case's console slice, when the guest can still be asked to."""
     if sess and sess.alive() and sess.guest and sess.guest.client:
@@ -430,8 +477,12 @@ def run_case(sess: Session, case: Case, seed: int, pressure: Pressure) -> CaseRu
         try:
             if not _apply_pressure(g, run, start):
                 return run
-            argv = in_memcg(workload_argv(case, seed), pressure)
-            res = g.run(argv, timeout=case.timeout)
+            if workloads.kselftest(case) is not None:
+                _run_selftest(sess, case, run)
+                res = None
+            else:
+                argv = in_memcg(workload_argv(case, seed), pressure)
+                res = g.run(argv, timeout=case.timeout)
         finally:
             if sess.alive():
                 for cmd in stop:
@@ -439,9 +490,11 @@ def run_case(sess: Session, case: Case, seed: int, pressure: Pressure) -> CaseRu
                         g.run(cmd, timeout=15)
                     except InfraError:
                         pass
-        run.log(shlex.join(argv), res)
-        if _take_result(run, case, res.stdout, res.rc) and workloads.get(case.workload).verifies:
-            _verify(sess, case, run, remount=True)
+        if res is not None:
+            run.log(shlex.join(argv), res)
+            if _take_result(run, case, res.stdout, res.rc) and \
+                    workloads.get(case.workload).verifies:
+                _verify(sess, case, run, remount=True)
         g.run(f"umount {MNT} 2>/dev/null; true", timeout=60)
         after = pin_counters(g)        # the workload exited and its files are unmounted
         if before is not None and after is not None:

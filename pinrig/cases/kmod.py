@@ -146,6 +146,20 @@ def build_module(h: Headers, chroot: Optional[Path] = None) -> Path:
     return out
 
 
+def build_root_packages(depends: list) -> set:
+    """What a build root installs besides the headers: make, every non-kernel dependency of the
+    headers and kbuild packages, and the compiler that bullseye's headers name only through
+    linux-compiler-gcc-N-x86 (newer ones depend on gcc-N directly)."""
+    extra = {"make"}
+    for dep in depends:
+        if not dep.startswith("linux-"):
+            extra.add(dep)
+        m = re.fullmatch(r"linux-compiler-(gcc-\d+)-\w+", dep)
+        if m:
+            extra.add(m.group(1))
+    return extra
+
+
 def build_root(spec: config.KernelSpec, art: KernelArtifact) -> Path:
     """A debootstrap'd root of the kernel's own suite with its compiler and kbuild's runtime
     libraries, plus the kernel's headers unpacked at their packaged paths: for kernels whose
@@ -157,13 +171,10 @@ def build_root(spec: config.KernelSpec, art: KernelArtifact) -> Path:
     if not any(apt.root.joinpath("lists").glob("*Packages*")):
         apt.update()
     pkgs = headers_packages(apt, art.release, _image_version(art))
-    extra = {"make"}
     top = apt.show(pkgs[0][0], pkgs[0][1])
     kbuild = next(n for n, _ in pkgs if n.startswith("linux-kbuild-"))
-    for dep in depends_names(top.get("Depends", "")) + \
-            depends_names(apt.show(kbuild).get("Depends", "")):
-        if not dep.startswith("linux-"):
-            extra.add(dep)
+    extra = build_root_packages(depends_names(top.get("Depends", "")) +
+                                depends_names(apt.show(kbuild).get("Depends", "")))
     key = hashlib.sha256(" ".join(sorted(extra) + [f"{n}={v}" for n, v in pkgs]).encode())
     root = paths.cache_dir() / "buildroot" / f"{spec.suite}-{key.hexdigest()[:12]}"
     if (root / ".pinrig-ready").exists():
@@ -177,7 +188,11 @@ def build_root(spec: config.KernelSpec, art: KernelArtifact) -> Path:
              timeout=3600)
     for name, ver in pkgs:
         deb = apt.download(name, ver, paths.cache_dir() / "headers" / art.release / "debs")
-        proc.run(["dpkg-deb", "-x", deb, tmp], what=f"dpkg-deb -x {deb.name}")
+        # --keep-directory-symlink: a package's lib/… must not replace the merged-/usr `lib`
+        # symlink of the root (bullseye's headers carry lib/modules/…/build: without it the
+        # root loses its dynamic loader and nothing runs in it)
+        proc.run(["sh", "-c", 'dpkg-deb --fsys-tarfile "$1" | tar -x --keep-directory-symlink '
+                  '-C "$2"', "sh", deb, tmp], what=f"unpack {deb.name}")
     (tmp / ".pinrig-ready").write_text(json.dumps({"packages": pkgs, "extra": sorted(extra)}))
     shutil.rmtree(root, ignore_errors=True)
     tmp.rename(root)

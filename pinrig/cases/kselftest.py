@@ -24,6 +24,13 @@ from pathlib import Path
 from typing import Optional
 
 from pinrig import paths, proc
+from pinrig.cases.tap import (  # noqa: F401  (re-exported: kselftest.parse_tap …)
+    GUP_TEST_MATRIX,
+    Subtest,
+    gup_test_matrix,
+    parse_gup_test,
+    parse_tap,
+)
 from pinrig.errors import InfraError, UserError
 
 KSELFTEST_FORMAT = "ks-2"        # bump when how the binaries are built changes
@@ -31,16 +38,6 @@ GUEST_DIR = "/opt/pinrig/kselftest"
 MNT = "/mnt/test"
 FILESYSTEMS = ("ext4", "xfs", "tmpfs")
 TESTS = ("gup_longterm", "gup_test")
-
-# gup_test matrix: (subtest name, argv after the binary); "{LONGTERM}" is the tree's FOLL_LONGTERM
-GUP_TEST_MATRIX = (
-    ("longterm-rw-shared", ["-L", "-w", "-S"]),
-    ("longterm-ro-shared", ["-L", "-W", "-S"]),
-    ("longterm-rw-private", ["-L", "-w"]),
-    ("fast-longterm-rw-shared", ["-a", "-F", "{LONGTERM}", "-w", "-S"]),
-    ("fast-longterm-rw-private", ["-a", "-F", "{LONGTERM}", "-w"]),
-)
-
 
 def foll_longterm(tree: Path) -> int:
     """FOLL_LONGTERM's value in this tree: `#define FOLL_LONGTERM 0x10000` (≤ 6.2) or
@@ -59,86 +56,6 @@ def foll_longterm(tree: Path) -> int:
     raise UserError(f"{tree}: cannot find FOLL_LONGTERM in include/linux/mm*.h")
 
 
-def gup_test_matrix(longterm: int) -> list:
-    return [(name, [a.replace("{LONGTERM}", hex(longterm)) for a in args])
-            for name, args in GUP_TEST_MATRIX]
-
-
-@dataclass
-class Subtest:
-    test: str                 # gup_longterm / gup_test
-    fs: str
-    number: int
-    name: str
-    result: str               # pass / fail / skip / pinned / refused / error
-    detail: str = ""
-
-    @property
-    def id(self) -> str:
-        return f"{self.test}/{self.fs}/{self.number}:{self.name}"
-
-
-# ---------------------------------------------------------------------------- TAP
-
-_TAP_RE = re.compile(r"^(not ok|ok)\s+(\d+)\s*(?:-\s*)?(.*?)\s*(?:#\s*(\w+)\s*(.*))?$")
-_RUN_RE = re.compile(r"^#\s*\[RUN\]\s*(.+?)\s*$")
-
-
-def parse_tap(text: str, test: str, fs: str) -> tuple:
-    """kselftest TAP → (plan or None, [Subtest], exit summary line or ''). A subtest's name is
-    its description, else the last '# [RUN] …' line before it (how gup_longterm names cases)."""
-    plan = None
-    subs = []
-    last_run = ""
-    totals = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        m = re.match(r"^1\.\.(\d+)", line)
-        if m:
-            plan = int(m.group(1))
-            continue
-        m = _RUN_RE.match(line)
-        if m:
-            last_run = m.group(1)
-            continue
-        if line.startswith("# Totals:"):
-            totals = line[2:]
-            continue
-        m = _TAP_RE.match(line)
-        if m:
-            status, num, desc, directive, reason = m.groups()
-            directive = (directive or "").upper()
-            if directive == "SKIP":
-                result = "skip"
-            elif directive == "XFAIL":
-                result = "pass"
-            else:
-                result = "pass" if status == "ok" else "fail"
-            name = last_run or desc or f"test {num}"
-            detail = (reason or desc or "").strip()
-            if desc and last_run and desc != last_run:
-                detail = desc if not reason else f"{desc}: {reason}"
-            subs.append(Subtest(test, fs, int(num), name, result, detail.strip()))
-    return plan, subs, totals
-
-
-def parse_gup_test(name: str, number: int, fs: str, rc: int, out: str) -> Subtest:
-    """One gup_test run → pinned / refused (nothing pinned: 'truncated (size: 0)') / error."""
-    if rc == 4:                        # KSFT_SKIP: no debugfs or no CONFIG_GUP_TEST
-        return Subtest("gup_test", fs, number, name, "skip", out.strip()[-200:])
-    if rc != 0:
-        return Subtest("gup_test", fs, number, name, "error", f"exit {rc}: {out.strip()[-200:]}")
-    timing = next((line.strip() for line in out.splitlines() if "Time:" in line), "")
-    m = re.search(r"truncated \(size: (\d+)\)", out)
-    if m and int(m.group(1)) == 0:
-        return Subtest("gup_test", fs, number, name, "refused", timing)
-    if m:
-        return Subtest("gup_test", fs, number, name, "partial", timing)
-    if timing:
-        return Subtest("gup_test", fs, number, name, "pinned", timing)
-    return Subtest("gup_test", fs, number, name, "error", out.strip()[-200:] or "no output")
-
-
 # ---------------------------------------------------------------------------- building
 
 def selftest_dir(tree: Path) -> Optional[Path]:
@@ -148,14 +65,16 @@ def selftest_dir(tree: Path) -> Optional[Path]:
     return None
 
 
-def build(tree: Path, label: str, ident: str) -> dict:
-    """Compile gup_longterm (when the tree has it) and gup_test → {test name: binary path}."""
+def build(tree: Path, label: str, ident: str, tests: tuple = TESTS) -> dict:
+    """Compile the tests the tree has (gup_longterm from 6.4, cow from 6.2, gup_test) →
+    {test name: binary path}. Helper sources a test includes ("vm_util.h", "thp_settings.h")
+    are compiled with it when the tree has their .c files."""
     import hashlib
     sdir = selftest_dir(tree)
     if sdir is None:
         raise UserError(f"{label}: no GUP selftests in this tree (tools/testing/selftests/mm)")
-    out = paths.cache_dir() / "kselftest" / hashlib.sha256(
-        f"{KSELFTEST_FORMAT}|{ident}".encode()).hexdigest()[:20]
+    key = f"{KSELFTEST_FORMAT}|{ident}" + ("" if tests == TESTS else "|" + ",".join(tests))
+    out = paths.cache_dir() / "kselftest" / hashlib.sha256(key.encode()).hexdigest()[:20]
     meta = out / "binaries.json"
     if meta.exists():
         return {k: Path(v) for k, v in json.loads(meta.read_text()).items()}
@@ -175,7 +94,7 @@ def build(tree: Path, label: str, ident: str) -> dict:
               "-I", tree / "tools/testing/selftests", "-I", tree / "tools/include/uapi",
               "-I", tree]                                 # <mm/gup_test.h> (≤ 6.2)
     bins = {}
-    for test in TESTS:
+    for test in tests:
         src = sdir / f"{test}.c"
         if not src.is_file():
             continue
@@ -184,6 +103,10 @@ def build(tree: Path, label: str, ident: str) -> dict:
         srcs = [src.name]
         if (sdir / "vm_util.c").is_file() and '"vm_util.h"' in src.read_text():
             srcs.append("vm_util.c")
+        if tests != TESTS:
+            for helper in ("thp_settings",):
+                if (sdir / f"{helper}.c").is_file() and f'"{helper}.h"' in src.read_text():
+                    srcs.append(f"{helper}.c")
         libs = ["-lpthread", "-lrt", "-lm"] + (["-luring"] if have_uring else [])
         dest = tmp / "bin" / test
         proc.progress(f"kselftest: gcc {src.relative_to(tree)}")
@@ -303,3 +226,18 @@ def run(kernel_name: str, tests=TESTS, filesystems=FILESYSTEMS, out: Optional[Pa
     (out / "kselftest.json").write_text(json.dumps(res.to_dict(), indent=2))
     (out / "summary.txt").write_text(res.text() + "\n")
     return res
+
+
+def build_for(spec, art, programs: tuple) -> tuple:
+    """({program: binary}, note, FOLL_LONGTERM) for a kernel, built from the source tree it came
+    from (pinrig.cases.siwmod.source_tree); ({}, why, 0) when that tree has no GUP selftests."""
+    from pinrig.cases import siwmod
+    tree, label, ident = siwmod.source_tree(spec, art)
+    if selftest_dir(tree) is None:
+        return {}, f"{label}: no GUP selftests in the tree (no tools/testing/selftests/" \
+                   "{mm,vm}/gup_test.c)", 0
+    bins = build(tree, label, ident, tests=programs)
+    missing = [p for p in programs if p not in bins]
+    note = f"built from {label}" + (f"; not in this tree: {', '.join(missing)}"
+                                    if missing else "")
+    return bins, note, foll_longterm(tree)

@@ -29,6 +29,9 @@ class RawOutcome:
     # (checksum-error, clone-changed), "blocks": n, "blocks_checked": m, "reason": "..."}
     corruption: Optional[dict] = None
     note: Optional[str] = None        # what a passing case still showed (added to its reason)
+    # a check the workload made itself failed (a selftest's "not ok"): what failed
+    failure: Optional[str] = None
+    summary: str = ""            # what the workload saw, for the verdict's reason (subtest counts)
 
 
 @dataclass
@@ -131,6 +134,11 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
     if raw.skip_reason:
         v.verdict, v.reason = Outcome.SKIPPED, raw.skip_reason
         return v
+    if raw.failure:
+        v.verdict, v.reason = Outcome.UNEXPECTED, raw.failure
+        if raw.summary:
+            v.reason += f" ({raw.summary})"
+        return v
     corrupt = _corruption(raw.corruption)
     if corrupt is not None:
         v.verdict, v.blocks_corrupt, v.reason = corrupt
@@ -163,7 +171,7 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
         v.verdict = Outcome.REFUSED
         v.reason = f"pin refused with {raw.errno}"
     else:
-        v.reason = "pin granted" if raw.pin == "granted" else "workload ran"
+        v.reason = "pin granted" if raw.pin == "granted" else (raw.summary or "workload ran")
         if integrity is not None:
             v.reason += f"; {integrity.blocks_checked} blocks verified"
         if coh is not None and raw.pin == "granted":

@@ -13,6 +13,13 @@ if TYPE_CHECKING:
     from pinrig.config import Case
 
 MNT = "/mnt/test"        # where each case's filesystem is mounted in the guest
+# the RDMA device each provider's case opens (the guest init adds rxe0; siw0 is added when a
+# siw case first needs it: pinrig.cases.execute)
+RDMA_DEVICES = {"rxe": "rxe0", "siw": "siw0"}
+
+
+def rdma_device(case: "Case") -> str:
+    return RDMA_DEVICES[case.provider]
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,11 @@ class Workload:
     #   boot on the same pmem file, so it needs a guest of its own (and the program --hold)
     needs_module: Callable[["Case"], bool] = lambda case: False
     # ↑ True: the case needs the rig's test module (pinrig.cases.kmod) loaded in the guest
+    providers: Tuple[str, ...] = ("rxe",)
+    # ↑ the RDMA providers the program can work with (siw: iWARP, QPs connected through rdma_cm)
+    kselftest: Optional[str] = None
+    # ↑ a selftest program from the kernel's own tree (pinrig.cases.selftests), run instead of
+    #   a workloads/src program; its TAP output decides the case
     kconfig: Tuple[str, ...] = ()
     # ↑ kernel options the workload needs beyond the guest's, filesystem's and RDMA's
     #   (pinrig.cases.needs: a kernel without them gets the case `skipped`, saying which)
@@ -54,12 +66,12 @@ class Workload:
 def _ibverbs_pin(case: "Case", seed: int, hold: bool) -> list:
     access = {"ro": "ro", "none": "none"}.get(case.variant or "", "rw")
     return ["--file", f"{MNT}/pin.dat", "--size", str(case.size), "--map", case.mapping,
-            "--access", access, "--device", "rxe0", "--seed", str(seed)] + \
+            "--access", access, "--device", rdma_device(case), "--seed", str(seed)] + \
         (["--leak"] if case.variant == "leak" else [])
 
 
 def _lost_write(case: "Case", seed: int, hold: bool) -> list:
-    argv = ["--file", f"{MNT}/lost.dat", "--size", str(case.size), "--device", "rxe0",
+    argv = ["--file", f"{MNT}/lost.dat", "--size", str(case.size), "--device", rdma_device(case),
             "--seed", str(seed)]
     if case.variant == "control":
         argv.append("--control")      # deregister before the final fsync
@@ -76,6 +88,9 @@ def _iouring_fixed(case: "Case", seed: int, hold: bool) -> list:
     return ["--file", f"{MNT}/ring.dat", "--src", f"{MNT}/ring-src.dat", "--size", str(case.size),
             "--seed", str(seed), "--map", case.mapping] + (["--hold"] if hold else [])
 
+
+def _no_args(case: "Case", seed: int, hold: bool) -> list:
+    return []
 
 # anon-coherency: the variant names the trigger that may replace the pinned anonymous pages
 ANON_TRIGGERS = ("control", "fork-child-write", "fork-parent-write", "ksm", "khugepaged",
@@ -132,15 +147,20 @@ def _reflink_pin(case: "Case", seed: int, hold: bool) -> list:
 
 _TABLE: Tuple[Workload, ...] = (
     # variant leak: the test module takes a pin and keeps it (proves the pin accounting bites)
-    Workload("ibverbs-pin", "ibverbs-pin", _ibverbs_pin, needs_rdma=True,
+    Workload("ibverbs-pin", "ibverbs-pin", _ibverbs_pin, needs_rdma=True, providers=("rxe", "siw"),
              needs_module=lambda case: case.variant == "leak"),
     Workload("lost-write", "lost-write", _lost_write, data_file=f"{MNT}/lost.dat",
-             needs_rdma=True, crash_and_verify=lambda case: True),
+             needs_rdma=True, providers=("rxe", "siw"), crash_and_verify=lambda case: True),
     Workload("odirect-into-mmap", "odirect-into-mmap", _odirect_into_mmap,
              data_file=f"{MNT}/dst.dat"),
     Workload("iouring-fixed", "iouring-fixed", _iouring_fixed, data_file=f"{MNT}/ring.dat",
              crash_and_verify=lambda case: case.mapping == "shared",
              kconfig=("CONFIG_IO_URING",)),
+    # the kernel's own selftests (tools/testing/selftests/mm), built from the kernel's tree
+    Workload("kselftest-gup_longterm", "gup_longterm", _no_args, kselftest="gup_longterm"),
+    Workload("kselftest-cow", "cow", _no_args, kselftest="cow"),
+    # variant vmtests: run_vmtests.sh's gup_test matrix; file: long-term pins of a file
+    Workload("kselftest-gup_test", "gup_test", _no_args, kselftest="gup_test"),
     # anonymous memory (fs/mapping are the tmpfs control's; the program maps MAP_ANONYMOUS);
     # each trigger's own needs (KSM, THP, two NUMA nodes, uprobe events, zram) are checked by
     # the program in the guest, which reports a `skip` naming what is missing
@@ -172,6 +192,11 @@ def get(name: str) -> Workload:
 
 def needs_module(case: "Case") -> bool:
     return get(case.workload).needs_module(case)
+
+
+def kselftest(case: "Case") -> Optional[str]:
+    """The selftest program a case runs, or None for a workloads/src program."""
+    return get(case.workload).kselftest
 
 
 def needs_own_guest(case: "Case") -> bool:

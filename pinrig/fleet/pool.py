@@ -152,7 +152,7 @@ def _host(path: Path, i: int, data) -> Host:
     user = f.get("user", str)
     key_s = f.get("key", str)
     if "\0" in key_s:
-        raise f.err("key", "a path cannot contain a NUL character")
+        raise f.err("key", "a path cannot contain a NUL byte")
     key = Path(os.path.expanduser(key_s))
     if not key.is_absolute():
         key = (path.parent / key).resolve()

@@ -43,6 +43,11 @@ class Environment:
     boot_note: str = ""                  # why guests boot cold (--cold, or saving failed)
     fallbacks: list = field(default_factory=list)   # restores that fell back to a cold boot
     test_module: Optional[Path] = None   # pinrig_oops.ko for this kernel, when a case needs it
+    siw_module: Optional[Path] = None    # siw.ko built for a kernel without CONFIG_RDMA_SIW
+    siw_note: str = ""                   # why siw cases cannot run here (else "")
+    kselftests: Optional[dict] = None    # selftest name → binary built from the kernel's tree
+    kselftest_note: str = ""             # where they came from, or why there are none
+    kselftest_longterm: int = 0          # FOLL_LONGTERM's value in that tree (gup_test -F)
     symbolizer: Optional[Any] = None     # pinrig.oops.symbolize.Symbolizer, when symbols exist
 
     @property

@@ -175,13 +175,43 @@ def _module_files(lk: LocalKernel) -> Iterator[tuple]:
 
 
 def content_key(lk: LocalKernel) -> str:
-    """Hash of everything the artifact is made of: the image, config, and every module file."""
+    """Hash of everything the artifact is made of: the image, config, and every module file.
+    File hashes are remembered by (path, size, mtime, inode), so an unchanged tree of
+    thousands of modules is not read again on every run."""
+    files = [lk.image] + ([lk.config] if lk.config else [])
+    mods = list(_module_files(lk))
+    sums = _hashes(files + [src for src, _rel in mods])
     h = hashlib.sha256(b"pinrig-local-kernel-1\0")
-    h.update(file_sha256(lk.image).encode())
-    h.update(file_sha256(lk.config).encode() if lk.config else b"-")
-    for src, rel in _module_files(lk):
-        h.update(f"\0{rel}\0{file_sha256(src)}".encode())
+    h.update(sums[lk.image].encode())
+    h.update(sums[lk.config].encode() if lk.config else b"-")
+    for src, rel in mods:
+        h.update(f"\0{rel}\0{sums[src]}".encode())
     return h.hexdigest()
+
+
+def _hashes(files: list) -> dict:
+    db_path = paths.cache_dir() / "kernels" / "local" / "file-hashes.json"
+    try:
+        db = json.loads(db_path.read_text())
+        if not isinstance(db, dict):
+            db = {}
+    except (OSError, ValueError):
+        db = {}
+    out, changed = {}, False
+    for f in files:
+        st = f.stat()
+        key, stamp = str(f.resolve()), [st.st_size, st.st_mtime_ns, st.st_ino]
+        ent = db.get(key)
+        if isinstance(ent, dict) and ent.get("stamp") == stamp and isinstance(ent.get("sha"), str):
+            out[f] = ent["sha"]
+            continue
+        out[f] = file_sha256(f)
+        db[key] = {"stamp": stamp, "sha": out[f]}
+        changed = True
+    if changed:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(db_path, json.dumps(db))
+    return out
 
 
 def fetch(spec: KernelSpec) -> KernelArtifact:

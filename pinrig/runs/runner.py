@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Optional
 
 from pinrig import __version__, interrupt, oops, paths
-from pinrig.cases import kmod, needs
+from pinrig.cases import kmod, kselftest, needs, selftests, siwmod
 from pinrig.cases.execute import case_seed, run_case, run_crash_case
 from pinrig.cases.verdict import RawOutcome, Verdict, decide
+from pinrig.cases.workloads import kselftest as kselftest_of
 from pinrig.cases.workloads import needs_module, needs_own_guest
 from pinrig.config import Case, Suite, load_kernel_spec, load_suite
 from pinrig.errors import InfraError, UserError
@@ -157,6 +158,40 @@ def check_run_args(kernel_arg: str, suite: Suite, out: Optional[Path], resume: O
     return None
 
 
+def siw_buildable(env: Environment, lacks: "needs.ConfigCheck", cases) -> None:
+    """A Debian kernel without CONFIG_RDMA_SIW still runs siw cases: the rig builds siw.ko from
+    its own source (pinrig.cases.siwmod), so that option is not lacking there."""
+    if env.spec.kind != "debian":
+        return
+    for c in cases:
+        if c.provider == "siw" and c.id in lacks.cases:
+            rest = [m for m in lacks.cases[c.id] if m.need.symbol != "CONFIG_RDMA_SIW"]
+            if rest:
+                lacks.cases[c.id] = rest
+            else:
+                del lacks.cases[c.id]
+
+
+def prepare_extras(env: Environment, cases: list) -> None:
+    """What some cases need beyond the guest: siw for siw cases on a kernel without it, the
+    selftest binaries for kselftest cases. Failures become the reason those cases skip."""
+    if any(c.provider == "siw" for c in cases) and siwmod.needs_module(env.art):
+        if env.spec.kind != "debian":
+            env.siw_note = f"{env.spec.name} was built without CONFIG_RDMA_SIW " \
+                           "(add the siw config fragment)"
+        else:
+            try:
+                env.siw_module = siwmod.build(env.spec, env.art)
+            except InfraError as e:
+                env.siw_note = f"no siw module for {env.art.release}: {e}"
+    if any(kselftest_of(c) for c in cases):
+        try:
+            env.kselftests, env.kselftest_note, env.kselftest_longterm = \
+                kselftest.build_for(env.spec, env.art, selftests.PROGRAMS)
+        except (InfraError, UserError) as e:
+            env.kselftests, env.kselftest_note = {}, str(e)
+
+
 def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
               seed: Optional[int] = None, resume: Optional[Path] = None,
               junit: Optional[Path] = None, echo=print,
@@ -171,6 +206,7 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     resumed = check_run_args(kernel_arg, suite, out, resume, repeat, jobs)   # before any work
     env = prepare_env(kernel_arg, image_hash=guest_hash, cold=cold, fuzz=fuzz, rev=rev)
     lacks = needs.check(env.art, suite.cases, suite.pressure)
+    siw_buildable(env, lacks, suite.cases)
     skip = {cid: lacks.reason(cid) for cid in lacks.cases}
     if any(needs_module(c) and c.id not in skip for c in suite.cases):
         if env.spec.kind == "debian":
@@ -180,6 +216,7 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
                 if needs_module(c) and c.id not in skip:
                     skip[c.id] = (f"the rig's test module is built for Debian kernels only "
                                   f"(against their headers), not for a {env.spec.kind} kernel")
+    prepare_extras(env, [c for c in suite.cases if c.id not in skip])
     env.symbolizer = symbolizer_for(env.art, env.test_module, symbolize, env.spec)
     if resume and resumed is not None:
         run = RunDir(resume, resumed)

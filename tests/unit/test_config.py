@@ -210,6 +210,52 @@ def test_scalar_variant_is_one_variant(tmp_path):
     assert c.variant == "control" and c.id == "lost-write/ext4/shared/control"
 
 
+def test_provider_axis_expands_and_only_a_non_default_provider_enters_the_id(tmp_path):
+    p = suite_file(tmp_path, """\
+        cases:
+          - workload: ibverbs-pin
+            fs: ext4
+            mapping: [shared, private]
+            provider: [rxe, siw]
+          - workload: lost-write
+            fs: xfs
+        """)
+    cases = load_suite(p).cases
+    assert [c.id for c in cases] == [
+        "ibverbs-pin/ext4/shared", "ibverbs-pin/ext4/shared@siw",
+        "ibverbs-pin/ext4/private", "ibverbs-pin/ext4/private@siw", "lost-write/xfs/shared"]
+    assert [c.provider for c in cases] == ["rxe", "siw", "rxe", "siw", "rxe"]
+    assert Case("lost-write", "ext4", "shared", "control", provider="siw").id == \
+        "lost-write/ext4/shared/control@siw"
+
+
+def test_bad_provider_names_file_and_field(tmp_path):
+    p = suite_file(tmp_path, "cases: [{workload: ibverbs-pin, fs: ext4, provider: [rxe, mlx5]}]\n")
+    assert user_error(load_suite, p) == \
+        f"{p}: cases[0].provider[1]: unknown value 'mlx5' (known: rxe, siw)"
+
+
+def test_provider_on_a_workload_without_rdma_is_refused(tmp_path):
+    p = suite_file(tmp_path, "cases: [{workload: iouring-fixed, fs: ext4, provider: siw}]\n")
+    assert "cases[0].provider: workload iouring-fixed uses no RDMA device" in \
+        user_error(load_suite, p)
+
+
+def test_provider_a_workload_cannot_use_is_refused(tmp_path):
+    p = suite_file(tmp_path, "cases: [{workload: anon-coherency, fs: tmpfs, mapping: private, "
+                             "variant: control, provider: [rxe, siw]}]\n")
+    assert "cases[0].provider[1]: workload anon-coherency runs on rxe only, not siw" in \
+        user_error(load_suite, p)
+
+
+def test_the_repo_suites_for_selftests_and_providers_load():
+    ids = [c.id for c in load_suite("provider-matrix").cases]
+    assert len(ids) == 20 and sum(i.endswith("@siw") for i in ids) == 10
+    ks = load_suite("mm-selftests")
+    assert {c.workload for c in ks.cases} == {"kselftest-gup_longterm", "kselftest-cow",
+                                              "kselftest-gup_test"}
+
+
 @pytest.mark.parametrize("case,want", [
     (Case("ibverbs-pin", "ext4", "shared"), "ibverbs-pin/ext4/shared"),
     (Case("lost-write", "xfs", "shared"), "lost-write/xfs/shared"),

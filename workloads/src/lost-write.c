@@ -14,11 +14,20 @@
  *      fsync; "expected" is pattern B
  *   7. --hold: keep everything registered so the host can crash the guest
  *
+ * The loopback connection: on RoCE (rxe) the two QPs are moved RESET->INIT->RTR->RTS by hand
+ * with the GID of the port.  An iWARP device (siw) has no such path: its connections are TCP
+ * connections set up by the iWARP connection manager, so there the QPs are created and
+ * connected through librdmacm (a listener and a client on the device's own IPv4 address), and
+ * every verbs object lives on the context rdma_cm opened for that device.
+ *
  * Without --control, a kernel that granted the pin typically leaves pattern A
  * on disk after a crash: the device write was never seen by writeback.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <poll.h>
+#include <rdma/rdma_cma.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -54,6 +63,9 @@ static struct {
 	const char *rdma_status;
 	int landed_blocks;      /* -1 = not checked */
 	bool deregistered_before_final_fsync;
+	const char *transport;  /* "RoCE/IB" or "iWARP" */
+	const char *connect;    /* "modify_qp" or "rdma_cm" */
+	char cm_addr[INET_ADDRSTRLEN];
 } st = { .gid_index = -1, .landed_blocks = -1, .memlock = -2 };
 
 static void usage(FILE *f)
@@ -92,6 +104,9 @@ static void extra(struct jbuf *j)
 	jk_bool(j, "deregistered_before_final_fsync", st.deregistered_before_final_fsync);
 	jk_memlock(j, st.memlock);
 	jk_str(j, "rdma_status", st.rdma_status);
+	jk_str(j, "transport", st.transport);
+	jk_str(j, "connect", st.connect);
+	jk_str(j, "cm_addr", st.cm_addr[0] ? st.cm_addr : NULL);
 	jk_landed(j, "rdma_landed", st.landed_blocks, co.size / PR_BLOCK);
 }
 
@@ -280,6 +295,189 @@ static void connect_qp(struct ibv_qp *qp, uint32_t dest_qpn, const union ibv_gid
 		fail_errno(ret, "ibv_modify_qp(%s, RTR->RTS) failed", what);
 }
 
+/* ------------------------------------------------------------------ */
+/* iWARP: loopback connection through rdma_cm                           */
+
+static struct rdma_event_channel *cm_ch;
+static struct rdma_cm_id *cm_listen, *cm_client, *cm_server;
+
+/* is the device called `name` (NULL/"" = the first one) an iWARP device? */
+static bool device_is_iwarp(const char *name)
+{
+	struct ibv_device **list;
+	bool iwarp = false;
+	int num = 0;
+
+	list = ibv_get_device_list(&num);
+	if (!list)
+		return false;
+	for (int i = 0; i < num; i++) {
+		const char *n = ibv_get_device_name(list[i]);
+		if (!name || !*name || (n && !strcmp(n, name))) {
+			iwarp = list[i]->transport_type == IBV_TRANSPORT_IWARP;
+			break;
+		}
+	}
+	ibv_free_device_list(list);
+	return iwarp;
+}
+
+static const char *cm_event_name(enum rdma_cm_event_type t)
+{
+	return rdma_event_str(t);
+}
+
+/* the next event on the channel: it must be `want` (on any id); returns its id */
+static struct rdma_cm_id *cm_wait(enum rdma_cm_event_type want, struct rdma_conn_param *param_out)
+{
+	struct rdma_cm_event *ev;
+	struct rdma_cm_id *id;
+	struct pollfd pfd = { .fd = cm_ch->fd, .events = POLLIN };
+	int ms = (int)(co.timeout * 1000);
+
+	if (poll(&pfd, 1, ms) <= 0)
+		fail_errno(ETIMEDOUT, "rdma_cm: no %s event within %.0f s", cm_event_name(want),
+			   co.timeout);
+	if (rdma_get_cm_event(cm_ch, &ev))
+		fail_errno(errno, "rdma_get_cm_event");
+	if (ev->event != want) {
+		enum rdma_cm_event_type got = ev->event;
+		int status = ev->status;
+		rdma_ack_cm_event(ev);
+		fail("rdma_cm: expected %s, got %s (status %d)", cm_event_name(want),
+		     cm_event_name(got), status);
+	}
+	id = ev->id;
+	if (param_out)
+		*param_out = ev->param.conn;
+	rdma_ack_cm_event(ev);
+	return id;
+}
+
+/*
+ * Listen on the IPv4 address of the netdev under the RDMA device `name`: every local IPv4
+ * address is tried until rdma_bind_addr() lands on that device.  Returns its verbs context.
+ */
+static struct ibv_context *cm_listen_on_device(const char *name)
+{
+	struct ifaddrs *ifa, *i;
+	struct ibv_context *ctx = NULL;
+
+	cm_ch = rdma_create_event_channel();
+	if (!cm_ch)
+		fail_errno(errno, "rdma_create_event_channel (is rdma_ucm loaded?)");
+	if (getifaddrs(&ifa))
+		fail_errno(errno, "getifaddrs");
+	for (i = ifa; i && !ctx; i = i->ifa_next) {
+		struct sockaddr_in sin;
+
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+			continue;
+		memcpy(&sin, i->ifa_addr, sizeof(sin));
+		sin.sin_port = 0;
+		if (rdma_create_id(cm_ch, &cm_listen, NULL, RDMA_PS_TCP))
+			fail_errno(errno, "rdma_create_id(listen)");
+		if (rdma_bind_addr(cm_listen, (struct sockaddr *)&sin) == 0 && cm_listen->verbs &&
+		    (!name || !*name || !strcmp(ibv_get_device_name(cm_listen->verbs->device), name))) {
+			ctx = cm_listen->verbs;
+			inet_ntop(AF_INET, &sin.sin_addr, st.cm_addr, sizeof(st.cm_addr));
+			snprintf(st.devname, sizeof(st.devname), "%s",
+				 ibv_get_device_name(ctx->device));
+			break;
+		}
+		rdma_destroy_id(cm_listen);
+		cm_listen = NULL;
+	}
+	freeifaddrs(ifa);
+	if (!ctx)
+		fail("rdma_cm: no local IPv4 address binds to RDMA device '%s' (is the netdev up "
+		     "with an address?)", name ? name : "");
+	if (rdma_listen(cm_listen, 1))
+		fail_errno(errno, "rdma_listen(%s)", st.cm_addr);
+	pr_log("rdma_cm: listening on %s:%u (device %s)", st.cm_addr,
+	       ntohs(rdma_get_src_port(cm_listen)), st.devname);
+	return ctx;
+}
+
+static void cm_qp_attr(struct ibv_qp_init_attr *ia, struct ibv_cq *cq)
+{
+	memset(ia, 0, sizeof(*ia));
+	ia->send_cq = cq;
+	ia->recv_cq = cq;
+	ia->qp_type = IBV_QPT_RC;
+	ia->sq_sig_all = 1;
+	ia->cap.max_send_wr = 16;
+	ia->cap.max_recv_wr = 1;
+	ia->cap.max_send_sge = 1;
+	ia->cap.max_recv_sge = 1;
+}
+
+/* connect a client QP to the listener (both on pd/cq); *sender = the client's QP */
+static void cm_connect_loopback(struct ibv_pd *pd, struct ibv_cq *cq, struct ibv_qp **sender,
+				struct ibv_qp **receiver)
+{
+	struct sockaddr_in dst;
+	struct ibv_qp_init_attr ia;
+	struct rdma_conn_param cp;
+
+	memset(&dst, 0, sizeof(dst));
+	dst.sin_family = AF_INET;
+	dst.sin_port = rdma_get_src_port(cm_listen);
+	inet_pton(AF_INET, st.cm_addr, &dst.sin_addr);
+	if (rdma_create_id(cm_ch, &cm_client, NULL, RDMA_PS_TCP))
+		fail_errno(errno, "rdma_create_id(client)");
+	if (rdma_resolve_addr(cm_client, NULL, (struct sockaddr *)&dst, (int)(co.timeout * 1000)))
+		fail_errno(errno, "rdma_resolve_addr(%s)", st.cm_addr);
+	cm_wait(RDMA_CM_EVENT_ADDR_RESOLVED, NULL);
+	if (rdma_resolve_route(cm_client, (int)(co.timeout * 1000)))
+		fail_errno(errno, "rdma_resolve_route(%s)", st.cm_addr);
+	cm_wait(RDMA_CM_EVENT_ROUTE_RESOLVED, NULL);
+	if (cm_client->verbs != pd->context)
+		fail("rdma_cm: the client id resolved to another device context (%s)",
+		     cm_client->verbs ? ibv_get_device_name(cm_client->verbs->device) : "none");
+	cm_qp_attr(&ia, cq);
+	if (rdma_create_qp(cm_client, pd, &ia))
+		fail_errno(errno, "rdma_create_qp(client)");
+	memset(&cp, 0, sizeof(cp));
+	cp.initiator_depth = 1;
+	cp.responder_resources = 1;
+	cp.retry_count = 7;
+	if (rdma_connect(cm_client, &cp))
+		fail_errno(errno, "rdma_connect(%s)", st.cm_addr);
+	cm_server = cm_wait(RDMA_CM_EVENT_CONNECT_REQUEST, NULL);
+	cm_qp_attr(&ia, cq);
+	if (rdma_create_qp(cm_server, pd, &ia))
+		fail_errno(errno, "rdma_create_qp(server)");
+	memset(&cp, 0, sizeof(cp));
+	cp.initiator_depth = 1;
+	cp.responder_resources = 1;
+	if (rdma_accept(cm_server, &cp))
+		fail_errno(errno, "rdma_accept");
+	/* one ESTABLISHED per side, in either order */
+	cm_wait(RDMA_CM_EVENT_ESTABLISHED, NULL);
+	cm_wait(RDMA_CM_EVENT_ESTABLISHED, NULL);
+	*sender = cm_client->qp;
+	*receiver = cm_server->qp;
+}
+
+static void cm_teardown(void)
+{
+	if (cm_client)
+		rdma_disconnect(cm_client);
+	if (cm_server) {
+		rdma_destroy_qp(cm_server);
+		rdma_destroy_id(cm_server);
+	}
+	if (cm_client) {
+		rdma_destroy_qp(cm_client);
+		rdma_destroy_id(cm_client);
+	}
+	if (cm_listen)
+		rdma_destroy_id(cm_listen);
+	if (cm_ch)
+		rdma_destroy_event_channel(cm_ch);
+}
+
 /* wait for one completion, at most --timeout seconds */
 static void poll_one(struct ibv_cq *cq, struct ibv_wc *wc, uint64_t chunk_no)
 {
@@ -312,6 +510,7 @@ int main(int argc, char **argv)
 	unsigned char *map, *src;
 	int fd, ret;
 	size_t nblocks;
+	bool iwarp;
 
 	program_start(&prog, &co, argc, argv);
 	if (!co.file || !*co.file)
@@ -323,7 +522,13 @@ int main(int argc, char **argv)
 	st.memlock = raise_memlock();
 
 	/* the RDMA side first: fail fast on infrastructure before touching the file */
-	ctx = open_ibv_device(co.device, st.devname, sizeof(st.devname));
+	iwarp = device_is_iwarp(co.device);
+	st.transport = iwarp ? "iWARP" : "RoCE/IB";
+	st.connect = iwarp ? "rdma_cm" : "modify_qp";
+	if (iwarp)
+		ctx = cm_listen_on_device(co.device);   /* rdma_cm's context for the device */
+	else
+		ctx = open_ibv_device(co.device, st.devname, sizeof(st.devname));
 	pd = alloc_pd_or_fail(ctx);
 	memset(&pattr, 0, sizeof(pattr));
 	ret = ibv_query_port(ctx, (uint8_t)opt.port, &pattr);
@@ -334,10 +539,17 @@ int main(int argc, char **argv)
 		     ibv_port_state_str(pattr.state));
 	st.path_mtu = 128 << pattr.active_mtu;
 	st.max_msg_sz = pattr.max_msg_sz;
-	st.gid_index = choose_gid(ctx, opt.port, pattr.gid_tbl_len, &gid);
-	inet_ntop(AF_INET6, gid.raw, st.gid, sizeof(st.gid));
-	pr_log("port %d: active_mtu=%d max_msg_sz=%" PRIu64 " gid[%d]=%s (%s)", opt.port, st.path_mtu,
-	       st.max_msg_sz, st.gid_index, st.gid, st.gid_type ? st.gid_type : "type unknown");
+	if (!iwarp) {
+		st.gid_index = choose_gid(ctx, opt.port, pattr.gid_tbl_len, &gid);
+		inet_ntop(AF_INET6, gid.raw, st.gid, sizeof(st.gid));
+		pr_log("port %d: active_mtu=%d max_msg_sz=%" PRIu64 " gid[%d]=%s (%s)", opt.port,
+		       st.path_mtu, st.max_msg_sz, st.gid_index, st.gid,
+		       st.gid_type ? st.gid_type : "type unknown");
+	} else {
+		memset(&gid, 0, sizeof(gid));
+		pr_log("port %d: iWARP, max_msg_sz=%" PRIu64 ", connecting through rdma_cm", opt.port,
+		       st.max_msg_sz);
+	}
 	st.chunk = co.size;
 	if (st.chunk > (1u << 20))
 		st.chunk = 1u << 20;
@@ -374,7 +586,10 @@ int main(int argc, char **argv)
 		munmap(map, co.size);
 		close(fd);
 		ibv_dealloc_pd(pd);
-		ibv_close_device(ctx);
+		if (iwarp)
+			cm_teardown();
+		else
+			ibv_close_device(ctx);
 		return 0;
 	}
 	R.pin = "granted";
@@ -399,10 +614,14 @@ int main(int argc, char **argv)
 	cq = ibv_create_cq(ctx, 64, NULL, NULL, 0);
 	if (!cq)
 		fail_errno(errno ? errno : ENOMEM, "ibv_create_cq failed");
-	qp1 = create_rc_qp(pd, cq, "qp1");
-	qp2 = create_rc_qp(pd, cq, "qp2");
-	connect_qp(qp1, qp2->qp_num, &gid, st.gid_index, pattr.active_mtu, "qp1");
-	connect_qp(qp2, qp1->qp_num, &gid, st.gid_index, pattr.active_mtu, "qp2");
+	if (iwarp) {
+		cm_connect_loopback(pd, cq, &qp1, &qp2);
+	} else {
+		qp1 = create_rc_qp(pd, cq, "qp1");
+		qp2 = create_rc_qp(pd, cq, "qp2");
+		connect_qp(qp1, qp2->qp_num, &gid, st.gid_index, pattr.active_mtu, "qp1");
+		connect_qp(qp2, qp1->qp_num, &gid, st.gid_index, pattr.active_mtu, "qp2");
+	}
 	pr_log("loopback RC QPs connected: qp%u <-> qp%u", qp1->qp_num, qp2->qp_num);
 
 	for (uint64_t off = 0, i = 0; off < co.size; off += st.chunk, i++) {
@@ -462,14 +681,19 @@ int main(int argc, char **argv)
 	if (co.hold)
 		hold_forever();
 
-	ibv_destroy_qp(qp1);
-	ibv_destroy_qp(qp2);
+	if (iwarp) {
+		cm_teardown();       /* destroys both QPs; the context is rdma_cm's */
+	} else {
+		ibv_destroy_qp(qp1);
+		ibv_destroy_qp(qp2);
+	}
 	ibv_destroy_cq(cq);
 	ibv_dereg_mr(src_mr);
 	if (file_mr)
 		ibv_dereg_mr(file_mr);
 	ibv_dealloc_pd(pd);
-	ibv_close_device(ctx);
+	if (!iwarp)
+		ibv_close_device(ctx);
 	munmap(src, co.size);
 	munmap(map, co.size);
 	close(fd);

@@ -38,6 +38,15 @@ def test_ok_workload_ran_without_pin_field():
     assert decide(CASE, raw(), []).reason == "workload ran"
 
 
+def test_a_failed_self_check_is_unexpected_and_says_what():
+    v = decide(CASE, raw(failure="1 of 3 subtests failed: 2:x", summary="1 fail, 2 pass"), [])
+    assert v.verdict == "unexpected" and v.failed
+    assert v.reason == "1 of 3 subtests failed: 2:x (1 fail, 2 pass)"
+    assert decide(CASE, raw(summary="40 pass, 2 skip"), []).reason == "40 pass, 2 skip"
+    # a kernel report still wins over the self-check
+    assert decide(CASE, raw(failure="x"), [Report("BUG: y")]).verdict == "crash"
+
+
 def test_ok_with_integrity_records_blocks_checked():
     v = decide(LOST, RawOutcome(LOST.id, pin="granted"), [], IntegrityResult(256, 0, None))
     assert v.verdict == "ok"

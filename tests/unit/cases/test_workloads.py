@@ -10,9 +10,27 @@ def case(workload, fs="ext4", mapping="shared", variant=None):
     return Case(workload=workload, fs=fs, mapping=mapping, variant=variant)
 
 
-@pytest.mark.parametrize("w", workloads.WORKLOADS.values(), ids=lambda w: w.name)
+@pytest.mark.parametrize("w", [w for w in workloads.WORKLOADS.values() if w.kselftest is None],
+                         ids=lambda w: w.name)
 def test_every_workload_has_its_c_program(w):
     assert (paths.WORKLOADS_DIR / "src" / f"{w.program}.c").is_file()
+
+
+def test_kselftest_workloads_name_their_program_and_share_a_guest():
+    for name, prog in (("kselftest-gup_longterm", "gup_longterm"), ("kselftest-cow", "cow"),
+                       ("kselftest-gup_test", "gup_test")):
+        c = case(name, fs="xfs")
+        assert workloads.kselftest(c) == prog
+        assert not workloads.needs_own_guest(c) and not workloads.get(name).needs_rdma
+    assert workloads.kselftest(case("ibverbs-pin")) is None
+
+
+def test_the_provider_picks_the_rdma_device():
+    for name in ("ibverbs-pin", "lost-write"):
+        rxe = workloads.get(name).argv("/b", Case(name, "ext4", "shared"), 1)
+        siw = workloads.get(name).argv("/b", Case(name, "ext4", "shared", provider="siw"), 1)
+        assert rxe[rxe.index("--device") + 1] == "rxe0"
+        assert siw[siw.index("--device") + 1] == "siw0"
 
 
 @pytest.mark.parametrize("name, own", [("lost-write", True), ("ibverbs-pin", False),
