@@ -51,7 +51,7 @@ class CaseRun:
 INTEGRITY_DEV = "/dev/mapper/pinrig-int"
 # dm-integrity in direct mode (no journal): the tag of each 4 KiB sector is computed from the page
 # under I/O while the data goes to the device, so a page that changes under writeback shows as a
-# tag mismatch. (In journal mode the data is copied first and the tag computed over the copy.)
+# tag mismatch. (In journal mode the data is copied into the journal first; not measured here.)
 # Direct mode does not keep data and tags consistent across a power cut: blocks being written
 # when the power went fail their tags afterwards whoever wrote them (the `cpu` control shows it),
 # so on this filesystem only the overlap decides (pinrig.cases.corruption.judge_stable).
