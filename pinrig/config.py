@@ -17,7 +17,9 @@ from pinrig.cases import workloads
 from pinrig.errors import UserError
 
 DEBIAN_SUITES = ("bullseye", "bookworm", "bookworm-backports", "trixie", "sid", "unstable")
-FILESYSTEMS = ("ext4", "xfs", "ext4-dax", "xfs-dax", "tmpfs")
+FILESYSTEMS = ("ext4", "xfs", "ext4-dax", "xfs-dax", "tmpfs", "btrfs", "ext4-integrity")
+# btrfs: data checksums; ext4-integrity: ext4 on dm-integrity (crc32c per 4 KiB sector, direct
+# writes, no journal) on /dev/pmem0 -- the stable-page filesystems of issue 15
 MAPPINGS = ("shared", "private")
 PROVIDERS = ("rxe", "siw")        # soft RDMA providers (RoCE / iWARP); rxe is the default
 DEFAULT_PROVIDER = "rxe"

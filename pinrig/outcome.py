@@ -13,6 +13,12 @@ verdict names and their pass/fail/inconclusive sets from here.
 | pin-leak     | pins taken during the case were not all released at teardown   | failure  |
 | pin-incoherent | the process does not see what the device wrote through its pin | failure |
 |              | (a pinned page replaced behind the pin), or a forked child does |          |
+| checksum-error | blocks read back from the medium failed the filesystem's or the | failure  |
+|              | device's checksum (EIO/EILSEQ: btrfs "csum failed", dm-integrity) |          |
+| writeback-error | the filesystem refused to write back pages dirtied behind its back | failure |
+|              | (fsync/reads fail; btrfs: "marked dirty without notifying the fs") |          |
+| clone-changed | a reflink/snapshot clone of a pinned file no longer holds what  | failure  |
+|              | it was cloned from                                             |          |
 | error        | the rig could not tell (boot failure, timeout, lost guest)     | error    |
 | skipped      | the kernel or guest lacks what the case needs                  | skipped  |
 """
@@ -30,6 +36,9 @@ class Outcome(str, Enum):
     UNEXPECTED = "unexpected"
     PIN_LEAK = "pin-leak"
     PIN_INCOHERENT = "pin-incoherent"
+    CHECKSUM_ERROR = "checksum-error"
+    WRITEBACK_ERROR = "writeback-error"
+    CLONE_CHANGED = "clone-changed"
     ERROR = "error"
     SKIPPED = "skipped"
 
@@ -78,11 +87,19 @@ ORDER = tuple(Outcome)                     # the order reports list them in
 NAMES = tuple(o.value for o in Outcome)
 PASSES: FrozenSet[Outcome] = frozenset({Outcome.OK, Outcome.REFUSED})
 FAILURES: FrozenSet[Outcome] = frozenset({Outcome.DATA_LOSS, Outcome.CRASH, Outcome.UNEXPECTED,
-                                          Outcome.PIN_LEAK, Outcome.PIN_INCOHERENT})
+                                          Outcome.PIN_LEAK, Outcome.PIN_INCOHERENT,
+                                          Outcome.CHECKSUM_ERROR, Outcome.WRITEBACK_ERROR,
+                                          Outcome.CLONE_CHANGED})
 INCONCLUSIVE: FrozenSet[Outcome] = frozenset({Outcome.ERROR, Outcome.SKIPPED})
 # A failure a kernel showed in its data or its log (not an unmet expectation).
 KERNEL_FAILURES: FrozenSet[Outcome] = frozenset({Outcome.DATA_LOSS, Outcome.CRASH,
-                                                 Outcome.PIN_LEAK, Outcome.PIN_INCOHERENT})
+                                                 Outcome.PIN_LEAK, Outcome.PIN_INCOHERENT,
+                                                 Outcome.CHECKSUM_ERROR, Outcome.WRITEBACK_ERROR,
+                                                 Outcome.CLONE_CHANGED})
+# Failures whose medium (the case's pmem file) is evidence worth keeping.
+MEDIUM_EVIDENCE: FrozenSet[Outcome] = frozenset({Outcome.DATA_LOSS, Outcome.CRASH,
+                                                 Outcome.CHECKSUM_ERROR, Outcome.WRITEBACK_ERROR,
+                                                 Outcome.CLONE_CHANGED})
 
 
 def sql_set(outcomes: Iterable[Outcome]) -> str:

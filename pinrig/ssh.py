@@ -117,6 +117,9 @@ def connect(address: str, port: int, user: str, key: Path, host_key: Optional[pa
     return client
 
 
+EOF_GRACE_S = 1.0     # how long output may trail the exit status when no EOF comes
+
+
 def run(client: Optional[paramiko.SSHClient], cmd: str, timeout: float = 60.0,
         max_output: int = MAX_OUTPUT) -> CmdResult:
     """Run a shell line over one channel; stdout/stderr capped at max_output bytes each.
@@ -134,6 +137,7 @@ def run(client: Optional[paramiko.SSHClient], cmd: str, timeout: float = 60.0,
         raise ConnectionLost(f"ssh connection lost: {why(e)}")
     out, err = bytearray(), bytearray()
     end = t0 + timeout
+    exited_at = 0.0
     try:
         while True:
             if chan.recv_ready():
@@ -142,11 +146,17 @@ def run(client: Optional[paramiko.SSHClient], cmd: str, timeout: float = 60.0,
             elif chan.recv_stderr_ready():
                 err += chan.recv_stderr(65536)
                 del err[max_output:]
-            elif chan.exit_status_ready():
+            elif chan.exit_status_ready() and (chan.eof_received or chan.closed or (
+                    exited_at and time.monotonic() - exited_at > EOF_GRACE_S)):
+                # the exit status can come before the last of the output (seen: a guest's
+                # 18 KB JSON line cut short): done at EOF, or a grace period after the status
+                # for a peer that never sends EOF
                 break
             elif chan.closed or not transport.is_active():
                 raise ConnectionLost("ssh connection lost during a command")
             else:
+                if not exited_at and chan.exit_status_ready():
+                    exited_at = time.monotonic()
                 left = end - time.monotonic()
                 if left <= 0:
                     raise CommandTimeout(f"command timed out after {timeout:.0f}s: {cmd[:120]}")

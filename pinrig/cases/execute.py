@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from pinrig.cases import integrity, kmod, selftests, siwmod, workloads
+from pinrig.cases import corruption, integrity, kmod, selftests, siwmod, workloads
 from pinrig.cases.verdict import RawOutcome
 from pinrig.cases.workloads import MNT
 from pinrig.config import Case, Pressure
@@ -48,12 +48,34 @@ class CaseRun:
                               f"{res.stderr and '--- stderr ---' + chr(10) + res.stderr or ''}")
 
 
+INTEGRITY_DEV = "/dev/mapper/pinrig-int"
+# dm-integrity in direct mode (no journal): the tag of each 4 KiB sector is computed from the page
+# under I/O while the data goes to the device, so a page that changes under writeback shows as a
+# tag mismatch. (In journal mode the data is copied into the journal first; not measured here.)
+# Direct mode does not keep data and tags consistent across a power cut: blocks being written
+# when the power went fail their tags afterwards whoever wrote them (the `cpu` control shows it),
+# so on this filesystem only the overlap decides (pinrig.cases.corruption.judge_stable).
+# It sits on a 128 MiB linear slice of /dev/pmem0: `integritysetup format` writes every tag, and
+# all of the 1 GiB device takes ~100 s under TCG. No udev in the guest: `dmsetup mknodes`.
+INTEGRITY_OPTS = "--integrity-no-journal"
+INTEGRITY_SLICE = "/dev/mapper/pinrig-slice"
+INTEGRITY_SLICE_SECTORS = 262144
+INTEGRITY_OPEN = (f'dmsetup create pinrig-slice --table "0 {INTEGRITY_SLICE_SECTORS} linear '
+                  f'/dev/pmem0 0" && dmsetup mknodes pinrig-slice && '
+                  f"integritysetup open {INTEGRITY_OPTS} {INTEGRITY_SLICE} pinrig-int")
+INTEGRITY_FORMAT = (f"integritysetup format -q --batch-mode --sector-size 4096 {INTEGRITY_OPTS} "
+                    f"{INTEGRITY_SLICE}")
+UNMOUNT = (f"umount {MNT} 2>/dev/null; integritysetup close pinrig-int 2>/dev/null; "
+           "dmsetup remove pinrig-slice 2>/dev/null; true")
+CRASH_CONSISTENT = {"ext4-integrity": False}   # fs → False where a power cut alone breaks tags
+
+
 def fs_setup_commands(fs: str, dax_state: str) -> list:
     """Shell lines that put a fresh filesystem of kind fs on MNT. dax_state: 'raw'/'fsdax'."""
-    cmds = [f"umount {MNT} 2>/dev/null; true"]
+    cmds = [UNMOUNT if fs == "ext4-integrity" else f"umount {MNT} 2>/dev/null; true"]
     if fs.endswith("-dax") and dax_state != "fsdax":
         cmds.append("ndctl create-namespace -f -e namespace0.0 --mode=fsdax >/dev/null")
-    if fs in ("ext4", "xfs") and dax_state == "fsdax":
+    if fs != "tmpfs" and not fs.endswith("-dax") and dax_state == "fsdax":
         cmds.append("ndctl create-namespace -f -e namespace0.0 --mode=raw >/dev/null")
     base = fs.replace("-dax", "")
     if base == "ext4":
@@ -61,11 +83,21 @@ def fs_setup_commands(fs: str, dax_state: str) -> list:
     elif base == "xfs":
         cmds.append("mkfs.xfs -q -f -m reflink=0 /dev/pmem0" if fs.endswith("-dax")
                     else "mkfs.xfs -q -f /dev/pmem0")
+    elif fs == "btrfs":
+        cmds.append("mkfs.btrfs -q -f /dev/pmem0")
+    elif fs == "ext4-integrity":
+        cmds.append(f'dmsetup create pinrig-slice --table "0 {INTEGRITY_SLICE_SECTORS} linear '
+                    '/dev/pmem0 0" && dmsetup mknodes pinrig-slice')
+        cmds.append(INTEGRITY_FORMAT)
+        cmds.append(f"integritysetup open {INTEGRITY_OPTS} {INTEGRITY_SLICE} pinrig-int")
+        cmds.append(f"mkfs.ext4 -q -F {INTEGRITY_DEV}")
     if fs == "tmpfs":
         cmds.append(f"mount -t tmpfs -o size=768m tmpfs {MNT}")
     elif fs.endswith("-dax"):
         cmds.append(f"mount -t {base} -o dax /dev/pmem0 {MNT}")
         cmds.append(f"grep -q ' {MNT} .*dax' /proc/mounts")
+    elif fs == "ext4-integrity":
+        cmds.append(f"mount -t ext4 {INTEGRITY_DEV} {MNT}")
     else:
         cmds.append(f"mount -t {base} /dev/pmem0 {MNT}")
     return cmds
@@ -128,6 +160,8 @@ def mount_existing_commands(fs: str) -> list:
     """Mount the filesystem a previous boot left on /dev/pmem0 (journal recovery happens here)."""
     if fs == "tmpfs":
         raise InfraError("tmpfs does not survive a crash: no integrity check possible")
+    if fs == "ext4-integrity":
+        return [UNMOUNT, INTEGRITY_OPEN, f"mount -t ext4 {INTEGRITY_DEV} {MNT}"]
     base = fs.replace("-dax", "")
     opts = " -o dax" if fs.endswith("-dax") else ""
     return [f"umount {MNT} 2>/dev/null; true", f"mount -t {base}{opts} /dev/pmem0 {MNT}"]
@@ -193,7 +227,7 @@ def _setup(sess: Session, case: Case, run: CaseRun) -> bool:
             return False
     if case.fs.endswith("-dax"):
         sess.info["dax_state"] = "fsdax"
-    elif case.fs in ("ext4", "xfs"):
+    elif case.fs != "tmpfs":
         sess.info["dax_state"] = "raw"
     run.raw.phase = "case"
     return True
@@ -222,8 +256,9 @@ def _verify(sess: Session, case: Case, run: CaseRun, remount: bool) -> None:
     """Read the data file back from the medium and compare per-block checksums."""
     g = _guest(sess)
     run.raw.phase = "verify"
+    verifier = workloads.get(case.workload).verifier
     expected = run.raw.result.get("expected")
-    if not expected:
+    if not expected and verifier != "stable":
         return
     cmds = ["sync", "echo 3 > /proc/sys/vm/drop_caches"]
     if remount and case.fs != "tmpfs":
@@ -234,6 +269,14 @@ def _verify(sess: Session, case: Case, run: CaseRun, remount: bool) -> None:
         if res.rc != 0:
             run.raw.infra_error = f"verification setup failed: '{cmd}': {res.stderr.strip()[-200:]}"
             return
+    if verifier == "stable":
+        _verify_stable(g, case, run)
+        return
+    if verifier == "clones":
+        _verify_clones(g, case, run)
+        return
+    if not expected:
+        return
     argv = [f"{GUEST_BIN}/blocksum", "--file", data_file(case), "--size", str(case.size)]
     res = g.run(argv, timeout=120)
     run.log(shlex.join(argv), res)
@@ -248,6 +291,84 @@ def _verify(sess: Session, case: Case, run: CaseRun, remount: bool) -> None:
     run.checksums = {"file": data_file(case), "seed": run.raw.result.get("seed"),
                      "block_size": integrity.BLOCK, "expected": expected,
                      "actual": got["blocks"], "result": run.integrity.to_dict()}
+
+
+def _seed_of(run: CaseRun) -> Optional[int]:
+    seed = run.raw.result.get("seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else None
+
+
+def kernel_csum_messages(g) -> tuple:
+    """(checksum failures, writeback refusals, first lines of both) in the guest's kernel log."""
+    res = g.run("dmesg", timeout=30)
+    n, lines = corruption.csum_log_lines(res.stdout)
+    w, wlines = corruption.writeback_log_lines(res.stdout)
+    return n, w, lines + wlines
+
+
+def _verify_stable(g, case: Case, run: CaseRun) -> None:
+    """stable-pages/odirect-race: classify every block of the file as it is on the medium now."""
+    seed = _seed_of(run)
+    if seed is None:
+        run.raw.infra_error = "the workload reported no seed: cannot classify its blocks"
+        return
+    argv = workloads.stable_check_argv(GUEST_BIN, case, seed)
+    res = g.run(argv, timeout=120)
+    run.log(shlex.join(argv), res)
+    got = parse_result(res.stdout)
+    if res.rc != 0 or not got or not isinstance(got.get("now"), dict):
+        run.raw.infra_error = f"stable-pages --check failed (exit {res.rc}): {res.stderr.strip()[-200:]}"
+        return
+    n_after, w_after, lines_after = kernel_csum_messages(g)
+    n_over = run.raw.result.get("pinrig_kernel_csum_messages")
+    n_over = n_over if isinstance(n_over, int) else 0
+    w_over = run.raw.result.get("pinrig_kernel_writeback_refusals")
+    w_over = w_over if isinstance(w_over, int) else 0
+    corrupt, ev = corruption.judge_stable(run.raw.result, got, n_over, n_after,
+                                          CRASH_CONSISTENT.get(case.fs, True), w_over, w_after)
+    if corrupt is None:
+        run.raw.note = ev["summary"]
+    ev["kernel_csum_lines_after_crash"] = lines_after
+    run.raw.corruption = corrupt
+    run.checksums = {"file": data_file(case), "seed": seed, "block_size": integrity.BLOCK,
+                     "stable_pages": ev}
+
+
+def _guest_path(value: object, default: str) -> str:
+    """A path the (untrusted) workload reported, if it is one of ours under MNT."""
+    if isinstance(value, str) and value.startswith(MNT + "/") and ".." not in value \
+            and len(value) < 256 and all(c.isalnum() or c in "/._-" for c in value):
+        return value
+    return default
+
+
+def _verify_clones(g, case: Case, run: CaseRun) -> None:
+    """reflink-pin: blocksum the original and its clone; B expected in one, A in the other."""
+    seed = _seed_of(run)
+    if seed is None:
+        run.raw.infra_error = "the workload reported no seed: cannot judge its files"
+        return
+    files = {"original": _guest_path(run.raw.result.get("original"), data_file(case)),
+             "clone": _guest_path(run.raw.result.get("clone"), f"{MNT}/cow-clone.dat")}
+    sums = {}
+    for role, path in files.items():
+        argv = [f"{GUEST_BIN}/blocksum", "--file", path, "--size", str(case.size)]
+        res = g.run(argv, timeout=120)
+        run.log(shlex.join(argv), res)
+        got = parse_result(res.stdout)
+        if res.rc == 0 and got and isinstance(got.get("blocks"), list):
+            sums[role] = [str(x) for x in got["blocks"]]
+        elif "No such file" in res.stderr or (got and "ENOENT" in str(got.get("errno"))):
+            sums[role] = []
+        else:
+            run.raw.infra_error = f"blocksum {path} failed (exit {res.rc}): {res.stderr.strip()[-200:]}"
+            return
+    orig, corrupt, ev = corruption.judge_clones(seed, case.size, sums["original"], sums["clone"])
+    run.integrity = orig
+    run.raw.corruption = corrupt
+    run.raw.note = ev["summary"]
+    run.checksums = {"files": files, "seed": seed, "block_size": integrity.BLOCK,
+                     "actual": sums, "result": orig.to_dict(), "clones": ev}
 
 
 def _load_test_module(sess: Session, run: CaseRun) -> None:
@@ -424,8 +545,15 @@ def run_crash_case(boot: Callable[[str], Session], case: Case, seed: int,
         running = g.run(f"kill -0 {pid}", timeout=15).rc == 0
         if not _take_result(run, case, out, None if running else 0):
             return run
-        if run.raw.pin != "granted":
+        if run.raw.pin not in ("granted", "n/a"):
             return run           # refused: nothing was pinned, nothing to lose
+        # (n/a: no long-term pin to refuse, e.g. O_DIRECT's short-term pins: crash it as well)
+        if workloads.get(case.workload).verifier == "stable":
+            n, w, lines = kernel_csum_messages(g)
+            run.raw.result["pinrig_kernel_csum_messages"] = n
+            run.raw.result["pinrig_kernel_writeback_refusals"] = w
+            run.log_text(f"host: {n} checksum-failure and {w} writeback-refusal line(s) in the "
+                         "kernel log during the overlap\n" + "\n".join(lines))
         # Power cut with the pin still held: no unpin, no sync, no unmount.
         g.run(marker("end", case.id), timeout=15)
         time.sleep(0.5)          # let the marker reach the console

@@ -20,7 +20,7 @@ from typing import Optional
 from pinrig import config, paths, proc
 from pinrig.errors import InfraError, UserError
 from pinrig.kernels.apt import PrivateApt, depends_names
-from pinrig.kernels.artifact import KernelArtifact
+from pinrig.kernels.artifact import KernelArtifact, image_version
 
 MODULE_SRC = paths.WORKLOADS_DIR / "oopsmod"
 MODULE_FILES = ("pinrig_oops.c", "Kbuild")
@@ -32,14 +32,6 @@ class Headers:
     release: str
     kdir: Path          # <root>/usr/src/linux-headers-<release>
     cc: str             # compiler the kernel was built with (from .kernelvariables), e.g. gcc-12
-
-
-def _image_version(art: KernelArtifact) -> str:
-    for p in art.packages:
-        name, _, ver = p.partition("=")
-        if name.startswith(("linux-image-", "linux-binary-")) and ver:
-            return ver
-    raise InfraError(f"{art.name}: no linux-image package version in {art.packages}")
 
 
 def headers_packages(apt: PrivateApt, release: str, version: str) -> list:
@@ -80,7 +72,7 @@ def fetch_headers(spec: config.KernelSpec, art: KernelArtifact) -> Headers:
     root = base / "root"
     stamp = base / "headers.json"
     if not stamp.exists():
-        version = _image_version(art)
+        version = image_version(art)
         apt = PrivateApt(spec.suite, spec.mirror)
         if not any(apt.root.joinpath("lists").glob("*Packages*")):
             apt.update()
@@ -170,7 +162,7 @@ def build_root(spec: config.KernelSpec, art: KernelArtifact) -> Path:
     apt = PrivateApt(spec.suite, spec.mirror)
     if not any(apt.root.joinpath("lists").glob("*Packages*")):
         apt.update()
-    pkgs = headers_packages(apt, art.release, _image_version(art))
+    pkgs = headers_packages(apt, art.release, image_version(art))
     top = apt.show(pkgs[0][0], pkgs[0][1])
     kbuild = next(n for n, _ in pkgs if n.startswith("linux-kbuild-"))
     extra = build_root_packages(depends_names(top.get("Depends", "")) +

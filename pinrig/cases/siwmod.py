@@ -21,7 +21,7 @@ from typing import Optional
 
 from pinrig import config, paths, proc
 from pinrig.errors import InfraError, UserError
-from pinrig.kernels.artifact import KernelArtifact
+from pinrig.kernels.artifact import KernelArtifact, image_version
 
 SIW_DIR = "drivers/infiniband/sw/siw"
 GUEST_KO = "/tmp/pinrig-siw.ko"
@@ -34,15 +34,6 @@ def config_value(art: KernelArtifact, symbol: str) -> Optional[str]:
         return None
     m = re.search(rf"^CONFIG_{symbol}=(\S+)$", Path(art.config).read_text(errors="replace"), re.M)
     return m.group(1) if m else None
-
-
-def image_version(art: KernelArtifact) -> str:
-    """The Debian version of the kernel image package (e.g. 6.1.192-3)."""
-    for p in art.packages:
-        name, _, ver = p.partition("=")
-        if name.startswith(("linux-image-", "linux-binary-")) and ver:
-            return ver
-    raise InfraError(f"{art.name}: no linux-image package version in {art.packages}")
 
 
 def source_package(release: str) -> str:

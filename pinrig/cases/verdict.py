@@ -25,6 +25,10 @@ class RawOutcome:
     # FOLL_PIN accounting over the case (/proc/vmstat after stat_refresh), measured only where
     # every pin must be gone by teardown (not across a power cut): {"acquired": n, "released": m}
     pins: Optional[dict] = None
+    # damage other than lost blocks (pinrig.cases.corruption): {"kind": an Outcome name
+    # (checksum-error, clone-changed), "blocks": n, "blocks_checked": m, "reason": "..."}
+    corruption: Optional[dict] = None
+    note: Optional[str] = None        # what a passing case still showed (added to its reason)
     # a check the workload made itself failed (a selftest's "not ok"): what failed
     failure: Optional[str] = None
     summary: str = ""            # what the workload saw, for the verdict's reason (subtest counts)
@@ -50,6 +54,7 @@ class Verdict:
     pins: Optional[dict] = None  # FOLL_PIN acquired/released over the case, where measured
     incoherent_pages: Optional[int] = None  # anon-coherency: pages where a process saw the wrong data
     where: Optional[str] = None  # file:line of the headline report's guilty frame (symbolized)
+    blocks_corrupt: Optional[int] = None   # checksum-error / clone-changed: blocks affected
 
     @property
     def key(self) -> tuple:
@@ -90,6 +95,9 @@ class Verdict:
             return f"{self.blocks_lost} blocks lost at {self.first_bad_offset}"
         if self.verdict == Outcome.REFUSED:
             return f"pin refused ({self.errno})"
+        if self.verdict in (Outcome.CHECKSUM_ERROR, Outcome.WRITEBACK_ERROR,
+                            Outcome.CLONE_CHANGED):
+            return self.reason or f"{self.verdict}: {self.blocks_corrupt} blocks"
         return self.reason or self.verdict
 
 
@@ -98,12 +106,13 @@ _FIELD_TYPES: dict[str, Union[type, tuple[type, ...]]] = {
     "case": str, "verdict": str, "errno": str, "title": str, "titles": list,
     "blocks_lost": int, "blocks_checked": int, "first_bad_offset": int, "expect": str,
     "pin": str, "phase": str, "reason": str, "wall_s": (int, float), "seed": int,
-    "attempt": int, "pins": dict, "incoherent_pages": int, "where": str}
+    "attempt": int, "pins": dict, "incoherent_pages": int, "where": str, "blocks_corrupt": int}
 
 
 def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdict:
-    """Precedence: kernel reports > infra error > skip > data loss > pin incoherence > pin leak >
-    refused > ok; then expect."""
+    """Precedence: kernel reports > infra error > skip > corruption (checksum-error,
+    writeback-error, clone-changed) > data loss > pin incoherence > pin leak > refused > ok;
+    then expect."""
     v = Verdict(case=case.id, verdict=Outcome.OK, errno=raw.errno, pin=raw.pin, phase=raw.phase,
                 expect=case.expect, wall_s=round(raw.wall_s, 3))
     if integrity is not None:
@@ -130,9 +139,17 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
         if raw.summary:
             v.reason += f" ({raw.summary})"
         return v
+    corrupt = _corruption(raw.corruption)
+    if corrupt is not None:
+        v.verdict, v.blocks_corrupt, v.reason = corrupt
+        if integrity is not None and integrity.blocks_lost:
+            v.reason += f"; and {integrity.blocks_lost} of {integrity.blocks_checked} blocks lost"
+        return _expect(case, v)
     if integrity is not None and integrity.blocks_lost:
         v.verdict = Outcome.DATA_LOSS
         v.reason = f"{integrity.blocks_lost} of {integrity.blocks_checked} blocks lost"
+        if raw.note:
+            v.reason += f"; {raw.note}"
         return _expect(case, v)
     v.pins = dict(raw.pins) if raw.pins else None
     coh = coherency(raw.result)
@@ -159,7 +176,21 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
             v.reason += f"; {integrity.blocks_checked} blocks verified"
         if coh is not None and raw.pin == "granted":
             v.reason = coh.reason()
+    if raw.note:
+        v.reason += f"; {raw.note}"
     return _expect(case, v)
+
+
+def _corruption(c: Optional[dict]) -> Optional[tuple]:
+    """(Outcome, blocks, reason) of a recorded corruption, None when there is none/it is bad."""
+    if not isinstance(c, dict) or c.get("kind") not in (Outcome.CHECKSUM_ERROR.value,
+                                                        Outcome.WRITEBACK_ERROR.value,
+                                                        Outcome.CLONE_CHANGED.value):
+        return None
+    blocks = c.get("blocks")
+    blocks = blocks if isinstance(blocks, int) and not isinstance(blocks, bool) else 0
+    reason = c.get("reason") if isinstance(c.get("reason"), str) else str(c["kind"])
+    return Outcome(c["kind"]), blocks, reason
 
 
 @dataclass

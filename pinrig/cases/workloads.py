@@ -44,6 +44,11 @@ class Workload:
     #   (pinrig.cases.needs: a kernel without them gets the case `skipped`, saying which)
     variants: Optional[Tuple[str, ...]] = None
     # ↑ the variants the program understands, when it takes no others (checked by the suite loader)
+    verifier: str = "blocks"
+    # ↑ how the data file is judged after the case (pinrig.cases.corruption):
+    #   "blocks": per-block checksums against the workload's "expected" (blocksum);
+    #   "stable": the program's own --check classifies every block (torn/unreadable/consistent);
+    #   "clones": the original must hold pattern B, its reflink/snapshot clone pattern A
 
     @property
     def verifies(self) -> bool:
@@ -98,6 +103,47 @@ def _anon_coherency(case: "Case", seed: int, hold: bool) -> list:
     # uprobe: a MAP_PRIVATE PROT_EXEC mapping of a file on the case's filesystem, pinned read-only
     return argv + (["--file", f"{MNT}/uprobe.bin"] if case.variant == "uprobe" else [])
 
+def _stable_pages(case: "Case", seed: int, hold: bool) -> list:
+    """stable-pages: variant cpu = the CPU writes instead of the device (the control)."""
+    writer = "cpu" if case.variant == "cpu" else "rdma"
+    return _stable_common(case, seed, hold, writer) + ["--device", "rxe0"]
+
+
+def _odirect_race(case: "Case", seed: int, hold: bool) -> list:
+    return _stable_common(case, seed, hold, "odirect")
+
+
+def _stable_common(case: "Case", seed: int, hold: bool, writer: str) -> list:
+    long = "long" in (case.variant or "").split("-")
+    return ["--file", f"{MNT}/stable.dat", "--size", str(case.size), "--seed", str(seed),
+            "--writer", writer, "--duration", str(STABLE_LONG_S if long else STABLE_DURATION_S)] + \
+        (["--hold"] if hold else [])
+
+
+STABLE_DURATION_S = 8       # seconds of overlap the checker reads back before the JSON line
+STABLE_LONG_S = 40          # variant `long`
+
+
+def stable_check_argv(bindir: str, case: "Case", seed: int) -> list:
+    """The post-crash classification of the stable-pages data file."""
+    return [f"{bindir}/stable-pages", "--check", "--file", f"{MNT}/stable.dat",
+            "--size", str(case.size), "--seed", str(seed)]
+
+
+REFLINK_VARIANTS = ("dirty", "control", "snapshot", "snapshot-dirty", "snapshot-control")
+
+
+def _reflink_pin(case: "Case", seed: int, hold: bool) -> list:
+    """Variants: snapshot (btrfs snapshot instead of FICLONE), dirty (the CPU dirties the
+    original after the clone), control (deregister before the final fsync); joined by '-'."""
+    parts = (case.variant or "").split("-")
+    argv = ["--file", f"{MNT}/cow.dat", "--clone", f"{MNT}/cow-clone.dat", "--size",
+            str(case.size), "--seed", str(seed), "--device", "rxe0",
+            "--how", "snapshot" if "snapshot" in parts else "reflink"]
+    argv += ["--dirty"] if "dirty" in parts else []
+    argv += ["--control"] if "control" in parts else []
+    return argv + (["--hold"] if hold else [])
+
 
 _TABLE: Tuple[Workload, ...] = (
     # variant leak: the test module takes a pin and keeps it (proves the pin accounting bites)
@@ -120,6 +166,18 @@ _TABLE: Tuple[Workload, ...] = (
     # the program in the guest, which reports a `skip` naming what is missing
     Workload("anon-coherency", "anon-coherency", _anon_coherency, needs_rdma=True,
              variants=ANON_TRIGGERS),
+    # issue 15 item 2: a device writes a pinned mapping while fsync loops; what reached the
+    # medium is read back during the overlap and after a power cut in the middle of it
+    Workload("stable-pages", "stable-pages", _stable_pages, data_file=f"{MNT}/stable.dat",
+             needs_rdma=True, crash_and_verify=lambda case: True, verifier="stable",
+             variants=("cpu",)),
+    # issue 15 item 6: the same with O_DIRECT reads into the mapping (short-term FOLL_PIN)
+    Workload("odirect-race", "stable-pages", _odirect_race, data_file=f"{MNT}/stable.dat",
+             crash_and_verify=lambda case: True, verifier="stable", variants=("long",)),
+    # issue 15 item 3: reflink / snapshot of a pinned file, device write, fsync both, crash
+    Workload("reflink-pin", "reflink-pin", _reflink_pin, data_file=f"{MNT}/cow.dat",
+             needs_rdma=True, crash_and_verify=lambda case: True, verifier="clones",
+             variants=REFLINK_VARIANTS),
 )
 WORKLOADS: Dict[str, Workload] = {w.name: w for w in _TABLE}
 NAMES: Tuple[str, ...] = tuple(WORKLOADS)

@@ -51,10 +51,10 @@ from pinrig.fleet.pool import (
 )
 from pinrig.fleet.shipping import cached_hash, object_path, upload_sparse
 from pinrig.guest import qemu, vm
-from pinrig.outcome import Outcome
+from pinrig.outcome import MEDIUM_EVIDENCE, Outcome
 
 # verdicts whose medium is evidence and stays on the host
-KERNEL_EVIDENCE = (Outcome.DATA_LOSS, Outcome.CRASH)
+KERNEL_EVIDENCE = tuple(sorted(MEDIUM_EVIDENCE, key=list(Outcome).index))
 
 
 class _Stopped(InfraError):

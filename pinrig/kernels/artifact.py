@@ -38,6 +38,15 @@ class KernelArtifact:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
 
 
+def image_version(art: KernelArtifact) -> str:
+    """The Debian version of a kernel's image package (e.g. 6.1.192-3)."""
+    for p in art.packages:
+        name, _, ver = p.partition("=")
+        if name.startswith(("linux-image-", "linux-binary-")) and ver:
+            return ver
+    raise InfraError(f"{art.name}: no linux-image package version in {art.packages}")
+
+
 def find_kernel_files(root: Path) -> tuple:
     """(vmlinuz, modules dir, config) inside an unpacked kernel package tree, any packaging."""
     cands = sorted(root.glob("boot/vmlinuz-*")) + sorted(root.glob("usr/lib/modules/*/vmlinuz")) \

@@ -20,7 +20,7 @@ from pinrig import paths, proc
 from pinrig.config import KernelSpec
 from pinrig.errors import InfraError
 from pinrig.kernels.apt import PrivateApt
-from pinrig.kernels.artifact import KernelArtifact
+from pinrig.kernels.artifact import KernelArtifact, image_version
 from pinrig.oops.symbolize import Symbolizer
 
 DBG_MEMBERS = ("./usr/lib/debug/boot/vmlinux-*",
@@ -52,16 +52,8 @@ def symbolizer_for(art: KernelArtifact, test_module: Optional[Path], symbolize: 
     return Symbolizer(vmlinux, dirs)
 
 
-def _image_version(art: KernelArtifact) -> str:
-    for p in art.packages:
-        name, _, ver = p.partition("=")
-        if name.startswith(("linux-image-", "linux-binary-")) and ver:
-            return ver
-    raise InfraError(f"{art.name}: no linux-image package version in {art.packages}")
-
-
 def debian_debug_files(spec: KernelSpec, art: KernelArtifact) -> DebugFiles:
-    version = _image_version(art)
+    version = image_version(art)
     base = paths.cache_dir() / "debug" / f"{art.release}={version}"
     stamp = base / "debug.json"
     if not stamp.exists():

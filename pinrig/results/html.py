@@ -15,6 +15,8 @@ VERDICT_COLOURS: dict = {
     Outcome.OK: "#2e9e5b", Outcome.REFUSED: "#3b7dd8", Outcome.DATA_LOSS: "#e07b00",
     Outcome.CRASH: "#c62828", Outcome.UNEXPECTED: "#8e44ad", Outcome.PIN_LEAK: "#ad1457",
     Outcome.PIN_INCOHERENT: "#6a1b9a",
+    Outcome.CHECKSUM_ERROR: "#d84315", Outcome.WRITEBACK_ERROR: "#bf360c",
+    Outcome.CLONE_CHANGED: "#6d4c41",
     Outcome.ERROR: "#6b7a80", Outcome.SKIPPED: "#c9d3d8",
 }
 VERDICT_ORDER = outcome.NAMES

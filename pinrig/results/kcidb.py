@@ -117,6 +117,17 @@ def _issue_keys(v: dict, case: str) -> list:
     elif v.get("verdict") == Outcome.DATA_LOSS:
         workload, fs = case.split("/")[:2]
         out.append((f"data-loss:{workload}/{fs}", f"data loss after power cut: {workload} on {fs}"))
+    elif v.get("verdict") == Outcome.CHECKSUM_ERROR:
+        workload, fs = case.split("/")[:2]
+        out.append((f"checksum-error:{workload}/{fs}",
+                    f"checksum failures on the medium: {workload} on {fs}"))
+    elif v.get("verdict") == Outcome.WRITEBACK_ERROR:
+        workload, fs = case.split("/")[:2]
+        out.append((f"writeback-error:{workload}/{fs}",
+                    f"writeback refused pages dirtied behind the fs: {workload} on {fs}"))
+    elif v.get("verdict") == Outcome.CLONE_CHANGED:
+        workload, fs = case.split("/")[:2]
+        out.append((f"clone-changed:{workload}/{fs}", f"clone of a pinned file changed: {fs}"))
     return out
 
 

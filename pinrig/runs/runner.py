@@ -27,7 +27,7 @@ from pinrig.guest import vm
 from pinrig.guest.session import Environment, Session, prepare_env
 from pinrig.kernels.debug import symbolizer_for
 from pinrig.oops.symbolize import symbolize_reports
-from pinrig.outcome import Outcome
+from pinrig.outcome import MEDIUM_EVIDENCE, Outcome
 from pinrig.results.rundir import (
     RunDir,
     atomic_write,
@@ -467,7 +467,7 @@ def _judge_crash_case(run: RunDir, case: Case, cseed: int, attempt: int, cr) -> 
     v.attempt = attempt
     cslice = "\n".join(slices)
     run.write_case(v, _case_files(cslice, cslice, cr, reports))
-    if v.verdict not in (Outcome.DATA_LOSS, Outcome.CRASH) and cr.sessions:
+    if v.verdict not in MEDIUM_EVIDENCE and cr.sessions:
         cr.sessions[0].discard_pmem()      # keep the medium only where it is evidence
     return v
 

@@ -277,7 +277,7 @@ def test_bad_fs_choice_names_file_and_field(tmp_path):
         """)
     msg = user_error(load_suite, p)
     assert msg == (f"{p}: cases[1].fs[1]: unknown value 'ext5' "
-                   "(known: ext4, xfs, ext4-dax, xfs-dax, tmpfs)")
+                   "(known: ext4, xfs, ext4-dax, xfs-dax, tmpfs, btrfs, ext4-integrity)")
 
 
 def test_scalar_bad_fs(tmp_path):

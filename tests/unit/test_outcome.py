@@ -14,7 +14,8 @@ def test_sets_partition_the_vocabulary():
     assert PASSES | FAILURES | INCONCLUSIVE == set(Outcome)
     assert not (PASSES & FAILURES) and not (PASSES & INCONCLUSIVE) and not (FAILURES & INCONCLUSIVE)
     assert outcome.NAMES == ("ok", "refused", "data-loss", "crash", "unexpected", "pin-leak",
-                             "pin-incoherent", "error", "skipped")
+                             "pin-incoherent", "checksum-error", "writeback-error",
+                             "clone-changed", "error", "skipped")
 
 
 @pytest.mark.parametrize("o, junit, status", [
@@ -22,6 +23,8 @@ def test_sets_partition_the_vocabulary():
     (Outcome.DATA_LOSS, "failure", "FAIL"), (Outcome.CRASH, "failure", "FAIL"),
     (Outcome.UNEXPECTED, "failure", "FAIL"), (Outcome.PIN_LEAK, "failure", "FAIL"),
     (Outcome.PIN_INCOHERENT, "failure", "FAIL"),
+    (Outcome.CHECKSUM_ERROR, "failure", "FAIL"), (Outcome.CLONE_CHANGED, "failure", "FAIL"),
+    (Outcome.WRITEBACK_ERROR, "failure", "FAIL"),
     (Outcome.ERROR, "error", "ERROR"),
     (Outcome.SKIPPED, "skipped", "SKIP")])
 def test_junit_and_kcidb_mapping(o, junit, status):

@@ -47,6 +47,8 @@ const char *errno_name(int e)
 	case ENOMEM: return "ENOMEM";
 	case EACCES: return "EACCES";
 	case EFAULT: return "EFAULT";
+	case EILSEQ: return "EILSEQ";
+	case EUCLEAN: return "EUCLEAN";
 	case EBUSY: return "EBUSY";
 	case EEXIST: return "EEXIST";
 	case EXDEV: return "EXDEV";

@@ -234,3 +234,29 @@ def test_a_workload_that_reports_a_skip_makes_the_case_skipped():
     failed = CaseRun(RawOutcome(c.id))       # a program that failed is not skipped
     assert not _take_result(failed, c, out.replace('"error": null', '"error": "boom"'), 1)
     assert failed.raw.skip_reason is None and failed.raw.infra_error
+
+
+def test_fs_setup_btrfs_and_ext4_over_dm_integrity():
+    from pinrig.cases.execute import INTEGRITY_DEV
+    from pinrig.cases.execute import UNMOUNT as INT_UNMOUNT
+    assert fs_setup_commands("btrfs", "raw") == [UMOUNT, "mkfs.btrfs -q -f /dev/pmem0",
+                                                 "mount -t btrfs /dev/pmem0 /mnt/test"]
+    assert fs_setup_commands("btrfs", "fsdax")[1] == TO_RAW
+    cmds = fs_setup_commands("ext4-integrity", "raw")
+    assert cmds[0] == INT_UNMOUNT and "integritysetup close pinrig-int" in cmds[0]
+    assert cmds[1] == ('dmsetup create pinrig-slice --table "0 262144 linear /dev/pmem0 0" && '
+                       'dmsetup mknodes pinrig-slice')
+    assert cmds[2] == ("integritysetup format -q --batch-mode --sector-size 4096 "
+                       "--integrity-no-journal /dev/mapper/pinrig-slice")
+    assert cmds[3] == ("integritysetup open --integrity-no-journal /dev/mapper/pinrig-slice "
+                       "pinrig-int")
+    assert cmds[4:] == [f"mkfs.ext4 -q -F {INTEGRITY_DEV}", f"mount -t ext4 {INTEGRITY_DEV} /mnt/test"]
+
+
+def test_mount_existing_reopens_dm_integrity_without_formatting():
+    from pinrig.cases.execute import mount_existing_commands
+    cmds = mount_existing_commands("ext4-integrity")
+    assert not any("format" in c or "mkfs" in c for c in cmds)
+    assert "integritysetup open --integrity-no-journal /dev/mapper/pinrig-slice pinrig-int" in cmds[1]
+    assert cmds[-1] == "mount -t ext4 /dev/mapper/pinrig-int /mnt/test"
+    assert mount_existing_commands("btrfs")[-1] == "mount -t btrfs /dev/pmem0 /mnt/test"

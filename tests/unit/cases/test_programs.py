@@ -15,7 +15,7 @@ from pinrig.cases.integrity import BLOCK, block_checksums, pattern_bytes, verify
 REPO = Path(__file__).resolve().parents[3]
 WORKLOADS = REPO / "workloads"
 PROGRAMS = ["ibverbs-pin", "lost-write", "odirect-into-mmap", "iouring-fixed", "blocksum",
-            "anon-coherency"]
+            "anon-coherency", "stable-pages", "reflink-pin"]
 # objects compiled once into OUT and linked into every program (verbs_util only into the verbs ones)
 SHARED_OBJECTS = ["common.o", "json.o", "report.o", "cli.o", "verbs_util.o", "rdma_loop.o"]
 REQUIRED = {
@@ -257,3 +257,39 @@ def test_iouring_fixed_host_smoke(bindir, tmp_path, mapping):
     assert out["expected"] == block_checksums(pattern_bytes(5, tag, 0, 64 * 1024))
     on_disk = one_json(run(bindir, "blocksum", "--file", f))["blocks"]
     assert verify(out["expected"], on_disk).blocks_lost == 0
+
+
+# --------------------------------------------------------- stable-pages (issue 15 items 2, 6)
+
+def test_stable_pages_cpu_writer_then_check_classifies_every_block(bindir, tmp_path):
+    """The control writer on the host's own filesystem: every block read back is one
+    generation (consistent) after the writer stopped; --check finds the same."""
+    f = tmp_path / "s.dat"
+    r = one_json(run(bindir, "stable-pages", "--file", f, "--size", "64K", "--writer", "cpu",
+                     "--duration", "1"))
+    assert r["error"] is None and r["writer"] == "cpu" and r["pin"] == "n/a"
+    assert r["check_passes"] >= 1 and r["writer_passes"] >= 1
+    assert r["after_stop"]["consistent"] == 16 and r["after_stop"]["unreadable"] == 0
+    c = one_json(run(bindir, "stable-pages", "--check", "--file", f, "--size", "64K"))
+    assert c["now"]["consistent"] == 16 and c["now"]["gen_max"] >= 2
+
+
+def test_stable_pages_check_names_torn_foreign_and_missing_blocks(bindir, tmp_path):
+    f = tmp_path / "s.dat"
+    one_json(run(bindir, "stable-pages", "--file", f, "--size", "16K", "--writer", "cpu",
+                 "--duration", "1"))
+    data = bytearray(f.read_bytes())
+    data[4096 + 2048:4096 + 2056] = b"\x00" * 8        # block 1: torn (word 256 changed)
+    data[8192:12288] = b"\x00" * 4096                   # block 2: foreign (zeros)
+    f.write_bytes(bytes(data[:12288]))                  # block 3: missing (short file)
+    c = one_json(run(bindir, "stable-pages", "--check", "--file", f, "--size", "16K"))
+    now = c["now"]
+    assert (now["consistent"], now["torn"], now["foreign"], now["unreadable"]) == (1, 1, 1, 1)
+    assert now["first_bad_block"] == 1 and now["first_errno"] == "ENODATA"
+
+
+def test_stable_pages_and_reflink_pin_usage_errors_are_one_json_line(bindir):
+    p = run(bindir, "stable-pages", "--file", "/x", "--writer", "gpu")
+    assert p.returncode == 2 and "--writer must be rdma, odirect or cpu" in one_json(p)["error"]
+    p = run(bindir, "reflink-pin", "--file", "/x")
+    assert p.returncode == 2 and "--clone PATH is required" in one_json(p)["error"]

@@ -5,7 +5,7 @@ import pytest
 
 from pinrig.cases import siwmod
 from pinrig.errors import InfraError
-from pinrig.kernels.artifact import KernelArtifact
+from pinrig.kernels.artifact import KernelArtifact, image_version
 
 
 def _art(tmp_path, config_text=None, packages=("linux-image-6.1.0-57-amd64=6.1.192-3",)):
@@ -31,9 +31,9 @@ def test_source_package_and_image_version(tmp_path):
     assert siwmod.source_package("5.10.0-35-amd64") == "linux-source-5.10"
     with pytest.raises(InfraError):
         siwmod.source_package("weird")
-    assert siwmod.image_version(_art(tmp_path)) == "6.1.192-3"
+    assert image_version(_art(tmp_path)) == "6.1.192-3"
     with pytest.raises(InfraError):
-        siwmod.image_version(_art(tmp_path, packages=("firmware=1",)))
+        image_version(_art(tmp_path, packages=("firmware=1",)))
 
 
 def test_module_depends_from_modinfo(tmp_path):

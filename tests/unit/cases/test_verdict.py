@@ -268,3 +268,43 @@ def test_anon_malformed_coherency_is_ignored(coh):
 def test_anon_incoherence_against_an_expectation_stays_incoherent():
     v = decide(expecting("ok", ANON), raw(pin="granted", result=anon_result(mismatched=1)), [])
     assert v.verdict == "pin-incoherent" and "(expected ok)" in v.reason
+
+
+# ------------------------------------------------------------------ corruption (issue 15)
+
+STABLE = Case("stable-pages", "btrfs", "shared")
+
+
+def test_checksum_error_names_the_corruption_and_counts_blocks():
+    c = {"kind": "checksum-error", "blocks": 49, "blocks_checked": 256, "reason": "49 of 256"}
+    v = decide(STABLE, RawOutcome(STABLE.id, pin="granted", corruption=c), [])
+    assert v.verdict == "checksum-error" and v.blocks_corrupt == 49 and v.failed
+    assert v.message() == "49 of 256"
+
+
+def test_crash_beats_corruption_and_corruption_beats_data_loss():
+    c = {"kind": "clone-changed", "blocks": 2, "reason": "the clone changed"}
+    lost = IntegrityResult(blocks_checked=4, blocks_lost=4, first_bad=0)
+    v = decide(STABLE, RawOutcome(STABLE.id, pin="granted", corruption=c), [Report("BUG: x")],
+               lost)
+    assert v.verdict == "crash"
+    v = decide(STABLE, RawOutcome(STABLE.id, pin="granted", corruption=c), [], lost)
+    assert v.verdict == "clone-changed" and v.reason == ("the clone changed; and 4 of 4 blocks "
+                                                         "lost")
+
+
+@pytest.mark.parametrize("c", [{"kind": "ok", "blocks": 3}, {"kind": "fine"}, "checksum-error",
+                               {"blocks": 3}])
+def test_a_bad_corruption_record_is_ignored(c):
+    assert decide(STABLE, RawOutcome(STABLE.id, pin="granted", corruption=c), []).verdict == "ok"
+
+
+def test_a_passing_case_carries_its_note():
+    v = decide(STABLE, RawOutcome(STABLE.id, pin="granted", note="torn blocks: 1"), [])
+    assert v.verdict == "ok" and v.reason == "pin granted; torn blocks: 1"
+
+
+def test_checksum_error_expected_is_met():
+    c = {"kind": "checksum-error", "blocks": 1, "reason": "r"}
+    case = Case("stable-pages", "btrfs", "shared", expect="checksum-error")
+    assert decide(case, RawOutcome(case.id, corruption=c), []).verdict == "checksum-error"

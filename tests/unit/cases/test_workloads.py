@@ -73,3 +73,38 @@ def test_anon_coherency_uprobe_maps_a_file_on_the_case_filesystem():
     argv = workloads.get("anon-coherency").argv("/b", c, 9)
     assert argv[-2:] == ["--file", "/mnt/test/uprobe.bin"]
     assert "--file" not in workloads.get("anon-coherency").argv("/b", case("anon-coherency"), 9)
+
+
+def test_stable_pages_and_odirect_race_argv_and_verification():
+    sp = workloads.get("stable-pages")
+    argv = sp.argv("/b", case("stable-pages", fs="btrfs"), 7, hold=True)
+    assert argv == ["/b/stable-pages", "--file", "/mnt/test/stable.dat", "--size", "1048576",
+                    "--seed", "7", "--writer", "rdma", "--duration", "8", "--hold",
+                    "--device", "rxe0"]
+    cpu = sp.argv("/b", case("stable-pages", variant="cpu"), 7)
+    assert cpu[cpu.index("--writer") + 1] == "cpu" and "--hold" not in cpu
+    od = workloads.get("odirect-race").argv("/b", case("odirect-race"), 7, hold=True)
+    assert od[0] == "/b/stable-pages" and od[od.index("--writer") + 1] == "odirect"
+    assert "--device" not in od and not workloads.get("odirect-race").needs_rdma
+    assert sp.verifier == workloads.get("odirect-race").verifier == "stable"
+    assert workloads.stable_check_argv("/b", case("stable-pages"), 7) == [
+        "/b/stable-pages", "--check", "--file", "/mnt/test/stable.dat", "--size", "1048576",
+        "--seed", "7"]
+    assert workloads.needs_own_guest(case("odirect-race", fs="ext4-integrity"))
+
+
+@pytest.mark.parametrize("variant, how, extra", [
+    (None, "reflink", []), ("dirty", "reflink", ["--dirty"]),
+    ("control", "reflink", ["--control"]), ("snapshot", "snapshot", []),
+    ("snapshot-dirty", "snapshot", ["--dirty"])])
+def test_reflink_pin_variants(variant, how, extra):
+    w = workloads.get("reflink-pin")
+    argv = w.argv("/b", case("reflink-pin", fs="btrfs", variant=variant), 3)
+    assert argv[argv.index("--how") + 1] == how
+    assert [a for a in argv if a in ("--dirty", "--control")] == extra
+    assert w.verifier == "clones" and w.needs_rdma and w.needs_own_guest(case("reflink-pin"))
+
+
+def test_the_long_variant_stretches_the_overlap():
+    argv = workloads.get("odirect-race").argv("/b", case("odirect-race", variant="long"), 1)
+    assert argv[argv.index("--duration") + 1] == str(workloads.STABLE_LONG_S)
