@@ -7,6 +7,7 @@ whole lib/modules tree, mounted in the guest at /lib/modules.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import lzma
 import os
@@ -255,14 +256,20 @@ exec switch_root /newroot /usr/local/sbin/pinrig-init
 """
 
 
+def initrd_tag() -> str:
+    """What the initramfs is made of besides the kernel's modules: a changed init script or
+    module list makes a new one instead of reusing a stale cached initramfs."""
+    return hashlib.sha256((INIT_SCRIPT + "\0" + "\0".join(ROOT_MODULES)).encode()).hexdigest()[:12]
+
+
 def boot_files(art: KernelArtifact) -> BootFiles:
     """The initramfs and modules disk for a kernel, made once and cached next to the artifact."""
     out = art.dir / "boot"
-    initrd, mdisk = out / "initrd.cpio.gz", out / "modules.img"
+    initrd, mdisk = out / f"initrd-{initrd_tag()}" / "initrd.cpio.gz", out / "modules.img"
     if initrd.exists() and mdisk.exists():
         return BootFiles(initrd, mdisk)
     with paths.cache_lock(out):
-        out.mkdir(exist_ok=True)
+        initrd.parent.mkdir(parents=True, exist_ok=True)
         if not initrd.exists():
             _make_initrd(art, initrd)
         if not mdisk.exists():

@@ -82,7 +82,8 @@ class Console:
                 data = self.child.read_nonblocking(65536, timeout=0.2)
             except pexpect.TIMEOUT:
                 continue
-            except (pexpect.EOF, OSError, ValueError):
+            except (pexpect.ExceptionPexpect, OSError, ValueError):
+                # EOF; or pexpect's isalive() racing kill() for the exit status: QEMU is gone
                 break
             self._f.write(data)
             self._f.flush()

@@ -1,11 +1,13 @@
 """`rig bench boot KERNEL`: boot-to-ready of the rig against raw QEMU, same kernel, same run.
 
 Raw QEMU: the identical QEMU command line (same kernel, initramfs, devices) with `pinrig.trivial`
-on the kernel command line, so the initramfs prints a line and powers off at once: the time from
-spawning QEMU to that line is the floor. The rig: spawning QEMU → guest init ready → SSH session
-open → one command run, both for a cold boot and for a guest resumed from the saved ready state
-(when the environment has one). Runs alternate so all see the same machine load. A measurement
-that cannot be taken raises InfraError (one line at the CLI, exit 2).
+on the kernel command line, so the initramfs prints a line as its first act (before loading any
+module) and powers off: the time from preparing the boot (overlay, pmem file, port: the same
+vm.prepare the rig uses) to that line is the floor. The rig: the same preparation → guest init
+ready (devices loaded: pmem, rxe0) → SSH session open → one command run, both for a cold boot
+and for a guest resumed from the saved ready state (when the environment has one). Runs
+alternate so all see the same machine load. A measurement that cannot be taken raises
+InfraError (one line at the CLI, exit 2).
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ from pinrig.guest.session import Environment, Session
 
 
 def raw_boot(env: Environment, workdir: Path, timeout: float = 180.0) -> float:
+    t0 = time.monotonic()      # before prepare, as for the rig: both make an overlay and pmem
     m = vm.prepare(env.art, env.boot, env.image, workdir, env.accel, append=("pinrig.trivial",))
-    t0 = time.monotonic()
     m.start()
     try:
         c = m.started_console()

@@ -162,3 +162,20 @@ def test_image_secrets_are_owner_only(tmp_path):
     image._load_image(d)
     assert oct((d / "rootfs.img").stat().st_mode & 0o777) == "0o600"
     assert oct((d / "id_ed25519").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_changed_init_script_makes_a_new_initramfs(tmp_path, monkeypatch):
+    """(seen: an edited INIT_SCRIPT never reached the guest, the cached initramfs was reused)"""
+    from types import SimpleNamespace
+
+    from pinrig.guest import image
+    made = []
+    monkeypatch.setattr(image, "_make_initrd", lambda art, dest: (made.append(dest),
+                                                                 dest.write_bytes(b"i")))
+    monkeypatch.setattr(image, "_make_modules_disk", lambda art, dest: dest.write_bytes(b"m"))
+    art = SimpleNamespace(dir=tmp_path)
+    first = image.boot_files(art).initrd
+    assert image.boot_files(art).initrd == first and len(made) == 1     # cached
+    monkeypatch.setattr(image, "INIT_SCRIPT", image.INIT_SCRIPT + "# changed\n")
+    second = image.boot_files(art).initrd
+    assert second != first and len(made) == 2 and second.name == "initrd.cpio.gz"
