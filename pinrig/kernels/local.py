@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ BZIMAGE_REL = Path("arch/x86/boot/bzImage")
 ELF_MAGIC = b"\x7fELF"
 HEADER_MAGIC_AT = 0x202          # "HdrS" in the x86 boot protocol's setup header
 VERSION_PTR_AT = 0x20E           # kernel_version: offset of the version string, minus 0x200
+RELEASE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]{0,99}")
 MODULE_META = ("modules.order", "modules.builtin", "modules.builtin.modinfo")
 
 
@@ -104,6 +106,9 @@ def locate(path: Path, modules: Optional[Path] = None) -> LocalKernel:
     if not version:
         raise UserError(f"--kernel {path}: not a kernel image (no x86 bzImage setup header)")
     release = release_of(version)
+    if not RELEASE_RE.fullmatch(release):
+        raise UserError(f"--kernel {path}: its version string names release {release[:80]!r}, "
+                        "which is not a kernel release (letters, digits, . _ + ~ -)")
     beside = image.parent
     if root is not None:
         config = _first(root / ".config")

@@ -160,3 +160,9 @@ def test_image_spec_file(tmp_path):
     f.write_text("kind: image\n")
     with pytest.raises(UserError, match=r"k.yaml: image: is required"):
         config.load_kernel_spec(str(f))
+
+
+def test_a_release_that_is_not_one_is_refused(tmp_path):
+    (tmp_path / "bzImage").write_bytes(bzimage("../../etc (x@y) #1"))
+    with pytest.raises(UserError, match="not a kernel release"):
+        local.locate(tmp_path / "bzImage")
