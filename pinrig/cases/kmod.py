@@ -110,28 +110,38 @@ def build_module(h: Headers, chroot: Optional[Path] = None) -> Path:
     out = paths.cache_dir() / "headers" / h.release / name / "pinrig_oops.ko"
     if out.exists():
         return out
+    if chroot is None and not shutil.which(h.cc):
+        raise UserError(f"building a module for {h.release} needs {h.cc} (the compiler that "
+                        f"built that kernel); the host has {_host_gccs() or 'no gcc'} "
+                        "(use --build-root)")
+    return build_external(h, out, [MODULE_SRC / f for f in MODULE_FILES], chroot,
+                          f"pinrig_oops.ko for {h.release}")
+
+
+def build_external(h: Headers, out: Path, files: list, chroot: Optional[Path], what: str,
+                   kbuild: Optional[str] = None) -> Path:
+    """Build the out-of-tree module `out.name` from files (and a Kbuild text) against the
+    kernel's headers, on the host (in out's directory) or inside chroot; → out."""
+    name = out.parent.name
     if chroot is None:
-        if not shutil.which(h.cc):
-            raise UserError(f"building a module for {h.release} needs {h.cc} (the compiler that "
-                            f"built that kernel); the host has {_host_gccs() or 'no gcc'} "
-                            "(use --build-root)")
         bdir = out.parent
-        argv: list = ["make", "-C", h.kdir, f"M={out.parent}", "modules"]
+        argv: list = ["make", "-C", h.kdir, f"M={bdir}", "modules"]
     else:
         bdir = chroot / "build" / name
         argv = ["chroot", chroot, "make", "-C", f"/usr/src/linux-headers-{h.release}",
                 f"M=/build/{name}", "modules"]
     shutil.rmtree(bdir, ignore_errors=True)
     bdir.mkdir(parents=True)
-    for f in MODULE_FILES:
-        shutil.copy2(MODULE_SRC / f, bdir / f)
-    where = f" in {chroot}" if chroot else ""
-    proc.progress(f"building pinrig_oops.ko for {h.release} with {h.cc}{where}")
+    for f in files:
+        shutil.copy2(f, bdir / Path(f).name)
+    if kbuild is not None:
+        (bdir / "Kbuild").write_text(kbuild)
+    proc.progress(f"building {what} with {h.cc}" + (f" in {chroot}" if chroot else ""))
     res = proc.run(argv, check=False, timeout=900)
-    ko = bdir / "pinrig_oops.ko"
+    ko = bdir / out.name
     if res.returncode != 0 or not ko.exists():
         lines = [ln for ln in (res.stderr + res.stdout).splitlines() if ln.strip()]
-        raise InfraError(f"module build for {h.release} failed: {' | '.join(lines[-4:])}")
+        raise InfraError(f"{out.name} build for {h.release} failed: {' | '.join(lines[-4:])}")
     if ko != out:
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ko, out)

@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from pinrig import config, paths, proc
+from pinrig import config, paths
 from pinrig.errors import InfraError, UserError
 from pinrig.kernels.artifact import KernelArtifact, image_version
 
@@ -90,29 +90,8 @@ def build(spec: config.KernelSpec, art: KernelArtifact) -> Path:
     objs = " ".join(p.stem + ".o" for p in files if p.suffix == ".c")
     kbuild = f"obj-m := siw.o\nsiw-y := {objs}\n"
     chroot = None if shutil.which(h.cc) else kmod.build_root(spec, art)
-    if chroot is None:
-        bdir = out.parent
-        argv: list = ["make", "-C", h.kdir, f"M={bdir}", "modules"]
-    else:
-        bdir = chroot / "build" / name
-        argv = ["chroot", chroot, "make", "-C", f"/usr/src/linux-headers-{h.release}",
-                f"M=/build/{name}", "modules"]
-    shutil.rmtree(bdir, ignore_errors=True)
-    bdir.mkdir(parents=True)
-    for p in files:
-        shutil.copy2(p, bdir / p.name)
-    (bdir / "Kbuild").write_text(kbuild)
-    proc.progress(f"building siw.ko for {h.release} from {label} with {h.cc}"
-                  + (f" in {chroot}" if chroot else ""))
-    res = proc.run(argv, check=False, timeout=900)
-    ko = bdir / "siw.ko"
-    if res.returncode != 0 or not ko.exists():
-        lines = [ln for ln in (res.stderr + res.stdout).splitlines() if ln.strip()]
-        raise InfraError(f"siw.ko build for {h.release} failed: {' | '.join(lines[-4:])}")
-    if ko != out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ko, out)
-    return out
+    return kmod.build_external(h, out, files, chroot, f"siw.ko for {h.release} from {label}",
+                               kbuild)
 
 
 def module_depends(ko: Path) -> list:
