@@ -21,7 +21,7 @@ from typing import Optional
 # the per-stage counts the program reports, in the order they are shown
 COUNT_KEYS = ("private", "dirty", "lru", "active", "mmap", "uptodate", "writeback", "referenced",
               "reclaim", "unevictable", "mlocked", "mappedtodisk", "buddy", "compound_head",
-              "compound_tail", "nopage", "present", "pfn_changed", "mapcount_sum")
+              "compound_tail", "nopage", "readable", "present", "pfn_changed", "mapcount_sum")
 # /proc/kpageflags bits by name (include/uapi/linux/kernel-page-flags.h + the kernel-only ones)
 KPF_BITS = {0: "LOCKED", 1: "ERROR", 2: "REFERENCED", 3: "UPTODATE", 4: "DIRTY", 5: "LRU",
             6: "ACTIVE", 7: "SLAB", 8: "WRITEBACK", 9: "RECLAIM", 10: "BUDDY", 11: "MMAP",
@@ -184,11 +184,14 @@ def summary(ev: Evidence) -> str:
     moved = ev.stage("after-trigger")
     if moved is not None and moved.mapped and "pfn_changed" in moved.counts:
         flags.append(f"PFN changed {moved.counts['pfn_changed']}")
-    if flags:
+    first = ev.stage("registered")
+    if first is not None and first.counts.get("readable") == 0:
+        parts.append("no /proc/kpageflags evidence (unreadable)")
+    elif flags:
         parts.append(f"pinned pages over the trigger (of {ev.pages}): " + ", ".join(flags))
     dirty = _change(ev, "dirty", "after-write", "after-dereg")
     priv = ev.stage("after-dereg")
-    if dirty:
+    if dirty and not (first is not None and first.counts.get("readable") == 0):
         text = f"unpin: DIRTY {dirty}"
         if priv is not None and "private" in priv.counts:
             text += f" (PRIVATE {priv.counts['private']})"

@@ -108,6 +108,7 @@ struct snap {
 	uint64_t *flags;         /* kpageflags of the pinned PFN, per page (0 = unreadable) */
 	int64_t *count;          /* kpagecount (mapcount) of the pinned PFN, -1 = unreadable */
 	uint64_t *pfn_now;       /* PFN the mapping points at now, 0 = not present */
+	size_t readable;         /* pages whose kpageflags could be read */
 	long long foll_acq, foll_rel;
 };
 
@@ -335,6 +336,8 @@ static void snapshot(const char *name, const unsigned char *map)
 			continue;
 		if (kf < 0 || pread(kf, &s->flags[i], 8, (off_t)(pfn * 8)) != 8)
 			s->flags[i] = 0;
+		else
+			s->readable++;
 		if (kc >= 0) {
 			uint64_t c;
 			if (pread(kc, &c, 8, (off_t)(pfn * 8)) == 8)
@@ -704,6 +707,7 @@ static void emit_snap(struct jbuf *j, const struct snap *s)
 		if (s->count[i] > 0)
 			mapsum += s->count[i];
 	}
+	jk_i64(j, "readable", (long long)s->readable);
 	jk_i64(j, "present", (long long)present);
 	jk_i64(j, "pfn_changed", (long long)moved);
 	jk_i64(j, "mapcount_sum", mapsum);

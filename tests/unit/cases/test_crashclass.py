@@ -17,7 +17,7 @@ def snap(name, flags, mapped=True, pfn_changed=0):
             "mappedtodisk": 34, "buddy": 10, "compound_head": 15, "compound_tail": 16,
             "nopage": 20}
     counts = {k: sum(f >> b & 1 for f in flags) for k, b in bits.items()}
-    counts.update(present=len(flags) if mapped else 0, pfn_changed=pfn_changed,
+    counts.update(readable=len(flags), present=len(flags) if mapped else 0, pfn_changed=pfn_changed,
                   mapcount_sum=sum(1 for f in flags if f & MMAP))
     return {"stage": name, "t": 1.5, "mapped": mapped, "foll_pin_acquired": 300,
             "foll_pin_released": 44, "counts": counts, "flags": [hex(f) for f in flags],
@@ -123,6 +123,14 @@ def test_untrusted_fields_are_dropped_not_trusted():
     huge = result()
     huge["size"] = 1 << 50
     assert crashclass.parse(huge).pages == 0
+
+
+def test_a_kernel_without_kpageflags_says_so_instead_of_counting_zeros():
+    res = result()
+    for sn in res["crash_class"]["snapshots"]:
+        sn["counts"]["readable"] = 0
+    text = crashclass.summary(crashclass.parse(res))
+    assert "no /proc/kpageflags evidence" in text and "PRIVATE" not in text
 
 
 def test_flag_names_and_ranges():
