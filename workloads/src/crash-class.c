@@ -907,10 +907,11 @@ int main(int argc, char **argv)
 	R.size = co.size;
 	st.npages = co.size / PR_BLOCK;
 	st.memlock = raise_memlock();
+	/* the device first: a machine without one (the host's unit tests) is left untouched */
+	rdma_loop_open(&st.rl, co.device, 1, 1, co.timeout);
 	pin_cpu0();
 	join_cgroup();
 	clear_warn_once();
-	rdma_loop_open(&st.rl, co.device, 1, 1, co.timeout);
 
 	/* 2. pattern A, clean */
 	fd = open(co.file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
