@@ -148,7 +148,7 @@ def _reflink_pin(case: "Case", seed: int, hold: bool) -> list:
 # crash-class: the trigger that may strip (reclaim, pageout, drop caches, truncate, punch) or move
 # (compaction, migration) the pinned pages before the device writes through the pin
 CRASH_TRIGGERS = ("control", "reclaim", "munmap-reclaim", "pageout", "compact", "migrate",
-                  "drop-caches", "truncate", "punch")
+                  "drop-caches", "truncate", "punch", "splice-steal")
 
 
 def _crash_class(case: "Case", seed: int, hold: bool) -> list:

@@ -26,6 +26,12 @@
  *                        /proc/sys/vm/drop_caches, --rounds times
  *        truncate        ftruncate to 0 and back to --size
  *        punch           fallocate(PUNCH_HOLE|KEEP_SIZE) over the whole file
+ *        splice-steal    a FUSE file system served by this program (a thread on /dev/fuse)
+ *                        answers every READ by splicing the pinned file's page cache pages
+ *                        into /dev/fuse with SPLICE_F_MOVE: FUSE tries to steal each page
+ *                        (fuse_try_move_page -> page_cache_pipe_buf_try_steal), which
+ *                        releases the page's buffers before remove_mapping() refuses the
+ *                        pinned page; the program reads the FUSE file once
  *   5. RDMA WRITE pattern B through the pin (loopback RC QP, rdma_loop.c)
  *   6. deregister the MR: the kernel unpins with dirtying (set_page_dirty_lock)
  *   7. fsync; read the file back buffered (what the page cache holds) and with O_DIRECT (what
@@ -42,6 +48,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/fuse.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +58,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -78,7 +87,7 @@ static struct common_opts co = COMMON_OPTS_DEFAULTS;
 
 static const char *const triggers[] = {
 	"control", "reclaim", "munmap-reclaim", "pageout", "compact", "migrate", "drop-caches",
-	"truncate", "punch",
+	"truncate", "punch", "splice-steal",
 };
 #define N_TRIGGERS (sizeof(triggers) / sizeof(triggers[0]))
 
@@ -150,6 +159,12 @@ static struct {
 	int *node_after;         /* per page, node after the move (-1000 = not reported) */
 	/* truncate / punch */
 	int trunc_ret[2];
+	/* splice-steal */
+	bool fuse_used;
+	int fuse_minor;
+	long fuse_reads, fuse_read_pages, fuse_splice_short;
+	long long fuse_client_bytes, fuse_client_a_blocks;
+	int fuse_err;
 	/* later steps */
 	const char *rdma_status;
 	int dereg_ret;
@@ -171,7 +186,7 @@ static void usage(FILE *f)
 		"  Pin a clean MAP_SHARED file mapping as a writable RDMA MR, apply one trigger that may\n"
 		"  strip or move the pinned pages, RDMA WRITE through the pin, deregister (unpin with\n"
 		"  dirtying), fsync, read back. Triggers: control reclaim munmap-reclaim pageout compact\n"
-		"  migrate drop-caches truncate punch. --rounds: how often the trigger repeats (reclaim 8,\n"
+		"  migrate drop-caches truncate punch splice-steal. --rounds: how often the trigger repeats (reclaim 8,\n"
 		"  pageout 4, compact 2, drop-caches 2 by default; 1..32).\n");
 }
 
@@ -557,6 +572,247 @@ static void trigger_truncate(int fd, bool punch)
 		 st.trunc_ret[0] ? errno_name(st.trunc_ret[0]) : "0");
 }
 
+/* ---- splice-steal: a FUSE server whose READ replies are spliced page cache pages ---- */
+
+#define FUSE_DIR "/run/pinrig-fuse"
+#define FUSE_NAME "f"
+#define FUSE_BUFSZ (FUSE_MIN_READ_BUFFER + (1u << 20))
+
+static struct {
+	int dev;                 /* /dev/fuse */
+	int src;                 /* the pinned file */
+	pthread_mutex_t lock;
+} fz = { .dev = -1, .src = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void fz_error(int e)
+{
+	pthread_mutex_lock(&fz.lock);
+	if (!st.fuse_err)
+		st.fuse_err = e;
+	pthread_mutex_unlock(&fz.lock);
+}
+
+static void fz_reply(uint64_t unique, int error, const void *arg, size_t len)
+{
+	struct fuse_out_header oh = { .len = (uint32_t)(sizeof(oh) + (arg ? len : 0)),
+				      .error = error, .unique = unique };
+	struct iovec iov[2] = { { &oh, sizeof(oh) }, { (void *)arg, len } };
+
+	if (writev(fz.dev, iov, arg ? 2 : 1) < 0 && errno != ENOENT)
+		fz_error(errno);
+}
+
+static void fz_attr(struct fuse_attr *a, uint64_t ino)
+{
+	memset(a, 0, sizeof(*a));
+	a->ino = ino;
+	a->mode = ino == FUSE_ROOT_ID ? (S_IFDIR | 0755) : (S_IFREG | 0644);
+	a->nlink = ino == FUSE_ROOT_ID ? 2 : 1;
+	a->size = ino == FUSE_ROOT_ID ? 0 : co.size;
+	a->blocks = a->size / 512;
+	a->blksize = PR_BLOCK;
+}
+
+/*
+ * READ: the reply header goes into a pipe by vmsplice, the data by splice() from the pinned
+ * file (the pipe then holds references to its page cache pages, page_cache_pipe_buf_ops), and
+ * the whole reply into /dev/fuse with SPLICE_F_MOVE, so fuse_copy_page() tries to move each
+ * page-sized, page-aligned buffer into the FUSE file's page cache instead of copying it.
+ */
+static void fz_read(uint64_t unique, const struct fuse_read_in *in)
+{
+	uint64_t n = in->offset >= co.size ? 0 : in->size;
+	struct fuse_out_header oh;
+	struct iovec iov = { &oh, sizeof(oh) };
+	loff_t off = (loff_t)in->offset;
+	uint64_t left;
+	int p[2];
+	ssize_t w;
+
+	if (n && in->offset + n > co.size)
+		n = co.size - in->offset;
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		fz_error(errno);
+		fz_reply(unique, -EIO, NULL, 0);
+		return;
+	}
+	fcntl(p[1], F_SETPIPE_SZ, 4 << 20);
+	oh = (struct fuse_out_header){ .len = (uint32_t)(sizeof(oh) + n), .error = 0, .unique = unique };
+	if (vmsplice(p[1], &iov, 1, 0) != (ssize_t)sizeof(oh))
+		goto fail;
+	for (left = n; left;) {
+		ssize_t r = splice(fz.src, &off, p[1], NULL, left, 0);
+		if (r <= 0)
+			goto fail;
+		left -= (uint64_t)r;
+	}
+	w = splice(p[0], NULL, fz.dev, NULL, sizeof(oh) + n, SPLICE_F_MOVE);
+	if (w != (ssize_t)(sizeof(oh) + n)) {
+		if (w < 0)
+			fz_error(errno);
+		pthread_mutex_lock(&fz.lock);
+		st.fuse_splice_short++;
+		pthread_mutex_unlock(&fz.lock);
+	}
+	pthread_mutex_lock(&fz.lock);
+	st.fuse_reads++;
+	st.fuse_read_pages += (long)(n / PR_BLOCK);
+	pthread_mutex_unlock(&fz.lock);
+	close(p[0]);
+	close(p[1]);
+	return;
+fail:
+	fz_error(errno ? errno : EIO);
+	close(p[0]);
+	close(p[1]);
+	fz_reply(unique, -EIO, NULL, 0);
+}
+
+static void *fz_serve(void *arg)
+{
+	char *buf = malloc(FUSE_BUFSZ);
+
+	(void)arg;
+	if (!buf)
+		return NULL;
+	for (;;) {
+		ssize_t n = read(fz.dev, buf, FUSE_BUFSZ);
+		struct fuse_in_header *ih = (struct fuse_in_header *)buf;
+		void *in = ih + 1;
+
+		if (n < 0 && (errno == EINTR || errno == ENOENT || errno == EAGAIN))
+			continue;
+		if (n < (ssize_t)sizeof(*ih))
+			break;                    /* ENODEV: unmounted */
+		switch (ih->opcode) {
+		case FUSE_INIT: {
+			struct fuse_init_in *ii = in;
+			struct fuse_init_out o;
+			memset(&o, 0, sizeof(o));
+			o.major = FUSE_KERNEL_VERSION;
+			o.minor = ii->minor < FUSE_KERNEL_MINOR_VERSION ? ii->minor : FUSE_KERNEL_MINOR_VERSION;
+			o.max_readahead = ii->max_readahead;
+			o.max_write = 1u << 17;
+			o.max_background = 16;
+			o.congestion_threshold = 12;
+			o.time_gran = 1;
+			st.fuse_minor = (int)o.minor;
+			fz_reply(ih->unique, 0, &o, sizeof(o));
+			break;
+		}
+		case FUSE_LOOKUP: {
+			struct fuse_entry_out e;
+			if (ih->nodeid != FUSE_ROOT_ID || strcmp((char *)in, FUSE_NAME)) {
+				fz_reply(ih->unique, -ENOENT, NULL, 0);
+				break;
+			}
+			memset(&e, 0, sizeof(e));
+			e.nodeid = 2;
+			e.generation = 1;
+			e.entry_valid = e.attr_valid = 3600;
+			fz_attr(&e.attr, 2);
+			fz_reply(ih->unique, 0, &e, sizeof(e));
+			break;
+		}
+		case FUSE_GETATTR: {
+			struct fuse_attr_out a;
+			memset(&a, 0, sizeof(a));
+			a.attr_valid = 3600;
+			fz_attr(&a.attr, ih->nodeid);
+			fz_reply(ih->unique, 0, &a, sizeof(a));
+			break;
+		}
+		case FUSE_OPEN:
+		case FUSE_OPENDIR: {
+			struct fuse_open_out o;
+			memset(&o, 0, sizeof(o));
+			o.fh = 1;
+			fz_reply(ih->unique, 0, &o, sizeof(o));
+			break;
+		}
+		case FUSE_READ:
+			fz_read(ih->unique, in);
+			break;
+		case FUSE_FLUSH:
+		case FUSE_RELEASE:
+		case FUSE_RELEASEDIR:
+		case FUSE_DESTROY:
+			fz_reply(ih->unique, 0, NULL, 0);
+			break;
+		case FUSE_FORGET:
+		case FUSE_BATCH_FORGET:
+		case FUSE_INTERRUPT:
+			break;
+		default:
+			fz_reply(ih->unique, -ENOSYS, NULL, 0);
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+static void trigger_splice_steal(int fd)
+{
+	char opts[160], path[64];
+	unsigned char *buf;
+	pthread_t th;
+	int cfd;
+
+	snprintf(st.method, sizeof(st.method), "FUSE READ replies spliced with SPLICE_F_MOVE");
+	st.fuse_used = true;
+	if (access("/dev/fuse", F_OK) != 0 && system("modprobe fuse 2>/dev/null") != 0)
+		pr_log("modprobe fuse failed");
+	fz.dev = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fz.dev < 0) {
+		snprintf(st.skip, sizeof(st.skip), "no /dev/fuse (%s): kernel without FUSE?",
+			 errno_name(errno));
+		return;
+	}
+	fz.src = fd;
+	mkdir(FUSE_DIR, 0755);
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0", fz.dev);
+	if (mount("pinrig", FUSE_DIR, "fuse", MS_NOSUID | MS_NODEV, opts) != 0) {
+		snprintf(st.skip, sizeof(st.skip), "mount -t fuse %s: %s", FUSE_DIR, errno_name(errno));
+		close(fz.dev);
+		return;
+	}
+	if (pthread_create(&th, NULL, fz_serve, NULL) != 0)
+		fail("pthread_create(FUSE server)");
+	/* the client: read the FUSE file through its page cache (READ requests of whole pages) */
+	snprintf(path, sizeof(path), "%s/%s", FUSE_DIR, FUSE_NAME);
+	buf = malloc(co.size);
+	cfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (!buf || cfd < 0) {
+		st.fuse_err = cfd < 0 ? errno : ENOMEM;
+	} else {
+		ssize_t r;
+		uint64_t got = 0;
+		while (got < co.size && (r = read(cfd, buf + got, co.size - got)) > 0)
+			got += (uint64_t)r;
+		st.fuse_client_bytes = (long long)got;
+		st.fuse_client_a_blocks = (long long)count_pattern_blocks(buf, co.seed, TAG_A, got & ~(uint64_t)(PR_BLOCK - 1));
+	}
+	if (cfd >= 0)
+		close(cfd);
+	free(buf);
+	if (umount2(FUSE_DIR, MNT_DETACH) != 0)
+		pr_log("umount %s: %s", FUSE_DIR, strerror(errno));
+	pthread_join(th, NULL);
+	close(fz.dev);
+	rmdir(FUSE_DIR);
+	st.rounds[st.nrounds++] = (struct round){ .ret = st.fuse_err, .before = -1, .after = -1 };
+	st.trigger_ran = st.fuse_read_pages > 0;
+	if (!st.trigger_ran && !st.skip[0])
+		snprintf(st.skip, sizeof(st.skip), "the FUSE file was never read (%s)",
+			 errno_name(st.fuse_err ? st.fuse_err : EIO));
+	snprintf(st.trigger_note, sizeof(st.trigger_note),
+		 "FUSE (protocol 7.%d) served %ld READ(s), %ld page(s) spliced with SPLICE_F_MOVE "
+		 "(%ld short); the client read %lld bytes, %lld blocks of the old data%s%s",
+		 st.fuse_minor, st.fuse_reads, st.fuse_read_pages, st.fuse_splice_short,
+		 st.fuse_client_bytes, st.fuse_client_a_blocks, st.fuse_err ? "; error " : "",
+		 st.fuse_err ? errno_name(st.fuse_err) : "");
+}
+
 static void trigger(unsigned char **map, int fd)
 {
 	const char *t = opt.trigger;
@@ -585,6 +841,8 @@ static void trigger(unsigned char **map, int fd)
 		trigger_truncate(fd, false);
 	} else if (!strcmp(t, "punch")) {
 		trigger_truncate(fd, true);
+	} else if (!strcmp(t, "splice-steal")) {
+		trigger_splice_steal(fd);
 	}
 	vm_read(st.vm_after);
 	pr_log("trigger %s: %s", t, st.trigger_note);
@@ -802,6 +1060,18 @@ static void extra(struct jbuf *j)
 		jb_arr_close(j);
 		jb_obj_close(j);
 	}
+	if (st.fuse_used) {
+		jb_key(j, "fuse");
+		jb_obj_open(j);
+		jk_i64(j, "protocol_minor", st.fuse_minor);
+		jk_i64(j, "reads", st.fuse_reads);
+		jk_i64(j, "pages_spliced", st.fuse_read_pages);
+		jk_i64(j, "short_splices", st.fuse_splice_short);
+		jk_i64(j, "client_bytes", st.fuse_client_bytes);
+		jk_i64(j, "client_old_blocks", st.fuse_client_a_blocks);
+		jk_str(j, "errno", st.fuse_err ? errno_name(st.fuse_err) : NULL);
+		jb_obj_close(j);
+	}
 	jk_str(j, "rdma_status", st.rdma_status);
 	jk_i64(j, "dereg_ret", st.dereg_ret);
 	jk_str(j, "fsync", st.fsync_ret < 0 ? NULL : st.fsync_ret ? errno_name(st.fsync_ret) : "0");
@@ -836,7 +1106,7 @@ static void own_opt(int c, const char *arg)
 				break;
 		if (i == N_TRIGGERS)
 			usage_fail(usage, "--trigger must be one of control reclaim munmap-reclaim pageout "
-				   "compact migrate drop-caches truncate punch: '%s'", arg);
+				   "compact migrate drop-caches truncate punch splice-steal: '%s'", arg);
 		opt.trigger = triggers[i];
 		break;
 	case 'R':

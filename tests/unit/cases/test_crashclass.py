@@ -198,7 +198,7 @@ def test_the_suite_is_every_trigger_on_ext4_and_xfs_with_two_numa_nodes():
     s = load_suite("crash-class")
     assert s.kernel_append == ("numa=fake=2",)
     ids = [c.id for c in s.cases]
-    assert len(ids) == 18 and "crash-class/ext4/shared/drop-caches" in ids
+    assert len(ids) == 20 and "crash-class/ext4/shared/splice-steal" in ids
     assert {c.variant for c in s.cases} == set(crashclass_triggers())
     assert {c.fs for c in s.cases} == {"ext4", "xfs"}
 

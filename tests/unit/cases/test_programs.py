@@ -297,7 +297,7 @@ def test_stable_pages_and_reflink_pin_usage_errors_are_one_json_line(bindir):
 
 def test_crash_class_usage_errors_and_a_missing_device_are_one_json_line(bindir, tmp_path):
     p = run(bindir, "crash-class", "--file", "/x", "--trigger", "earthquake")
-    assert p.returncode == 2 and "--trigger must be one of control reclaim" in one_json(p)["error"]
+    assert p.returncode == 2 and "--trigger must be one of control reclaim" in one_json(p)["error"] and "splice-steal" in one_json(p)["error"]
     p = run(bindir, "crash-class", "--trigger", "pageout")
     assert p.returncode == 2 and "--file PATH is required" in one_json(p)["error"]
     p = run(bindir, "crash-class", "--file", "/x", "--trigger", "reclaim", "--rounds", "99")

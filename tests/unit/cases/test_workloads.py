@@ -119,4 +119,4 @@ def test_crash_class_passes_its_trigger_and_verifies_its_file_in_place():
     assert w.needs_rdma and w.verifies and w.verifier == "blocks"
     assert not workloads.needs_own_guest(c)      # verified after a remount, no power cut
     assert set(w.variants) == {"control", "reclaim", "munmap-reclaim", "pageout", "compact",
-                               "migrate", "drop-caches", "truncate", "punch"}
+                               "migrate", "drop-caches", "truncate", "punch", "splice-steal"}
