@@ -126,6 +126,8 @@ def parse(result: object) -> Optional[Evidence]:
     size, block = _int(result.get("size")), _int(result.get("block_size"), 1)
     pages = size // block if size is not None and block else 0
     pages = pages if pages <= MAX_PAGES else 0
+    if not pages and isinstance(c.get("pfns"), list) and len(c["pfns"]) <= MAX_PAGES:
+        pages = len(c["pfns"])
     snaps = c.get("snapshots") if isinstance(c.get("snapshots"), list) else []
     stages = tuple(s for s in (_stage(d, pages) for d in snaps[:16]) if s is not None)
     rounds, mem = [], []
@@ -160,7 +162,8 @@ def parse(result: object) -> Optional[Evidence]:
         readback=readback, readback_errors=errors, migrate=migrate, vmstat=vmstat,
         fsync=_str(c.get("fsync"), 24), rdma_status=_str(c.get("rdma_status"), 40),
         warn_once_cleared=wo if isinstance(wo, bool) else None,
-        memory_current=(mem[0][0], mem[-1][1]) if mem else ())
+        memory_current=(mem[0][0], mem[-1][1]) if mem and None not in (mem[0][0], mem[-1][1])
+        else ())
 
 
 def _change(ev: Evidence, key: str, a: str, b: str) -> Optional[str]:

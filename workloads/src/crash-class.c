@@ -636,7 +636,9 @@ static void fz_read(uint64_t unique, const struct fuse_read_in *in)
 		fz_reply(unique, -EIO, NULL, 0);
 		return;
 	}
-	fcntl(p[1], F_SETPIPE_SZ, 4 << 20);
+	/* the whole reply must fit: a READ is at most max_pages (32) pages + the header */
+	if (fcntl(p[1], F_SETPIPE_SZ, 1 << 20) < 0)
+		pr_log("F_SETPIPE_SZ(1M): %s", strerror(errno));
 	oh = (struct fuse_out_header){ .len = (uint32_t)(sizeof(oh) + n), .error = 0, .unique = unique };
 	if (vmsplice(p[1], &iov, 1, 0) != (ssize_t)sizeof(oh))
 		goto fail;
@@ -668,6 +670,28 @@ fail:
 	fz_reply(unique, -EIO, NULL, 0);
 }
 
+/* end the FUSE connection (its waiting client gets ENOTCONN instead of hanging forever) */
+static void fz_abort(void)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[1024], path[128];
+	unsigned maj, min;
+	bool found = false;
+
+	if (!f)
+		return;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, " " FUSE_DIR " ") && sscanf(line, "%*u %*u %u:%u", &maj, &min) == 2;
+	fclose(f);
+	if (!found)
+		return;
+	if (access("/sys/fs/fuse/connections", F_OK) == 0)
+		mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, NULL);
+	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort", min);
+	pr_log("FUSE server gave up: aborting the connection (%s): %s", path,
+	       strerror(write_file(path, "1")));
+}
+
 static void *fz_serve(void *arg)
 {
 	char *buf = malloc(FUSE_BUFSZ);
@@ -682,8 +706,15 @@ static void *fz_serve(void *arg)
 
 		if (n < 0 && (errno == EINTR || errno == ENOENT || errno == EAGAIN))
 			continue;
-		if (n < (ssize_t)sizeof(*ih))
-			break;                    /* ENODEV: unmounted */
+		if (n < (ssize_t)sizeof(*ih)) {   /* ENODEV: unmounted */
+			if (n < 0 && errno != ENODEV) {
+				fz_error(errno);
+				fz_abort();
+			}
+			pr_log("FUSE server: read(/dev/fuse) returned %zd (%s), exiting", n,
+			       n < 0 ? errno_name(errno) : "short");
+			break;
+		}
 		switch (ih->opcode) {
 		case FUSE_INIT: {
 			struct fuse_init_in *ii = in;
@@ -744,6 +775,7 @@ static void *fz_serve(void *arg)
 		case FUSE_INTERRUPT:
 			break;
 		default:
+			pr_log("FUSE server: opcode %u answered ENOSYS", ih->opcode);
 			fz_reply(ih->unique, -ENOSYS, NULL, 0);
 		}
 	}
