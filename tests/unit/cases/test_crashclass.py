@@ -122,6 +122,8 @@ def test_untrusted_fields_are_dropped_not_trusted():
     assert crashclass.parse("x") is None
     huge = result()
     huge["size"] = 1 << 50
+    assert crashclass.parse(huge).pages == 4          # from the PFN list instead
+    huge["crash_class"]["pfns"] = None
     assert crashclass.parse(huge).pages == 0
 
 
