@@ -180,7 +180,7 @@ def summary(ev: Evidence) -> str:
         parts.append("move_pages status " + ", ".join(f"{k} {n}" for k, n in
                                                       ev.migrate["status"].items()))
     flags = []
-    for key in ("private", "mmap", "lru"):
+    for key in ("private", "dirty", "mmap", "lru"):
         ch = _change(ev, key, "registered", "after-trigger")
         if ch:
             flags.append(f"{key.upper()} {ch}")

@@ -11,7 +11,8 @@
  *   2. MAP_SHARED --file, the CPU writes pattern A, fsync: the pages are clean, write-protected
  *      and (ext4) have clean buffer heads attached
  *   3. register a writable MR on the mapping: the long-term pin; a refusal is a valid outcome
- *      (reported, exit 0, the file keeps A)
+ *      (reported, exit 0, the file keeps A); fsync again: the pin faulted the pages for
+ *      write (dirty again), writeback cleans and write-protects them
  *   4. ONE --trigger:
  *        control         nothing
  *        reclaim         memcg reclaim of the cgroup, --rounds times: memory.reclaim (5.19+) of
@@ -1238,6 +1239,10 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	R.pin = "granted";
+	/* the writable pin faulted the pages for write (page_mkwrite: dirty again); writeback
+	 * cleans and write-protects them: a clean, pinned page with clean buffers */
+	if (fsync(fd) != 0)
+		fail_errno(errno, "fsync #2 (%s)", co.file);
 	st.pfn = calloc(st.npages, 8);
 	if (!st.pfn)
 		fail("out of memory");

@@ -69,7 +69,7 @@ def test_parse_reads_the_stages_readback_and_rounds():
 def test_summary_says_what_the_trigger_did_and_what_was_read_back():
     text = crashclass.summary(crashclass.parse(result()))
     assert text.startswith("trigger pageout: 4 x MADV_PAGEOUT: 4 returned 0")
-    assert "pinned pages over the trigger (of 4): PRIVATE 4->2, MMAP 4->2, LRU 4->4" in text
+    assert "pinned pages over the trigger (of 4): PRIVATE 4->2, DIRTY 0->0, MMAP 4->2, LRU 4->4" in text
     assert "PFN changed 0" in text
     assert "unpin: DIRTY 0->4 (PRIVATE 2)" in text
     assert "medium: device 2, old 2; cache: device 4" in text
