@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from pinrig.errors import InfraError, UserError
 from pinrig.guest import vm
 from pinrig.guest.session import Environment, Session, prepare_env
 from pinrig.kernels.debug import symbolizer_for
-from pinrig.oops.symbolize import symbolize_reports
+from pinrig.oops.symbolize import reports_in
 from pinrig.outcome import MEDIUM_EVIDENCE, Outcome
 from pinrig.results.rundir import (
     RunDir,
@@ -474,14 +473,9 @@ def _judge_crash_case(run: RunDir, case: Case, cseed: int, attempt: int, cr) -> 
 
 def _reports(env: Optional[Environment], console) -> list:
     """The kernel reports in a console slice, symbolized when the kernel's symbols are at hand."""
-    reports = oops.parse_console(console)
-    if env is not None and getattr(env, "symbolizer", None) is not None:
-        try:
-            symbolize_reports(reports, env.symbolizer)
-        except (OSError, subprocess.SubprocessError) as e:      # evidence stays unsymbolized
-            for r in reports:
-                r.where = ""
-            env.boot_note += f"; symbolizing failed ({e})"
+    reports, note = reports_in(console, getattr(env, "symbolizer", None))
+    if note and env is not None:
+        env.boot_note += f"; {note}"
     return reports
 
 

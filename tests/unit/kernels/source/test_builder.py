@@ -486,3 +486,24 @@ def test_git_base_applies_a_posted_series_with_git_am_3way(tmp_path, tree):
     assert "int longterm = 0;" in text and "vm_flags & 0x2" in text
     assert not (work / ".git").exists()
     assert git("status", "--porcelain") == ""          # the user's repository is untouched
+
+
+def test_choice_member_that_did_not_stick_names_the_member_to_unset(tmp_path):
+    # seen for real: tinyconfig picks SLOB and -Os; a fragment with CONFIG_SLUB=y alone did not
+    # stick and the hint said only "depends on …"
+    (tmp_path / "mm").mkdir()
+    (tmp_path / "mm/Kconfig").write_text(
+        'choice\n\tprompt "Choose SLAB allocator"\n\tdefault SLUB\n\n'
+        "config SLAB\n\tbool \"SLAB\"\n\tdepends on !PREEMPT_RT\n\n"
+        "config SLUB\n\tbool \"SLUB\"\n\tselect HAVE_HARDENED_USERCOPY_ALLOCATOR\n\n"
+        "config SLOB\n\tbool \"SLOB\"\n\tdepends on EXPERT\n\nendchoice\n\n"
+        "config GUP_TEST\n\tbool \"gup\"\n\tdepends on DEBUG_FS\n")
+    current = {"CONFIG_SLOB": "y", "CONFIG_SLUB": "n", "CONFIG_SLAB": "n"}
+    hints = builder.kconfig_hints(tmp_path, ["CONFIG_SLUB", "CONFIG_SLAB", "CONFIG_GUP_TEST"],
+                                  current=current)
+    assert hints["CONFIG_SLUB"] == ("a choice with CONFIG_SLOB=y from the base: add "
+                                    "'# CONFIG_SLOB is not set' to the same fragment")
+    assert hints["CONFIG_SLAB"].startswith("a choice with CONFIG_SLOB=y")
+    assert hints["CONFIG_GUP_TEST"] == "depends on DEBUG_FS"
+    # without the current .config (or with the member itself chosen): the plain hints
+    assert builder.kconfig_hints(tmp_path, ["CONFIG_SLAB"])["CONFIG_SLAB"] == "depends on !PREEMPT_RT"
