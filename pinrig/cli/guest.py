@@ -102,6 +102,16 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_bench_all(args) -> int:
+    from pinrig.guest.session import prepare_env
+    from pinrig.runs.bench import bench_all, format_all
+    env = prepare_env(args.kernel, with_bins=False)
+    echo = (lambda *_a, **_k: None) if args.json else print
+    r = bench_all(env, args.kernel, repeat=args.repeat, echo=echo)
+    print(json.dumps(r, indent=2) if args.json else format_all(r), end="" if not args.json else "\n")
+    return 0
+
+
 def register(sub) -> None:
     s = sub.add_parser("boot", help="boot a kernel; run CMD in the guest (or a shell)")
     kernelarg.add(s)
@@ -120,3 +130,9 @@ def register(sub) -> None:
     b.add_argument("--cold", action="store_true", help="measure cold boots only")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
+    b = bsub.add_parser("all", help="boot-to-ready (raw, cold, restore), pin-matrix and one "
+                        "lost-write case (--jobs 1), each beside its target")
+    kernelarg.add(b)
+    b.add_argument("--repeat", type=int, default=3, help="boots of each kind (default 3)")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench_all)
