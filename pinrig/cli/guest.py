@@ -81,7 +81,7 @@ def _interactive(sess) -> int:
 
 def cmd_bench(args) -> int:
     from pinrig.guest.session import prepare_env
-    from pinrig.runs.bench import bench_boot
+    from pinrig.runs.bench import bench_boot, format_phases
     env = prepare_env(args.kernel, with_bins=False, cold=args.cold)
     echo = (lambda *_a, **_k: None) if args.json else print
     r = bench_boot(env, repeat=args.repeat, echo=echo)
@@ -98,6 +98,9 @@ def cmd_bench(args) -> int:
                          f"   ratio {r['restore_ratio']:.2f}")
         else:
             lines.append(f"  rig restore: not measured ({r['boot_note']})")
+        lines.append(f"  cold phases (median): {format_phases(r['cold_phases_s'])}")
+        if r["restore_phases_s"]:
+            lines.append(f"  restore phases (median): {format_phases(r['restore_phases_s'])}")
         print("\n".join(lines))
     return 0
 

@@ -108,6 +108,10 @@ class BootResult:
     reason: str = ""
     boot_s: float = 0.0
     console_tail: str = ""
+    # seconds from the start of the boot at which each step ended (cold: qemu started, sshd
+    # up on the console, ssh session open, init ready; restore: qemu started, state loaded,
+    # ssh session open, after-restore commands done): where boot time goes (rig bench)
+    phases: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -156,9 +160,11 @@ class Session:
                                          self.workdir, self.env.accel, pmem=self.pmem,
                                          append=self.append)
         machine.start()
+        phases = {"qemu": time.monotonic() - t0}
         end = time.monotonic() + BOOT_TIMEOUT
         # SSH handshake as soon as sshd runs, overlapping the guest's module loading
         state = machine.wait_console_ready(BOOT_TIMEOUT, sshd_only=True)
+        phases["sshd"] = time.monotonic() - t0
         if state == "ready":
             try:
                 port = machine.ssh_port
@@ -170,6 +176,7 @@ class Session:
             except InfraError as e:
                 machine.kill()
                 return BootResult("error", str(e), time.monotonic() - t0, self.console_tail())
+            phases["ssh"] = time.monotonic() - t0
             state = machine.wait_console_ready(max(1.0, end - time.monotonic()))
         if state != "ready":
             if self.guest:
@@ -183,24 +190,31 @@ class Session:
             return BootResult("crash" if machine.started_console().panicked else "error",
                               "QEMU exited during boot", time.monotonic() - t0, tail)
         self.info = dict(machine.info)
-        return BootResult("ready", "", time.monotonic() - t0)
+        phases["ready"] = time.monotonic() - t0
+        return BootResult("ready", "", time.monotonic() - t0,
+                          phases={k: round(v, 3) for k, v in phases.items()})
 
     def _restore(self, saved: SavedState) -> BootResult:
         """Resume the saved ready guest with this session's own overlay, pmem and port."""
         t0 = time.monotonic()
+        phases: dict = {}
         machine = None
         try:
             machine = self.machine = vm.prepare(self.env.art, self.env.boot, self.env.image,
                                                 self.workdir, self.env.accel, pmem=self.pmem,
                                                 saved=saved)
             machine.start()
+            phases["qemu"] = time.monotonic() - t0
             if machine.qmp is None or machine.ssh_port is None:
                 raise InfraError("restore: no QMP socket or ssh port")
             snapshot.resume(machine.qmp, saved, alive=machine.alive)
+            phases["resumed"] = time.monotonic() - t0
             self.guest = Guest(machine.ssh_port, self.env.image.ssh_key,
                                self.env.image.host_key_pub).connect(SSH_TIMEOUT)
+            phases["ssh"] = time.monotonic() - t0
             self.guest.run(snapshot.after_restore_commands(os.urandom(64).hex()), timeout=60,
                            check=True)
+            phases["after_restore"] = time.monotonic() - t0
         except InfraError as e:
             if self.guest:
                 self.guest.close()
@@ -213,7 +227,8 @@ class Session:
         machine.info = dict(saved.info)
         self.info = dict(saved.info)
         self.booted = "restore"
-        return BootResult("ready", "", time.monotonic() - t0)
+        return BootResult("ready", "", time.monotonic() - t0,
+                          phases={k: round(v, 3) for k, v in phases.items()})
 
     def connected_guest(self) -> Guest:
         """The SSH session of the booted guest; InfraError when there is none (not booted,

@@ -16,6 +16,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 from pinrig.errors import InfraError
 from pinrig.guest import vm
@@ -37,7 +38,10 @@ def raw_boot(env: Environment, workdir: Path, timeout: float = 180.0) -> float:
         m.kill()
 
 
-def rig_boot(env: Environment, workdir: Path, restore: bool = False) -> float:
+def rig_boot(env: Environment, workdir: Path, restore: bool = False,
+             phases: Optional[list] = None) -> float:
+    """Seconds to a guest that ran one command; the boot's phases (BootResult.phases, plus
+    `command`) are appended to `phases` when given."""
     t0 = time.monotonic()
     s = Session(env, workdir)
     try:
@@ -47,24 +51,46 @@ def rig_boot(env: Environment, workdir: Path, restore: bool = False) -> float:
         if restore and s.booted != "restore":
             raise InfraError(f"bench: restore fell back to a cold boot: {s.notes}")
         s.connected_guest().run("true", timeout=30, check=True)
-        return time.monotonic() - t0
+        total = time.monotonic() - t0
+        if phases is not None:
+            phases.append(dict(br.phases, command=round(total, 3)))
+        return total
     finally:
         if s.machine:
             s.machine.kill()
+
+
+def median_phases(runs: list) -> dict:
+    """{phase: median seconds from the boot's start} over the runs, in the order they end."""
+    keys = list(dict.fromkeys(k for r in runs for k in r))
+    out = {k: round(statistics.median([r[k] for r in runs if k in r]), 3) for k in keys}
+    return dict(sorted(out.items(), key=lambda kv: kv[1]))
+
+
+def format_phases(phases: dict) -> str:
+    """'qemu 0.31s, sshd +5.10s, …': each step's own share of the boot."""
+    parts, prev = [], 0.0
+    for k, v in phases.items():
+        parts.append(f"{k} {'+' if prev else ''}{v - prev:.2f}s")
+        prev = v
+    return ", ".join(parts)
 
 
 def bench_boot(env: Environment, repeat: int = 3, echo=print) -> dict:
     if repeat < 1:
         raise InfraError("bench: --repeat must be at least 1")
     raws, rigs, restores = [], [], []
+    cold_phases: list = []
+    restore_phases: list = []
     base = Path(tempfile.mkdtemp(prefix="pinrig-bench-"))
     try:
         for i in range(repeat):
             raws.append(raw_boot(env, base / f"raw{i}"))
-            rigs.append(rig_boot(env, base / f"rig{i}"))
+            rigs.append(rig_boot(env, base / f"rig{i}", phases=cold_phases))
             line = f"  round {i + 1}: raw QEMU {raws[-1]:.2f}s, rig cold {rigs[-1]:.2f}s"
             if env.saved is not None:
-                restores.append(rig_boot(env, base / f"restore{i}", restore=True))
+                restores.append(rig_boot(env, base / f"restore{i}", restore=True,
+                                         phases=restore_phases))
                 line += f", rig restore {restores[-1]:.2f}s"
             echo(line)
     finally:
@@ -74,7 +100,9 @@ def bench_boot(env: Environment, repeat: int = 3, echo=print) -> dict:
            "repeat": repeat, "raw_qemu_s": raws, "rig_s": rigs,
            "raw_qemu_median_s": round(raw, 3), "rig_median_s": round(rig, 3),
            "ratio": round(rig / raw, 3), "restore_s": restores,
-           "restore_median_s": None, "restore_ratio": None, "boot_note": env.boot_note}
+           "restore_median_s": None, "restore_ratio": None, "boot_note": env.boot_note,
+           "cold_phases_s": median_phases(cold_phases),
+           "restore_phases_s": median_phases(restore_phases)}
     if restores:
         res = statistics.median(restores)
         out.update(restore_median_s=round(res, 3), restore_ratio=round(res / raw, 3))
@@ -139,6 +167,9 @@ def format_all(r: dict) -> str:
                      f"{b['restore_ratio']:.2f}  ({mark(b['restore_ratio'], 'restore_ratio')})")
     else:
         lines.append(f"  rig restore: not measured ({b['boot_note']})")
+    lines.append(f"  cold phases (median): {format_phases(b['cold_phases_s'])}")
+    if b["restore_phases_s"]:
+        lines.append(f"  restore phases (median): {format_phases(b['restore_phases_s'])}")
     for suite in ("pin-matrix", "lost-write-once"):
         s = r[suite]
         verdicts = ", ".join(f"{n} {k}" for k, n in sorted(s["verdicts"].items()))

@@ -86,6 +86,7 @@ def test_bench_suite_with_error_verdicts_is_no_measurement(monkeypatch):
 
 def test_format_all_puts_each_number_beside_its_target():
     boot = {"kernel": "debian-6.1", "release": "6.1.0-57-amd64", "accel": "tcg", "repeat": 3,
+            "cold_phases_s": {"qemu": 0.3, "ready": 9.0}, "restore_phases_s": {},
             "raw_qemu_median_s": 6.0, "rig_median_s": 9.0, "ratio": 1.5,
             "restore_median_s": 1.5, "restore_ratio": 0.25, "boot_note": ""}
     suite = {"wall_s": 100.0, "cases": 22, "verdicts": {"ok": 14, "refused": 6, "data-loss": 2}}
@@ -96,3 +97,15 @@ def test_format_all_puts_each_number_beside_its_target():
     assert "ratio 0.25  (target ≤ 0.3: met)" in text
     assert "pin-matrix" in text and "100.0s   22 cases (2 data-loss, 14 ok, 6 refused)" in text
     assert "25.0s   1 cases (1 data-loss), --jobs 1  (target ≤ 20: NOT met)" in text
+
+
+def test_phases_are_medians_in_order_and_shown_as_shares():
+    runs = [{"qemu": 0.3, "sshd": 5.0, "ssh": 6.0, "ready": 7.0, "command": 7.4},
+            {"qemu": 0.5, "sshd": 6.0, "ssh": 6.5, "ready": 8.0, "command": 8.2},
+            {"qemu": 0.4, "sshd": 5.5, "ready": 7.5, "command": 7.9, "ssh": 6.2}]
+    med = bench.median_phases(runs)
+    assert list(med) == ["qemu", "sshd", "ssh", "ready", "command"]
+    assert med == {"qemu": 0.4, "sshd": 5.5, "ssh": 6.2, "ready": 7.5, "command": 7.9}
+    assert bench.format_phases(med) == ("qemu 0.40s, sshd +5.10s, ssh +0.70s, ready +1.30s, "
+                                        "command +0.40s")
+    assert bench.median_phases([]) == {}
