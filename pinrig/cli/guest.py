@@ -81,26 +81,14 @@ def _interactive(sess) -> int:
 
 def cmd_bench(args) -> int:
     from pinrig.guest.session import prepare_env
-    from pinrig.runs.bench import bench_boot, format_phases
+    from pinrig.runs.bench import bench_boot, format_boot
     env = prepare_env(args.kernel, with_bins=False, cold=args.cold)
     echo = (lambda *_a, **_k: None) if args.json else print
     r = bench_boot(env, repeat=args.repeat, echo=echo)
     if args.json:
         print(json.dumps(r, indent=2))
     else:
-        lines = [f"boot-to-ready, {r['kernel']} ({r['release']}), accel {r['accel']}, "
-                 f"median of {r['repeat']}:",
-                 f"  raw QEMU (trivial init):        {r['raw_qemu_median_s']:.2f}s",
-                 f"  rig cold (init ready + ssh):    {r['rig_median_s']:.2f}s"
-                 f"   ratio {r['ratio']:.2f}"]
-        if r["restore_median_s"] is not None:
-            lines.append(f"  rig restore (resumed + ssh):    {r['restore_median_s']:.2f}s"
-                         f"   ratio {r['restore_ratio']:.2f}")
-        else:
-            lines.append(f"  rig restore: not measured ({r['boot_note']})")
-        lines.append(f"  cold phases (median): {format_phases(r['cold_phases_s'])}")
-        if r["restore_phases_s"]:
-            lines.append(f"  restore phases (median): {format_phases(r['restore_phases_s'])}")
+        lines = format_boot(r)
         print("\n".join(lines))
     return 0
 

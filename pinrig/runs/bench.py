@@ -151,13 +151,15 @@ def bench_all(env: Environment, kernel_arg: str, repeat: int = 3, echo=print) ->
     return out
 
 
-def format_all(r: dict) -> str:
-    b = r["boot"]
+def mark(value, key: str) -> str:
+    """A measurement beside its target (issue 13)."""
+    if value is None:
+        return "not measured"
+    return f"target ≤ {TARGETS[key]:g}: {'met' if value <= TARGETS[key] else 'NOT met'}"
 
-    def mark(value, key: str) -> str:
-        if value is None:
-            return "not measured"
-        return f"target ≤ {TARGETS[key]:g}: {'met' if value <= TARGETS[key] else 'NOT met'}"
+
+def format_boot(b: dict) -> list:
+    """The lines of a boot benchmark: medians, ratios beside their targets, where time goes."""
     lines = [f"{b['kernel']} ({b['release']}), accel {b['accel']}, median of {b['repeat']} boots:",
              f"  raw QEMU (trivial init)      {b['raw_qemu_median_s']:7.2f}s",
              f"  rig cold boot to ready       {b['rig_median_s']:7.2f}s   ratio {b['ratio']:.2f}  "
@@ -167,9 +169,15 @@ def format_all(r: dict) -> str:
                      f"{b['restore_ratio']:.2f}  ({mark(b['restore_ratio'], 'restore_ratio')})")
     else:
         lines.append(f"  rig restore: not measured ({b['boot_note']})")
-    lines.append(f"  cold phases (median): {format_phases(b['cold_phases_s'])}")
-    if b["restore_phases_s"]:
+    if b.get("cold_phases_s"):
+        lines.append(f"  cold phases (median): {format_phases(b['cold_phases_s'])}")
+    if b.get("restore_phases_s"):
         lines.append(f"  restore phases (median): {format_phases(b['restore_phases_s'])}")
+    return lines
+
+
+def format_all(r: dict) -> str:
+    lines = format_boot(r["boot"])
     for suite in ("pin-matrix", "lost-write-once"):
         s = r[suite]
         verdicts = ", ".join(f"{n} {k}" for k, n in sorted(s["verdicts"].items()))
