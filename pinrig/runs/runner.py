@@ -208,13 +208,20 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     siw_buildable(env, lacks, suite.cases)
     skip = {cid: lacks.reason(cid) for cid in lacks.cases}
     if any(needs_module(c) and c.id not in skip for c in suite.cases):
+        why = ""
         if env.spec.kind == "debian":
             env.test_module = kmod.test_module(env.spec, env.art)
+        elif env.spec.kind == "image":           # --kernel BUILD_DIR: built against it
+            try:
+                env.test_module = kmod.test_module(env.spec, env.art)
+            except (UserError, InfraError) as e:
+                why = f"no test module: {e}"
         else:
-            for c in suite.cases:
-                if needs_module(c) and c.id not in skip:
-                    skip[c.id] = (f"the rig's test module is built for Debian kernels only "
-                                  f"(against their headers), not for a {env.spec.kind} kernel")
+            why = (f"the rig's test module is built for Debian kernels and --kernel build "
+                   f"directories, not for a {env.spec.kind} kernel")
+        for c in suite.cases:
+            if why and needs_module(c) and c.id not in skip:
+                skip[c.id] = why
     prepare_extras(env, [c for c in suite.cases if c.id not in skip])
     env.symbolizer = symbolizer_for(env.art, env.test_module, symbolize, env.spec)
     if resume and resumed is not None:
