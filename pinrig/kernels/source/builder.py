@@ -183,7 +183,7 @@ def _build(p: BuildPlan, jobs: int):
         if not Path(header).exists():
             raise MissingTool(Path(header).name, package)
     sources.materialize(ref, spec)
-    work, out = ref.work, ref.out
+    work, out = ref.work, ref.out_for(kconfig.config_digest(p.config_base, p.fragments))
     # 1. the work tree back to pristine, then the series (fails here, before any build)
     state = sources.read_state(ref)
     apply.restore(work, ref.pristine, state.get("touched", []))

@@ -11,7 +11,7 @@ import pytest
 from pinrig import config
 from pinrig.errors import InfraError, UserError
 from pinrig.kernels import fetch as kernel
-from pinrig.kernels.source import apply, builder, sources
+from pinrig.kernels.source import apply, builder, kconfig, sources
 from pinrig.kernels.source import series as S
 
 REPO = Path(__file__).resolve().parents[4]
@@ -223,7 +223,10 @@ def test_build_from_dir_with_series_and_fragments(tmp_path, tree, monkeypatch):
     assert meta["inputs"]["fragments"] == ["rig.config"]
     assert art.packages[0].startswith("source=dir:") and art.packages[1].startswith("series=p@")
     assert (art.dir / "build.log").read_text().count("$ ") == len(calls)
-    targets = [c[c.index(f"O={sources.resolve(spec).out}") + 1:] for c in calls]
+    plan = builder.plan(spec)
+    out = sources.resolve(spec).out_for(kconfig.config_digest(plan.config_base, plan.fragments))
+    assert out.name.startswith("out-") and out.is_dir()
+    targets = [c[c.index(f"O={out}") + 1:] for c in calls]
     assert targets[0] == ["defconfig", "kvm_guest.config"]
     assert targets[1] == ["olddefconfig"]
     assert targets[2] == ["-j2", *builder.cc_vars(), "bzImage", "modules"]
@@ -405,7 +408,7 @@ def test_source_slots_have_make_safe_names(tmp_path, isolated_cache):
     ref = sources.resolve(config.load_kernel_spec(str(p)))
     assert ref.slot.name == "linux-source-6.1_1_6.1.99-1_bpo12+1"
     for ch in "=:#% ":
-        assert ch not in str(ref.out.relative_to(isolated_cache))
+        assert ch not in str(ref.out_for("ab" * 32).relative_to(isolated_cache))
 
 
 @pytest.mark.skipif(not (shutil.which("busybox") and shutil.which("cpio")),
