@@ -393,6 +393,26 @@ CHOICE_RE = re.compile(r"^choice\b(.*?)^endchoice\b", re.M | re.S)
 CHOICE_MEMBER_RE = re.compile(r"^[ \t]*config[ \t]+(\w+)", re.M)
 
 
+def enclosing_ifs(text: str, want) -> list:
+    """[(symbol, [conditions of the `if COND … endif` blocks around its `config` line])] for
+    the wanted symbols a Kconfig text declares (`menuconfig FOO` + `if FOO` is how a whole
+    menu depends on one option, e.g. RUNTIME_TESTING_MENU around LKDTM)."""
+    stack: list = []
+    found = []
+    for line in text.splitlines():
+        t = line.strip()
+        if t.startswith("if ") or t.startswith("if\t"):
+            stack.append(t[3:].split("#")[0].strip())
+        elif t == "endif" or t.startswith("endif ") or t.startswith("endif#"):
+            if stack:
+                stack.pop()
+        else:
+            m = re.match(r"(?:menu)?config\s+(\w+)\s*$", t)
+            if m and m.group(1) in want and stack:
+                found.append((m.group(1), list(stack)))
+    return found
+
+
 def kconfig_hints(tree: Path, symbols: list, limit_s: float = 5.0,
                   current: Optional[dict] = None) -> dict:
     """For options that did not stick: their `depends on` lines from the tree's Kconfig files,
@@ -424,6 +444,13 @@ def kconfig_hints(tree: Path, symbols: list, limit_s: float = 5.0,
                         out[want[sym]] = "depends on " + " && ".join(
                             f"({d.strip()})" if len(deps) > 1 else d.strip() for d in deps)
             have = current or {}
+            for sym, conds in enclosing_ifs(text, want) if have else ():
+                unmet = [c for c in conds if re.fullmatch(r"\w+", c)
+                         and have.get(f"CONFIG_{c}") not in ("y", "m")]
+                if unmet and want[sym] not in chosen:
+                    chosen[want[sym]] = out[want[sym]] = (
+                        f"inside `if {unmet[0]}`, which the base left unset: add "
+                        f"CONFIG_{unmet[0]}=y to the same fragment")
             for block in CHOICE_RE.finditer(text) if have else ():
                 members = CHOICE_MEMBER_RE.findall(block.group(1))
                 picked = [m for m in members if have.get(f"CONFIG_{m}") == "y"]

@@ -510,3 +510,21 @@ def test_choice_member_that_did_not_stick_names_the_member_to_unset(tmp_path):
     assert hints["CONFIG_GUP_TEST"] == "depends on DEBUG_FS"
     # without the current .config (or with the member itself chosen): the plain hints
     assert builder.kconfig_hints(tmp_path, ["CONFIG_SLAB"])["CONFIG_SLAB"] == "depends on !PREEMPT_RT"
+
+
+def test_an_option_inside_an_unset_if_block_names_the_menu_to_set(tmp_path):
+    # seen for real: CONFIG_LKDTM=y did not stick on tinyconfig; the hint said "depends on
+    # DEBUG_FS" (set) — the real reason is `if RUNTIME_TESTING_MENU` around it, unset by the base
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib/Kconfig.debug").write_text(
+        "menuconfig RUNTIME_TESTING_MENU\n\tbool \"Runtime Testing\"\n\tdef_bool y\n\n"
+        "if RUNTIME_TESTING_MENU\n\nconfig LKDTM\n\ttristate \"LKDTM\"\n\tdepends on DEBUG_FS\n\n"
+        "endif # RUNTIME_TESTING_MENU\n\nconfig OTHER\n\tbool \"x\"\n\tdepends on FOO\n")
+    current = {"CONFIG_RUNTIME_TESTING_MENU": "n", "CONFIG_DEBUG_FS": "y"}
+    hints = builder.kconfig_hints(tmp_path, ["CONFIG_LKDTM", "CONFIG_OTHER"], current=current)
+    assert hints["CONFIG_LKDTM"] == ("inside `if RUNTIME_TESTING_MENU`, which the base left "
+                                     "unset: add CONFIG_RUNTIME_TESTING_MENU=y to the same fragment")
+    assert hints["CONFIG_OTHER"] == "depends on FOO"
+    current["CONFIG_RUNTIME_TESTING_MENU"] = "y"
+    assert builder.kconfig_hints(tmp_path, ["CONFIG_LKDTM"], current=current)["CONFIG_LKDTM"] \
+        == "depends on DEBUG_FS"
