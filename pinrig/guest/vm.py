@@ -53,6 +53,16 @@ def install_signal_handlers() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def child_alive(child) -> bool:
+    """pexpect's isalive(), where a lost race for the exit status means gone: the console
+    thread's read and kill() both waitpid() the same QEMU, and the loser gets ECHILD (seen as a
+    traceback at the end of `rig boot`)."""
+    try:
+        return bool(child.isalive())
+    except pexpect.ExceptionPexpect:
+        return False
+
+
 @dataclass
 class BootEvent:
     kind: str        # "ready", "exit"
@@ -155,7 +165,7 @@ class Machine:
         return self
 
     def alive(self) -> bool:
-        return self.child is not None and self.child.isalive()
+        return self.child is not None and child_alive(self.child)
 
     def started_console(self) -> Console:
         """The console of a started machine; InfraError before start()."""
@@ -189,16 +199,16 @@ class Machine:
         if child is None:
             raise InfraError(f"QEMU for {self.workdir} has not been started")
         end = time.monotonic() + timeout
-        while child.isalive() and time.monotonic() < end:
+        while child_alive(child) and time.monotonic() < end:
             time.sleep(0.05)
-        return not child.isalive()
+        return not child_alive(child)
 
     def kill(self) -> None:
         """End this QEMU by its pid (SIGTERM, then SIGKILL)."""
         if not self.child:
             return
         pid = self.child.pid
-        if self.child.isalive():
+        if child_alive(self.child):
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
