@@ -181,6 +181,7 @@ def judge(case_id: str, attempt: int, reports: list, *, exit_code: Optional[int]
         v.verdict = Outcome.CRASH
         v.titles = [r.title for r in reports]
         v.title = v.titles[0]
+        v.where = getattr(reports[0], "where", "") or None     # file:line, when symbolized
         v.reason = f"{len(reports)} kernel report(s)"
         if died:
             v.reason += "; the guest died"
