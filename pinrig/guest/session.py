@@ -120,6 +120,7 @@ class Session:
     workdir: Path
     pmem: Optional[Path] = None
     append: tuple = ()
+    mem_mb: int = vm.GUEST_MEM_MB               # guest RAM; the saved state is of the default
     machine: Optional[vm.Machine] = None
     guest: Optional[Guest] = None
     info: dict = field(default_factory=dict)
@@ -129,11 +130,16 @@ class Session:
     booted: str = "cold"                      # how the guest came up: cold / restore
     notes: list = field(default_factory=list)  # e.g. a restore that fell back to a cold boot
 
+    def can_restore(self) -> bool:
+        """A saved state fits: this host, the plain command line, the default guest RAM."""
+        return (self.env.saved is not None and self.host is None and not self.append
+                and self.mem_mb == vm.GUEST_MEM_MB)
+
     def boot(self, restore: bool = True) -> BootResult:
         """Boot to ready. A boot lost to a port race (the forwarded port picked free, then taken
         before QEMU bound it) is retried on a new port, as syzkaller retries instance creation;
         it never becomes a saved error."""
-        mode = "restore" if restore and self.env.saved is not None else "cold boot"
+        mode = "restore" if restore and self.can_restore() else "cold boot"
         proc.live_line(f"guest {self.workdir.name}: {mode} of {self.env.spec.name}…")
         for attempt in range(1, PORT_RETRIES + 1):
             interrupt.check("boot")
@@ -146,7 +152,7 @@ class Session:
         return res
 
     def _boot_once(self, restore: bool = True) -> BootResult:
-        if restore and self.env.saved is not None and self.host is None and not self.append:
+        if restore and self.env.saved is not None and self.can_restore():
             res = self._restore(self.env.saved)
             if res.status == "ready":
                 return res
@@ -158,7 +164,7 @@ class Session:
         prepare = self.host.prepare if self.host is not None else vm.prepare
         machine = self.machine = prepare(self.env.art, self.env.boot, self.env.image,
                                          self.workdir, self.env.accel, pmem=self.pmem,
-                                         append=self.append)
+                                         append=self.append, mem_mb=self.mem_mb)
         machine.start()
         phases = {"qemu": time.monotonic() - t0}
         end = time.monotonic() + BOOT_TIMEOUT

@@ -53,6 +53,9 @@ def install_signal_handlers() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+# guest RAM by default (a suite may ask for more: `guest_mem_mb`)
+GUEST_MEM_MB = 2048
+
 def child_alive(child) -> bool:
     """pexpect's isalive(), where a lost race for the exit status means gone: the console
     thread's read and kill() both waitpid() the same QEMU, and the loser gets ECHILD (seen as a
@@ -265,7 +268,7 @@ def rotate_console(log: Path) -> None:
 
 def prepare(art: KernelArtifact, boot: BootFiles, image: GuestImage, workdir: Path,
             accel: str, pmem: Optional[Path] = None, pmem_mb: int = 1024,
-            append: tuple = (), mem_mb: int = 2048, smp: int = 2,
+            append: tuple = (), mem_mb: int = GUEST_MEM_MB, smp: int = 2,
             saved: Optional[SavedState] = None) -> Machine:
     """Everything for one boot: overlay, pmem file (created if missing), argv. Not started.
     saved: resume that saved state instead of booting (the overlay goes on top of its disk)."""

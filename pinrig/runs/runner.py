@@ -171,6 +171,11 @@ def siw_buildable(env: Environment, lacks: "needs.ConfigCheck", cases) -> None:
                 del lacks.cases[c.id]
 
 
+def guest_mem(suite: Suite) -> dict:
+    """Session keyword for a suite that asks for more guest RAM (mm-selftests: a 1 GiB page)."""
+    return {"mem_mb": suite.guest_mem_mb} if suite.guest_mem_mb else {}
+
+
 def prepare_extras(env: Environment, cases: list) -> None:
     """What some cases need beyond the guest: siw for siw cases on a kernel without it, the
     selftest binaries for kselftest cases. Failures become the reason those cases skip."""
@@ -346,7 +351,8 @@ def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Sui
         boot_no += 1
         workdir = run.path / "boots" / f"{pending[0].id.replace('/', '_')}-{boot_no}" \
             f"{'@' + str(attempt) if attempt > 1 else ''}"
-        sess = Session(env, workdir, host=host, append=suite.kernel_append)
+        sess = Session(env, workdir, host=host, append=suite.kernel_append,
+                       **guest_mem(suite))
         try:
             br = sess.boot()
             if br.status != "ready":
@@ -426,7 +432,8 @@ def _crash_case(env: Environment, run: RunDir, case: Case, seed: int, suite: Sui
     booted: list = []
 
     def boot(tag: str) -> Session:
-        s = Session(env, base / tag, pmem=pmem, host=host, append=suite.kernel_append)
+        s = Session(env, base / tag, pmem=pmem, host=host, append=suite.kernel_append,
+                    **guest_mem(suite))
         booted.append(s)
         # A verify boot on a -dax medium boots cold: the namespace was switched to fsdax on the
         # medium, and only a kernel that probes it at boot sees that (a restored kernel still

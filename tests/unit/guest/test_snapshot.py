@@ -93,3 +93,17 @@ def test_a_failed_restore_boots_cold_and_says_so(tmp_path, monkeypatch):
     assert res.status == "error" and sess.booted == "cold"
     assert env.fallbacks == ["w: restore failed, booted cold: QMP socket: QEMU exited"]
     assert sess.boot(restore=False) and cold == [None, None]
+
+
+def test_only_the_plain_shape_resumes_a_saved_state(tmp_path):
+    # seen for real: mm-selftests (hugepagesz=1G) guests were labelled "(restore)" while they
+    # booted cold; a guest with more RAM must not resume a 2 GiB state either
+    from types import SimpleNamespace
+
+    from pinrig.guest import vm
+    from pinrig.guest.session import Session
+    env = SimpleNamespace(saved=object())
+    assert Session(env, tmp_path).can_restore()
+    assert not Session(env, tmp_path, append=("hugepagesz=1G",)).can_restore()
+    assert not Session(env, tmp_path, mem_mb=vm.GUEST_MEM_MB * 2).can_restore()
+    assert not Session(SimpleNamespace(saved=None), tmp_path).can_restore()
