@@ -223,19 +223,3 @@ def symbolize_reports(reports: list, symbolizer: Optional[Symbolizer]) -> None:
             or (located[0] if located else None)
         rep.where = pick.locations[0].where if pick else ""     # innermost: inlined callee
 
-
-def reports_in(console, symbolizer: Optional[Symbolizer]) -> Tuple[list, str]:
-    """The kernel reports in a console slice, symbolized when the kernel's symbols are at hand.
-    Returns (reports, note): a symbolizer that fails leaves the reports unsymbolized and says
-    why in the note (the evidence is never lost to it)."""
-    from pinrig import oops
-    reports = oops.parse_console(console)
-    if symbolizer is None:
-        return reports, ""
-    try:
-        symbolize_reports(reports, symbolizer)
-    except (OSError, subprocess.SubprocessError) as e:
-        for r in reports:
-            r.where = ""
-        return reports, f"symbolizing failed ({e})"
-    return reports, ""

@@ -37,7 +37,6 @@ from pinrig.config import file_hash
 from pinrig.errors import InfraError, UserError
 from pinrig.guest.session import Environment, Session
 from pinrig.guest.transport import CmdResult, CommandTimeout
-from pinrig.oops.symbolize import reports_in
 from pinrig.outcome import Outcome
 from pinrig.results.rundir import RunDir, atomic_write, host_info, junit_xml
 
@@ -238,7 +237,7 @@ def run_attempt(env: Environment, repro: Reproducer, workdir: Path, attempt: int
         br = sess.boot()
         if br.status != "ready":
             console = sess.machine.console_text() if sess.machine else b""
-            reports, _ = reports_in(console, getattr(env, "symbolizer", None))
+            reports, _ = oops.reports_in(console, getattr(env, "symbolizer", None))
             v = judge(cid, attempt, reports, error=f"boot failed ({br.status}): {br.reason}",
                       phase="boot", wall_s=time.monotonic() - t0)
             text = console.decode(errors="replace")[-200000:]
@@ -290,7 +289,7 @@ def run_attempt(env: Environment, repro: Reproducer, workdir: Path, attempt: int
         cslice = slices.get(cid, "")
         if not cslice and (died or hung or error):
             cslice = console.decode(errors="replace")[-200000:]
-        reports, note = reports_in(cslice, getattr(env, "symbolizer", None))
+        reports, note = oops.reports_in(cslice, getattr(env, "symbolizer", None))
         if note:
             log.append(note)
         dmesg = _dmesg(sess, cid) or cslice

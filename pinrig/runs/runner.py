@@ -25,7 +25,6 @@ from pinrig.errors import InfraError, UserError
 from pinrig.guest import vm
 from pinrig.guest.session import Environment, Session, prepare_env
 from pinrig.kernels.debug import symbolizer_for
-from pinrig.oops.symbolize import reports_in
 from pinrig.outcome import MEDIUM_EVIDENCE, Outcome
 from pinrig.results.rundir import (
     RunDir,
@@ -484,7 +483,7 @@ def _judge_crash_case(run: RunDir, case: Case, cseed: int, attempt: int, cr) -> 
 
 def _reports(env: Optional[Environment], console) -> list:
     """The kernel reports in a console slice, symbolized when the kernel's symbols are at hand."""
-    reports, note = reports_in(console, getattr(env, "symbolizer", None))
+    reports, note = oops.reports_in(console, getattr(env, "symbolizer", None))
     if note and env is not None:
         env.boot_note += f"; {note}"
     return reports

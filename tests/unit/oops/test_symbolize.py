@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pinrig import oops
-from pinrig.oops.symbolize import Frame, Symbolizer, frames_of, reports_in, short_path, symbolize_reports
+from pinrig.oops.symbolize import Frame, Symbolizer, frames_of, short_path, symbolize_reports
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "oops"
 SRC = """\
@@ -137,11 +137,11 @@ def test_rig_oops_symbolizes_with_modules_and_says_where(module, tmp_path, capsy
 
 def test_reports_in_symbolizes_and_a_failing_symbolizer_keeps_the_reports():
     log = (DATA / "warning-module-debian-6.1.log").read_text()
-    reports, note = reports_in(log, None)
+    reports, note = oops.reports_in(log, None)
     assert reports and note == ""
 
     def broken(argv):
         raise OSError("addr2line: not found")
-    reports, note = reports_in(log, Symbolizer(Path("/vmlinux"), run=broken))
+    reports, note = oops.reports_in(log, Symbolizer(Path("/vmlinux"), run=broken))
     assert reports and all(r.where == "" for r in reports)
     assert note == "symbolizing failed (addr2line: not found)"
