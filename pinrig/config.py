@@ -488,6 +488,7 @@ class Suite:
     path: Optional[Path] = None
     repeat: int = 1
     kernel_append: tuple = ()     # extra kernel command line words for this suite's guests
+    guest_mem_mb: Optional[int] = None   # guest RAM for this suite's guests (None: the default)
 
 
 # kernel command line words a suite may add (e.g. numa=fake=2): key=value, no shell or QEMU
@@ -526,6 +527,9 @@ def load_suite(name_or_path: str) -> Suite:
         if word.split("=")[0] in APPEND_RESERVED:
             raise f.err(f"kernel_append[{i}]", f"{word!r}: the rig sets "
                         f"{word.split('=')[0]}= itself")
+    guest_mem_mb = f.get("guest_mem_mb", int, None)
+    if guest_mem_mb is not None and not 1024 <= guest_mem_mb <= 8192:
+        raise f.err("guest_mem_mb", f"{guest_mem_mb} is out of range (1024..8192)")
     raw_cases = f.get("cases", list)
     f.finish()
     cases = []
@@ -541,7 +545,7 @@ def load_suite(name_or_path: str) -> Suite:
         raise UserError(f"{path}: cases: no cases")
     return Suite(name=name, cases=tuple(cases), seed=seed, pressure=pressure,
                  description=description, path=path, repeat=repeat,
-                 kernel_append=tuple(kernel_append))
+                 kernel_append=tuple(kernel_append), guest_mem_mb=guest_mem_mb)
 
 
 def _expand_case(path: Path, i: int, rc: dict, default_timeout: int) -> list:

@@ -7,6 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PKGS=(qemu-system-x86 qemu-utils debootstrap busybox-static cpio xz-utils zstd e2fsprogs kmod
       gcc make libc6-dev libibverbs-dev librdmacm-dev liburing-dev python3 python3-venv openssh-client
       openssh-server iproute2
+      flex bison bc libelf-dev libssl-dev   # source kernel builds (kernels/src-*.yaml)
       debian-archive-keyring ca-certificates
       lava-common lava-dispatcher)   # LAVA's job schema (unit tests) and lava-run (rig lava run)
 

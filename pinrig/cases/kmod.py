@@ -103,6 +103,47 @@ def module_dir_name() -> str:
     return f"oopsmod-{digest.hexdigest()[:12]}"
 
 
+def source_module(spec: config.KernelSpec, art: KernelArtifact) -> Path:
+    """pinrig_oops.ko for a kernel the rig built from source: against the build directory of its
+    configuration (out-DIGEST, shared by the specs that differ only in their series: same
+    release, same config, no MODVERSIONS needed), under the source's lock; cached per artifact."""
+    from pinrig.kernels.source import builder, kconfig
+    out = paths.cache_dir() / "headers" / f"source-{art.hash}" / module_dir_name() / \
+        "pinrig_oops.ko"
+    if out.exists():
+        return out
+    plan = builder.plan(spec)
+    kdir = plan.ref.out_for(kconfig.config_digest(plan.config_base, plan.fragments))
+    with builder.locked_tree(plan.ref):
+        lacks = [f for f in ("Module.symvers", "include/config/kernel.release")
+                 if not (kdir / f).exists()]
+        if lacks:
+            raise UserError(f"{spec.name}: its build directory {kdir} cannot build modules "
+                            f"({', '.join(lacks)} missing: rebuild the kernel)")
+        built = (kdir / "include/config/kernel.release").read_text().strip()
+        if built != art.release:
+            raise UserError(f"{spec.name}: its build directory now holds {built}, not "
+                            f"{art.release}: rebuild the kernel")
+        return build_external(Headers(art.release, kdir, "gcc"), out,
+                              [MODULE_SRC / f for f in MODULE_FILES], None,
+                              f"pinrig_oops.ko for {art.release} ({spec.name})")
+
+
+def local_headers(spec: config.KernelSpec, art: KernelArtifact) -> Headers:
+    """A --kernel build directory as the KDIR of an out-of-tree module build (nothing is
+    written into it: Kbuild writes an external module's files into M=)."""
+    from pinrig.kernels.local import recorded_root
+    kdir = recorded_root(art)
+    if kdir is None:
+        raise UserError(f"{spec.name}: imported from a bare image; the test module needs the "
+                        "build directory (give --kernel the build directory)")
+    lacks = [f for f in ("Module.symvers", ".config", "scripts/mod/modpost") if not (kdir / f).exists()]
+    if lacks:
+        raise UserError(f"{spec.name}: {kdir} cannot build modules ({', '.join(lacks)} missing: "
+                        "build it with CONFIG_MODULES=y and `make modules`)")
+    return Headers(art.release, kdir, "gcc")
+
+
 def build_module(h: Headers, chroot: Optional[Path] = None) -> Path:
     """pinrig_oops.ko for this kernel, built once per source version (cached). With `chroot`,
     build inside that root (which holds the same headers at their packaged /usr/src paths)."""
@@ -208,9 +249,20 @@ def _host_gccs() -> str:
 
 
 def test_module(spec: config.KernelSpec, art: KernelArtifact) -> Path:
-    """pinrig_oops.ko for this Debian kernel, built on the host (cached per kernel and source)."""
+    """pinrig_oops.ko for this kernel, built on the host (cached per kernel and source): against
+    a Debian kernel's headers package, or a --kernel build directory (its Module.symvers)."""
+    if spec.kind == "image":
+        h = local_headers(spec, art)
+        out = paths.cache_dir() / "headers" / f"local-{art.hash}" / module_dir_name() / \
+            "pinrig_oops.ko"
+        return out if out.exists() else build_external(
+            h, out, [MODULE_SRC / f for f in MODULE_FILES], None,
+            f"pinrig_oops.ko for {h.release} ({h.kdir})")
+    if spec.kind == "source":
+        return source_module(spec, art)
     if spec.kind != "debian":
-        raise UserError(f"{spec.name}: the test module is built for Debian kernels only")
+        raise UserError(f"{spec.name}: the test module is built for Debian, source and "
+                        f"--kernel BUILD_DIR kernels, not for a {spec.kind} kernel")
     h = fetch_headers(spec, art)
     cached = paths.cache_dir() / "headers" / h.release / module_dir_name() / "pinrig_oops.ko"
     return cached if cached.exists() else build_module(h)

@@ -49,6 +49,8 @@ def source_tree(spec: config.KernelSpec, art: KernelArtifact) -> tuple:
     kernel's own tree, or for a Debian kernel the linux-source package of the image's exact
     version (downloaded and unpacked into the cache once)."""
     from pinrig.kernels.source import builder, sources
+    if spec.kind == "image":
+        return local_source_tree(spec, art)
     if spec.kind not in ("source", "debian"):
         raise UserError(f"{spec.name}: no source tree known for a {spec.kind} kernel")
     if spec.kind == "source":
@@ -64,6 +66,26 @@ def source_tree(spec: config.KernelSpec, art: KernelArtifact) -> tuple:
     with builder.locked_tree(ref):
         sources.materialize(ref, src_spec)
     return ref.pristine, ref.label, ref.ident
+
+
+def local_source_tree(spec: config.KernelSpec, art: KernelArtifact) -> tuple:
+    """The source tree of a kernel given as --kernel PATH: the build directory it was imported
+    from (recorded in its artifact.json), or the tree that directory's `source` link names (an
+    O= build). Only an O= build's source tree is used: the rig writes nothing into the user's
+    tree, and Kbuild refuses O= on a tree that was built in place."""
+    from pinrig.kernels.local import recorded_root
+    build = recorded_root(art)
+    if build is None:
+        raise UserError(f"{spec.name}: imported from a bare image; its source tree is unknown "
+                        "(give --kernel the build directory)")
+    tree = (build / "source").resolve() if (build / "source").exists() else build
+    if not (tree / "Makefile").is_file() or not (tree / "tools").is_dir():
+        raise UserError(f"{spec.name}: {tree} is not a kernel source tree any more")
+    if (tree / ".config").exists():
+        raise UserError(f"{spec.name}: {tree} was built in place; the rig builds the selftests "
+                        "with O= and writes nothing into your tree: build the kernel with O=DIR "
+                        "and give --kernel DIR")
+    return tree, f"{tree} ({spec.name}'s source)", f"local:{tree}@{art.hash}"
 
 
 def needs_module(art: KernelArtifact) -> bool:

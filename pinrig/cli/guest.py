@@ -81,24 +81,25 @@ def _interactive(sess) -> int:
 
 def cmd_bench(args) -> int:
     from pinrig.guest.session import prepare_env
-    from pinrig.runs.bench import bench_boot
+    from pinrig.runs.bench import bench_boot, format_boot
     env = prepare_env(args.kernel, with_bins=False, cold=args.cold)
     echo = (lambda *_a, **_k: None) if args.json else print
     r = bench_boot(env, repeat=args.repeat, echo=echo)
     if args.json:
         print(json.dumps(r, indent=2))
     else:
-        lines = [f"boot-to-ready, {r['kernel']} ({r['release']}), accel {r['accel']}, "
-                 f"median of {r['repeat']}:",
-                 f"  raw QEMU (trivial init):        {r['raw_qemu_median_s']:.2f}s",
-                 f"  rig cold (init ready + ssh):    {r['rig_median_s']:.2f}s"
-                 f"   ratio {r['ratio']:.2f}"]
-        if r["restore_median_s"] is not None:
-            lines.append(f"  rig restore (resumed + ssh):    {r['restore_median_s']:.2f}s"
-                         f"   ratio {r['restore_ratio']:.2f}")
-        else:
-            lines.append(f"  rig restore: not measured ({r['boot_note']})")
+        lines = format_boot(r)
         print("\n".join(lines))
+    return 0
+
+
+def cmd_bench_all(args) -> int:
+    from pinrig.guest.session import prepare_env
+    from pinrig.runs.bench import bench_all, format_all
+    env = prepare_env(args.kernel, with_bins=False)
+    echo = (lambda *_a, **_k: None) if args.json else print
+    r = bench_all(env, args.kernel, repeat=args.repeat, echo=echo)
+    print(json.dumps(r, indent=2) if args.json else format_all(r), end="" if not args.json else "\n")
     return 0
 
 
@@ -120,3 +121,9 @@ def register(sub) -> None:
     b.add_argument("--cold", action="store_true", help="measure cold boots only")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
+    b = bsub.add_parser("all", help="boot-to-ready (raw, cold, restore), pin-matrix and one "
+                        "lost-write case (--jobs 1), each beside its target")
+    kernelarg.add(b)
+    b.add_argument("--repeat", type=int, default=3, help="boots of each kind (default 3)")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench_all)

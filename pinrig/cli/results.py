@@ -221,7 +221,7 @@ def _run_reprocmd(args, rep_src, kernel: str, timeout: float, expect_title: Opti
     out = Path(args.out) if args.out else None
     if out is not None:
         reprocmd.check_out(out)
-    env = _repro_env(kernel, test_module, cold)
+    env = _repro_env(kernel, test_module, cold, getattr(args, "symbolize", False))
     if recorded_release and env.art.release != recorded_release:
         _stderr(f"rig: warning: {kernel} is now {env.art.release}; the recorded run had "
                 f"{recorded_release}")
@@ -246,20 +246,25 @@ def _repro_argv(args) -> list:
         if val is not None:
             argv.append(f"{flag}={val}")
     for flag, on in (("--cold", args.cold), ("--dynamic", args.dynamic),
-                     ("--test-module", args.test_module)):
+                     ("--test-module", args.test_module),
+                     ("--symbolize", getattr(args, "symbolize", False))):
         if on:
             argv.append(flag)
     return argv
 
 
-def _repro_env(kernel: str, test_module: bool, cold: bool):
+def _repro_env(kernel: str, test_module: bool, cold: bool, symbolize: bool = False):
     """The prepared kernel environment the attempts run on (a kernel name or spec path today;
-    `--kernel PATH` resolves to the same Environment)."""
+    `--kernel PATH` resolves to the same Environment). Reports are symbolized as in `rig run`:
+    from the vmlinux a source or --kernel build keeps, the test module, and with --symbolize
+    a Debian kernel's -dbg package."""
     from pinrig.cases import kmod
     from pinrig.guest.session import prepare_env
+    from pinrig.kernels.debug import symbolizer_for
     env = prepare_env(kernel, with_bins=False, cold=cold)
     if test_module:
         env.test_module = kmod.test_module(env.spec, env.art)
+    env.symbolizer = symbolizer_for(env.art, env.test_module, symbolize, env.spec)
     return env
 
 
@@ -337,6 +342,9 @@ def register(sub) -> None:
                    "written --cflags='-DFOO -lrt'")
     s.add_argument("--test-module", action="store_true", help="--c/--cmd: load the rig's test "
                    "module (pinrig_oops.ko, Debian kernels) before the reproducer")
+    s.add_argument("--symbolize", action="store_true", help="--c/--cmd: file:line for report "
+                   "frames of a Debian kernel (its -dbg package, about 0.9 GB, fetched once; "
+                   "source and --kernel builds are symbolized from their own vmlinux)")
     s.add_argument("--junit", metavar="FILE", help="--c/--cmd: also write the JUnit XML here")
     s.add_argument("--out", metavar="DIR", help="results directory for the attempts")
     s.add_argument("--json", action="store_true")

@@ -229,11 +229,13 @@ if ! mount -t ext4 -o rw /dev/vda /newroot; then
 fi
 mkdir -p /newroot/lib/modules
 mount -t ext4 -o ro /dev/vdb /newroot/lib/modules || echo "pinrig-initramfs: no modules disk" > /dev/console
-# network: the first NIC gets the user-mode network's guest address
+# network: the first NIC with a device behind it (not lo, not a built-in dummy0 or other
+# virtual interface) gets the user-mode network's guest address
 ip link set lo up
 for n in /sys/class/net/*; do
     n=${n##*/}
     [ "$n" = lo ] && continue
+    [ -e "/sys/class/net/$n/device" ] || continue
     ip link set "$n" up
     ip addr add 10.0.2.15/24 dev "$n"
     ip route add default via 10.0.2.2 dev "$n"

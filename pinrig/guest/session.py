@@ -108,6 +108,10 @@ class BootResult:
     reason: str = ""
     boot_s: float = 0.0
     console_tail: str = ""
+    # seconds from the start of the boot at which each step ended (cold: qemu started, sshd
+    # up on the console, ssh session open, init ready; restore: qemu started, state loaded,
+    # ssh session open, after-restore commands done): where boot time goes (rig bench)
+    phases: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -116,6 +120,7 @@ class Session:
     workdir: Path
     pmem: Optional[Path] = None
     append: tuple = ()
+    mem_mb: int = vm.GUEST_MEM_MB               # guest RAM; the saved state is of the default
     machine: Optional[vm.Machine] = None
     guest: Optional[Guest] = None
     info: dict = field(default_factory=dict)
@@ -125,11 +130,16 @@ class Session:
     booted: str = "cold"                      # how the guest came up: cold / restore
     notes: list = field(default_factory=list)  # e.g. a restore that fell back to a cold boot
 
+    def can_restore(self) -> bool:
+        """A saved state fits: this host, the plain command line, the default guest RAM."""
+        return (self.env.saved is not None and self.host is None and not self.append
+                and self.mem_mb == vm.GUEST_MEM_MB)
+
     def boot(self, restore: bool = True) -> BootResult:
         """Boot to ready. A boot lost to a port race (the forwarded port picked free, then taken
         before QEMU bound it) is retried on a new port, as syzkaller retries instance creation;
         it never becomes a saved error."""
-        mode = "restore" if restore and self.env.saved is not None else "cold boot"
+        mode = "restore" if restore and self.can_restore() else "cold boot"
         proc.live_line(f"guest {self.workdir.name}: {mode} of {self.env.spec.name}…")
         for attempt in range(1, PORT_RETRIES + 1):
             interrupt.check("boot")
@@ -142,7 +152,7 @@ class Session:
         return res
 
     def _boot_once(self, restore: bool = True) -> BootResult:
-        if restore and self.env.saved is not None and self.host is None and not self.append:
+        if restore and self.env.saved is not None and self.can_restore():
             res = self._restore(self.env.saved)
             if res.status == "ready":
                 return res
@@ -154,11 +164,13 @@ class Session:
         prepare = self.host.prepare if self.host is not None else vm.prepare
         machine = self.machine = prepare(self.env.art, self.env.boot, self.env.image,
                                          self.workdir, self.env.accel, pmem=self.pmem,
-                                         append=self.append)
+                                         append=self.append, mem_mb=self.mem_mb)
         machine.start()
+        phases = {"qemu": time.monotonic() - t0}
         end = time.monotonic() + BOOT_TIMEOUT
         # SSH handshake as soon as sshd runs, overlapping the guest's module loading
         state = machine.wait_console_ready(BOOT_TIMEOUT, sshd_only=True)
+        phases["sshd"] = time.monotonic() - t0
         if state == "ready":
             try:
                 port = machine.ssh_port
@@ -170,6 +182,7 @@ class Session:
             except InfraError as e:
                 machine.kill()
                 return BootResult("error", str(e), time.monotonic() - t0, self.console_tail())
+            phases["ssh"] = time.monotonic() - t0
             state = machine.wait_console_ready(max(1.0, end - time.monotonic()))
         if state != "ready":
             if self.guest:
@@ -183,24 +196,31 @@ class Session:
             return BootResult("crash" if machine.started_console().panicked else "error",
                               "QEMU exited during boot", time.monotonic() - t0, tail)
         self.info = dict(machine.info)
-        return BootResult("ready", "", time.monotonic() - t0)
+        phases["ready"] = time.monotonic() - t0
+        return BootResult("ready", "", time.monotonic() - t0,
+                          phases={k: round(v, 3) for k, v in phases.items()})
 
     def _restore(self, saved: SavedState) -> BootResult:
         """Resume the saved ready guest with this session's own overlay, pmem and port."""
         t0 = time.monotonic()
+        phases: dict = {}
         machine = None
         try:
             machine = self.machine = vm.prepare(self.env.art, self.env.boot, self.env.image,
                                                 self.workdir, self.env.accel, pmem=self.pmem,
                                                 saved=saved)
             machine.start()
+            phases["qemu"] = time.monotonic() - t0
             if machine.qmp is None or machine.ssh_port is None:
                 raise InfraError("restore: no QMP socket or ssh port")
             snapshot.resume(machine.qmp, saved, alive=machine.alive)
+            phases["resumed"] = time.monotonic() - t0
             self.guest = Guest(machine.ssh_port, self.env.image.ssh_key,
                                self.env.image.host_key_pub).connect(SSH_TIMEOUT)
+            phases["ssh"] = time.monotonic() - t0
             self.guest.run(snapshot.after_restore_commands(os.urandom(64).hex()), timeout=60,
                            check=True)
+            phases["after_restore"] = time.monotonic() - t0
         except InfraError as e:
             if self.guest:
                 self.guest.close()
@@ -213,7 +233,8 @@ class Session:
         machine.info = dict(saved.info)
         self.info = dict(saved.info)
         self.booted = "restore"
-        return BootResult("ready", "", time.monotonic() - t0)
+        return BootResult("ready", "", time.monotonic() - t0,
+                          phases={k: round(v, 3) for k, v in phases.items()})
 
     def connected_guest(self) -> Guest:
         """The SSH session of the booted guest; InfraError when there is none (not booted,

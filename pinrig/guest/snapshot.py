@@ -178,9 +178,21 @@ def resume(machine_qmp: Path, saved: SavedState, alive=None) -> None:
         q.close()
 
 
-def after_restore_commands(seed_hex: str) -> str:
-    """Shell run first in a restored guest: clock, randomness, page cache."""
-    reseed = ("python3 -c \"import os,fcntl;fd=os.open('/dev/urandom',os.O_WRONLY);"
-              f"os.write(fd,bytes.fromhex('{seed_hex}'));fcntl.ioctl(fd,0x5207)\"")
-    return (f"date -s @{time.time():.3f} >/dev/null; {reseed}; "
-            "echo 3 > /proc/sys/vm/drop_caches")
+def after_restore_commands(seed_hex: str, now: Optional[float] = None) -> str:
+    """The command run first in a restored guest: clock, randomness, page cache, in one perl
+    process (perl-base is Essential in Debian). Under TCG every process costs 0.15-0.3 s and
+    python3 about 1 s, so this is one exec instead of four (measured on src-6.1-min: date
+    0.16 s, perl 0.25 s, a shell for drop_caches 0.16-0.21 s, python3 0.9-1.0 s). The clock
+    is set with clock_settime(CLOCK_REALTIME) (x86-64 syscall 227; perl's syscall() wants its
+    buffer in a variable: a pack() temporary dies "Modification of a read-only value"); the host's bytes are
+    written into the pool and RNDRESEEDCRNG (0x5207) makes the CRNG use them; drop_caches=3."""
+    t = time.time() if now is None else now
+    sec, nsec = int(t), int((t - int(t)) * 1e9)
+    return ("perl -e '"
+            f"my $ts = pack(\"qq\", {sec}, {nsec}); "
+            "syscall(227, 0, $ts) == 0 or die \"clock_settime: $!\"; "
+            "open(my $f, \">\", \"/dev/urandom\") or die \"urandom: $!\"; "
+            f"syswrite($f, pack(\"H*\", \"{seed_hex}\")) or die \"urandom: $!\"; "
+            "ioctl($f, 0x5207, 0) or die \"RNDRESEEDCRNG: $!\"; "
+            "open(my $d, \">\", \"/proc/sys/vm/drop_caches\") or die \"drop_caches: $!\"; "
+            "print $d \"3\\n\"; close($d) or die \"drop_caches: $!\"'")

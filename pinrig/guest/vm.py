@@ -53,6 +53,19 @@ def install_signal_handlers() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+# guest RAM by default (a suite may ask for more: `guest_mem_mb`)
+GUEST_MEM_MB = 2048
+
+def child_alive(child) -> bool:
+    """pexpect's isalive(), where a lost race for the exit status means gone: the console
+    thread's read and kill() both waitpid() the same QEMU, and the loser gets ECHILD (seen as a
+    traceback at the end of `rig boot`)."""
+    try:
+        return bool(child.isalive())
+    except pexpect.ExceptionPexpect:
+        return False
+
+
 @dataclass
 class BootEvent:
     kind: str        # "ready", "exit"
@@ -155,7 +168,7 @@ class Machine:
         return self
 
     def alive(self) -> bool:
-        return self.child is not None and self.child.isalive()
+        return self.child is not None and child_alive(self.child)
 
     def started_console(self) -> Console:
         """The console of a started machine; InfraError before start()."""
@@ -189,16 +202,16 @@ class Machine:
         if child is None:
             raise InfraError(f"QEMU for {self.workdir} has not been started")
         end = time.monotonic() + timeout
-        while child.isalive() and time.monotonic() < end:
+        while child_alive(child) and time.monotonic() < end:
             time.sleep(0.05)
-        return not child.isalive()
+        return not child_alive(child)
 
     def kill(self) -> None:
         """End this QEMU by its pid (SIGTERM, then SIGKILL)."""
         if not self.child:
             return
         pid = self.child.pid
-        if self.child.isalive():
+        if child_alive(self.child):
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -255,7 +268,7 @@ def rotate_console(log: Path) -> None:
 
 def prepare(art: KernelArtifact, boot: BootFiles, image: GuestImage, workdir: Path,
             accel: str, pmem: Optional[Path] = None, pmem_mb: int = 1024,
-            append: tuple = (), mem_mb: int = 2048, smp: int = 2,
+            append: tuple = (), mem_mb: int = GUEST_MEM_MB, smp: int = 2,
             saved: Optional[SavedState] = None) -> Machine:
     """Everything for one boot: overlay, pmem file (created if missing), argv. Not started.
     saved: resume that saved state instead of booting (the overlay goes on top of its disk)."""

@@ -288,3 +288,13 @@ def _import(spec: KernelSpec, lk: LocalKernel, key: str, d: Path) -> KernelArtif
     shutil.rmtree(d, ignore_errors=True)
     tmp.rename(d)
     return load_artifact(d / "artifact.json", spec.name)
+
+
+def recorded_root(art: KernelArtifact) -> Optional[Path]:
+    """The build directory an imported kernel came from (its artifact.json), None for a bare
+    image or an artifact of another kind."""
+    try:
+        root = json.loads((art.dir / "artifact.json").read_text())["inputs"].get("root")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return Path(root) if isinstance(root, str) and root else None

@@ -17,6 +17,7 @@ Standard library only.
 """
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import List, Optional, Union
@@ -92,3 +93,20 @@ def _take(args: List[str], flag: str) -> Union[Path, None, int]:
         print(f"rig oops: {flag} {path}: no such file or directory", file=sys.stderr)
         return 2
     return path
+
+
+def reports_in(console, symbolizer=None) -> tuple:
+    """The kernel reports in a console slice, symbolized when the kernel's symbols are at hand.
+    Returns (reports, note): a symbolizer that fails leaves the reports unsymbolized and says
+    why in the note (the evidence is never lost to it)."""
+    from pinrig.oops.symbolize import symbolize_reports
+    reports = parse_console(console)
+    if symbolizer is None:
+        return reports, ""
+    try:
+        symbolize_reports(reports, symbolizer)
+    except (OSError, subprocess.SubprocessError) as e:
+        for r in reports:
+            r.where = ""
+        return reports, f"symbolizing failed ({e})"
+    return reports, ""

@@ -222,3 +222,4 @@ def symbolize_reports(reports: list, symbolizer: Optional[Symbolizer]) -> None:
         pick = next((r for r in located if r.frame.func.split(".")[0] == rep.frame), None) \
             or (located[0] if located else None)
         rep.where = pick.locations[0].where if pick else ""     # innermost: inlined callee
+

@@ -180,6 +180,7 @@ def judge(case_id: str, attempt: int, reports: list, *, exit_code: Optional[int]
         v.verdict = Outcome.CRASH
         v.titles = [r.title for r in reports]
         v.title = v.titles[0]
+        v.where = getattr(reports[0], "where", "") or None     # file:line, when symbolized
         v.reason = f"{len(reports)} kernel report(s)"
         if died:
             v.reason += "; the guest died"
@@ -236,7 +237,7 @@ def run_attempt(env: Environment, repro: Reproducer, workdir: Path, attempt: int
         br = sess.boot()
         if br.status != "ready":
             console = sess.machine.console_text() if sess.machine else b""
-            reports = oops.parse_console(console)
+            reports, _ = oops.reports_in(console, getattr(env, "symbolizer", None))
             v = judge(cid, attempt, reports, error=f"boot failed ({br.status}): {br.reason}",
                       phase="boot", wall_s=time.monotonic() - t0)
             text = console.decode(errors="replace")[-200000:]
@@ -288,7 +289,9 @@ def run_attempt(env: Environment, repro: Reproducer, workdir: Path, attempt: int
         cslice = slices.get(cid, "")
         if not cslice and (died or hung or error):
             cslice = console.decode(errors="replace")[-200000:]
-        reports = oops.parse_console(cslice)
+        reports, note = oops.reports_in(cslice, getattr(env, "symbolizer", None))
+        if note:
+            log.append(note)
         dmesg = _dmesg(sess, cid) or cslice
         if died and error and not reports:
             error = ""          # judge() says "died with no kernel report"; the EOF adds nothing

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -26,7 +25,6 @@ from pinrig.errors import InfraError, UserError
 from pinrig.guest import vm
 from pinrig.guest.session import Environment, Session, prepare_env
 from pinrig.kernels.debug import symbolizer_for
-from pinrig.oops.symbolize import symbolize_reports
 from pinrig.outcome import MEDIUM_EVIDENCE, Outcome
 from pinrig.results.rundir import (
     RunDir,
@@ -172,6 +170,11 @@ def siw_buildable(env: Environment, lacks: "needs.ConfigCheck", cases) -> None:
                 del lacks.cases[c.id]
 
 
+def guest_mem(suite: Suite) -> dict:
+    """Session keyword for a suite that asks for more guest RAM (mm-selftests: a 1 GiB page)."""
+    return {"mem_mb": suite.guest_mem_mb} if suite.guest_mem_mb else {}
+
+
 def prepare_extras(env: Environment, cases: list) -> None:
     """What some cases need beyond the guest: siw for siw cases on a kernel without it, the
     selftest binaries for kselftest cases. Failures become the reason those cases skip."""
@@ -209,13 +212,17 @@ def run_suite(kernel_arg: str, suite_arg: str, out: Optional[Path] = None,
     siw_buildable(env, lacks, suite.cases)
     skip = {cid: lacks.reason(cid) for cid in lacks.cases}
     if any(needs_module(c) and c.id not in skip for c in suite.cases):
+        why = ""
         if env.spec.kind == "debian":
             env.test_module = kmod.test_module(env.spec, env.art)
-        else:
-            for c in suite.cases:
-                if needs_module(c) and c.id not in skip:
-                    skip[c.id] = (f"the rig's test module is built for Debian kernels only "
-                                  f"(against their headers), not for a {env.spec.kind} kernel")
+        else:           # a source kernel's or a --kernel build directory
+            try:
+                env.test_module = kmod.test_module(env.spec, env.art)
+            except (UserError, InfraError) as e:
+                why = f"no test module: {e}"
+        for c in suite.cases:
+            if why and needs_module(c) and c.id not in skip:
+                skip[c.id] = why
     prepare_extras(env, [c for c in suite.cases if c.id not in skip])
     env.symbolizer = symbolizer_for(env.art, env.test_module, symbolize, env.spec)
     if resume and resumed is not None:
@@ -343,7 +350,8 @@ def _run_group(env: Environment, run: RunDir, group: list, seed: int, suite: Sui
         boot_no += 1
         workdir = run.path / "boots" / f"{pending[0].id.replace('/', '_')}-{boot_no}" \
             f"{'@' + str(attempt) if attempt > 1 else ''}"
-        sess = Session(env, workdir, host=host, append=suite.kernel_append)
+        sess = Session(env, workdir, host=host, append=suite.kernel_append,
+                       **guest_mem(suite))
         try:
             br = sess.boot()
             if br.status != "ready":
@@ -423,7 +431,8 @@ def _crash_case(env: Environment, run: RunDir, case: Case, seed: int, suite: Sui
     booted: list = []
 
     def boot(tag: str) -> Session:
-        s = Session(env, base / tag, pmem=pmem, host=host, append=suite.kernel_append)
+        s = Session(env, base / tag, pmem=pmem, host=host, append=suite.kernel_append,
+                    **guest_mem(suite))
         booted.append(s)
         # A verify boot on a -dax medium boots cold: the namespace was switched to fsdax on the
         # medium, and only a kernel that probes it at boot sees that (a restored kernel still
@@ -474,14 +483,9 @@ def _judge_crash_case(run: RunDir, case: Case, cseed: int, attempt: int, cr) -> 
 
 def _reports(env: Optional[Environment], console) -> list:
     """The kernel reports in a console slice, symbolized when the kernel's symbols are at hand."""
-    reports = oops.parse_console(console)
-    if env is not None and getattr(env, "symbolizer", None) is not None:
-        try:
-            symbolize_reports(reports, env.symbolizer)
-        except (OSError, subprocess.SubprocessError) as e:      # evidence stays unsymbolized
-            for r in reports:
-                r.where = ""
-            env.boot_note += f"; symbolizing failed ({e})"
+    reports, note = oops.reports_in(console, getattr(env, "symbolizer", None))
+    if note and env is not None:
+        env.boot_note += f"; {note}"
     return reports
 
 

@@ -618,3 +618,12 @@ def test_the_anon_coherency_suite_loads():
     assert s.kernel_append == ("numa=fake=2",)
     assert {c.variant for c in s.cases} == set(config.workloads.ANON_TRIGGERS)
     assert all(c.size % (2 << 20) == 0 for c in s.cases)
+
+
+def test_guest_mem_mb_is_checked(tmp_path):
+    p = suite_file(tmp_path, "guest_mem_mb: 4096\ncases: [{workload: ibverbs-pin, fs: tmpfs}]\n")
+    assert load_suite(p).guest_mem_mb == 4096
+    bad = suite_file(tmp_path, "guest_mem_mb: 64\ncases: [{workload: ibverbs-pin, fs: tmpfs}]\n",
+                     name="bad.yaml")
+    with pytest.raises(UserError, match=r"guest_mem_mb: 64 is out of range \(1024\.\.8192\)"):
+        load_suite(bad)

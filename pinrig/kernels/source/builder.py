@@ -183,7 +183,7 @@ def _build(p: BuildPlan, jobs: int):
         if not Path(header).exists():
             raise MissingTool(Path(header).name, package)
     sources.materialize(ref, spec)
-    work, out = ref.work, ref.out
+    work, out = ref.work, ref.out_for(kconfig.config_digest(p.config_base, p.fragments))
     # 1. the work tree back to pristine, then the series (fails here, before any build)
     state = sources.read_state(ref)
     apply.restore(work, ref.pristine, state.get("touched", []))
@@ -227,7 +227,8 @@ def _build(p: BuildPlan, jobs: int):
     _make(make + ["olddefconfig"], log, env, "olddefconfig")
     bad = kconfig.check(cfg.read_text(), p.fragments)
     if bad:
-        hints = kconfig_hints(work, [m.option.symbol for m in bad])
+        hints = kconfig_hints(work, [m.option.symbol for m in bad],
+                              current=kconfig.parse_config(cfg.read_text()))
         msg = kconfig.describe(bad, f"kernel {spec.name}")
         if hints:
             msg += " — " + "; ".join(f"{s}: {h}" for s, h in hints.items())
@@ -388,11 +389,39 @@ def stream(argv: list, log: Path, env: Optional[dict] = None, progress: bool = F
 STREAM = stream
 
 
-def kconfig_hints(tree: Path, symbols: list, limit_s: float = 5.0) -> dict:
+CHOICE_RE = re.compile(r"^choice\b(.*?)^endchoice\b", re.M | re.S)
+CHOICE_MEMBER_RE = re.compile(r"^[ \t]*config[ \t]+(\w+)", re.M)
+
+
+def enclosing_ifs(text: str, want) -> list:
+    """[(symbol, [conditions of the `if COND … endif` blocks around its `config` line])] for
+    the wanted symbols a Kconfig text declares (`menuconfig FOO` + `if FOO` is how a whole
+    menu depends on one option, e.g. RUNTIME_TESTING_MENU around LKDTM)."""
+    stack: list = []
+    found = []
+    for line in text.splitlines():
+        t = line.strip()
+        if t.startswith("if ") or t.startswith("if\t"):
+            stack.append(t[3:].split("#")[0].strip())
+        elif t == "endif" or t.startswith("endif ") or t.startswith("endif#"):
+            if stack:
+                stack.pop()
+        else:
+            m = re.match(r"(?:menu)?config\s+(\w+)\s*$", t)
+            if m and m.group(1) in want and stack:
+                found.append((m.group(1), list(stack)))
+    return found
+
+
+def kconfig_hints(tree: Path, symbols: list, limit_s: float = 5.0,
+                  current: Optional[dict] = None) -> dict:
     """For options that did not stick: their `depends on` lines from the tree's Kconfig files,
-    or that no Kconfig file declares them (a typo, or not in this version)."""
+    or that no Kconfig file declares them (a typo, or not in this version). A member of a
+    `choice` whose other member the base selected (in `current`, the .config after
+    olddefconfig) is told to unset that member: a fragment cannot set two members of one choice."""
     want = {s[len("CONFIG_"):]: s for s in symbols}
     out: dict = {}
+    chosen: dict = {}
     declared = set()
     t0 = time.monotonic()
     complete = True
@@ -411,9 +440,26 @@ def kconfig_hints(tree: Path, symbols: list, limit_s: float = 5.0) -> dict:
                 if sym in want:
                     declared.add(sym)
                     deps = re.findall(r"^\s*depends on\s+(.+)$", m.group(2), re.M)
-                    if deps:
+                    if deps and want[sym] not in chosen:
                         out[want[sym]] = "depends on " + " && ".join(
                             f"({d.strip()})" if len(deps) > 1 else d.strip() for d in deps)
+            have = current or {}
+            for sym, conds in enclosing_ifs(text, want) if have else ():
+                unmet = [c for c in conds if re.fullmatch(r"\w+", c)
+                         and have.get(f"CONFIG_{c}") not in ("y", "m")]
+                if unmet and want[sym] not in chosen:
+                    chosen[want[sym]] = out[want[sym]] = (
+                        f"inside `if {unmet[0]}`, which the base left unset: add "
+                        f"CONFIG_{unmet[0]}=y to the same fragment")
+            for block in CHOICE_RE.finditer(text) if have else ():
+                members = CHOICE_MEMBER_RE.findall(block.group(1))
+                picked = [m for m in members if have.get(f"CONFIG_{m}") == "y"]
+                for sym in members:
+                    if sym in want and picked and sym not in picked:
+                        declared.add(sym)
+                        chosen[want[sym]] = out[want[sym]] = (
+                            f"a choice with CONFIG_{picked[0]}=y from the base: add "
+                            f"'# CONFIG_{picked[0]} is not set' to the same fragment")
         if time.monotonic() - t0 > limit_s:
             complete = False
             break

@@ -52,7 +52,14 @@ class SourceRef:
 
     @property
     def out(self) -> Path:
+        """The build directory of sessions before per-config ones (left for `rig gc`)."""
         return self.slot / "out"
+
+    def out_for(self, config_digest: str) -> Path:
+        """The build directory of one configuration: specs that differ only in their series
+        share it (an incremental build), and switching between configurations of one source
+        (a minimal, a debug and a full base) rebuilds nothing that was built before."""
+        return self.slot / f"out-{config_digest[:12]}"
 
     @property
     def state_file(self) -> Path:

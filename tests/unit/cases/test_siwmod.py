@@ -63,3 +63,33 @@ def test_guest_setup_command_is_valid_shell(tmp_path):
     for k in (ko, None):
         subprocess.run(["sh", "-n", "-c", siwmod.guest_setup_command("eth0", k)], check=True)
     assert Path(siwmod.GUEST_KO).is_absolute()
+
+
+def _image(tmp_path, root):
+    import json
+    from types import SimpleNamespace
+
+    from pinrig import config
+    d = tmp_path / "art"
+    d.mkdir(parents=True)
+    (d / "artifact.json").write_text(json.dumps({"inputs": {"root": str(root) if root else None}}))
+    spec = config.KernelSpec(name="bzImage", kind="image", suite="", package="", mirror="")
+    return spec, SimpleNamespace(dir=d, hash="abcd")
+
+
+def test_a_kernel_path_finds_its_o_build_source_tree(tmp_path):
+    from pinrig.errors import UserError
+    tree, build = tmp_path / "linux", tmp_path / "build"
+    (tree / "tools").mkdir(parents=True)
+    (tree / "Makefile").write_text("")
+    build.mkdir()
+    (build / "source").symlink_to(tree)
+    spec, art = _image(tmp_path, build)
+    got, label, ident = siwmod.source_tree(spec, art)
+    assert got == tree.resolve() and ident == f"local:{tree.resolve()}@abcd" and str(tree) in label
+    # built in place: the rig would have to write into the user's tree
+    (tree / ".config").write_text("CONFIG_X=y\n")
+    with pytest.raises(UserError, match="was built in place.*build the kernel with O=DIR"):
+        siwmod.source_tree(*_image(tmp_path / "b", tree))
+    with pytest.raises(UserError, match="imported from a bare image"):
+        siwmod.source_tree(*_image(tmp_path / "c", None))

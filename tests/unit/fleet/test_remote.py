@@ -348,7 +348,7 @@ class RecordingHost:
     def __init__(self):
         self.calls = []
 
-    def prepare(self, art, boot, image, workdir, accel, pmem=None, append=()):
+    def prepare(self, art, boot, image, workdir, accel, pmem=None, append=(), mem_mb=2048):
         self.calls.append(("prepare", workdir, accel, pmem, append))
         return FakeBootMachine()
 

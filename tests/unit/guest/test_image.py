@@ -179,3 +179,24 @@ def test_a_changed_init_script_makes_a_new_initramfs(tmp_path, monkeypatch):
     monkeypatch.setattr(image, "INIT_SCRIPT", image.INIT_SCRIPT + "# changed\n")
     second = image.boot_files(art).initrd
     assert second != first and len(made) == 2 and second.name == "initrd.cpio.gz"
+
+
+def test_the_initramfs_gives_the_address_to_a_real_nic_not_a_builtin_dummy(tmp_path):
+    # seen for real: a kernel with CONFIG_DUMMY=y built in (siw.config) has dummy0 at boot; the
+    # loop took it (it sorts before eth0), eth0 got no address and ssh never came up
+    import re
+    loop = re.search(r"^for n in /sys/class/net/\*; do\n.*?^done\n", guest.INIT_SCRIPT,
+                     re.M | re.S).group(0)
+    net = tmp_path / "sys/class/net"
+    for n, real in (("dummy0", False), ("eth0", True), ("lo", False), ("sit0", False)):
+        (net / n).mkdir(parents=True)
+        if real:
+            (net / n / "device").mkdir()
+    newroot = tmp_path / "newroot"
+    newroot.mkdir()
+    script = ("ip() { echo \"ip $*\"; }\n"
+              + loop.replace("/sys/class/net", str(net)).replace("/newroot", str(newroot)))
+    res = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
+    assert "ip addr add 10.0.2.15/24 dev eth0" in res.stdout
+    assert "dummy0" not in res.stdout and "sit0" not in res.stdout
+    assert (newroot / "run-nic").read_text().strip() == "eth0"

@@ -133,3 +133,15 @@ def test_rig_oops_symbolizes_with_modules_and_says_where(module, tmp_path, capsy
     out = capsys.readouterr().out
     assert "at drivers/mymod/mymod.c:4" in out, out
     assert oops.main(["--vmlinux", str(tmp_path / "nope"), str(log)]) == 2
+
+
+def test_reports_in_symbolizes_and_a_failing_symbolizer_keeps_the_reports():
+    log = (DATA / "warning-module-debian-6.1.log").read_text()
+    reports, note = oops.reports_in(log, None)
+    assert reports and note == ""
+
+    def broken(argv):
+        raise OSError("addr2line: not found")
+    reports, note = oops.reports_in(log, Symbolizer(Path("/vmlinux"), run=broken))
+    assert reports and all(r.where == "" for r in reports)
+    assert note == "symbolizing failed (addr2line: not found)"

@@ -54,3 +54,58 @@ def test_raw_boot_that_never_reaches_the_trivial_init_is_one_infra_error(monkeyp
     with pytest.raises(InfraError, match="did not reach the trivial init"):
         bench.raw_boot(env, tmp_path, timeout=0.1)
     assert machine.killed
+
+
+def _fake_run(verdicts, seen):
+    def run_suite(kernel_arg, suite, out=None, jobs=None, cold=False, echo=None):
+        seen.update(kernel=kernel_arg, suite=suite, jobs=jobs, cold=cold, out=out)
+        return SimpleNamespace(verdicts=[SimpleNamespace(case=c, verdict=v, wall_s=w)
+                                         for c, v, w in verdicts],
+                               run=SimpleNamespace(manifest={"boot": {"mode": "restore"}}))
+    return run_suite
+
+
+def test_bench_suite_times_a_jobs_1_run_and_counts_verdicts(monkeypatch):
+    from pinrig.runs import runner
+    seen: dict = {}
+    monkeypatch.setattr(runner, "run_suite", _fake_run(
+        [("a", "ok", 1.5), ("b", "data-loss", 9.0), ("c", "ok", 2.0)], seen))
+    r = bench.bench_suite("debian-6.1", "pin-matrix")
+    assert seen["jobs"] == 1 and seen["suite"] == "pin-matrix" and not seen["cold"]
+    assert not seen["out"].parent.exists()          # the temporary results are removed
+    assert r["cases"] == 3 and r["verdicts"] == {"ok": 2, "data-loss": 1}
+    assert r["boot"] == "restore" and r["case_wall_s"]["b"] == 9.0 and r["wall_s"] >= 0
+
+
+def test_bench_suite_with_error_verdicts_is_no_measurement(monkeypatch):
+    from pinrig.runs import runner
+    monkeypatch.setattr(runner, "run_suite", _fake_run([("a", "ok", 1), ("b", "error", 2)], {}))
+    with pytest.raises(InfraError, match=r"pin-matrix on k had 1 error verdict\(s\) \(b\)"):
+        bench.bench_suite("k", "pin-matrix")
+
+
+def test_format_all_puts_each_number_beside_its_target():
+    boot = {"kernel": "debian-6.1", "release": "6.1.0-57-amd64", "accel": "tcg", "repeat": 3,
+            "cold_phases_s": {"qemu": 0.3, "ready": 9.0}, "restore_phases_s": {},
+            "raw_qemu_median_s": 6.0, "rig_median_s": 9.0, "ratio": 1.5,
+            "restore_median_s": 1.5, "restore_ratio": 0.25, "boot_note": ""}
+    suite = {"wall_s": 100.0, "cases": 22, "verdicts": {"ok": 14, "refused": 6, "data-loss": 2}}
+    text = bench.format_all({"boot": boot, "pin-matrix": suite,
+                             "lost-write-once": dict(suite, wall_s=25.0, cases=1,
+                                                     verdicts={"data-loss": 1})})
+    assert "ratio 1.50  (target ≤ 1.2: NOT met)" in text
+    assert "ratio 0.25  (target ≤ 0.3: met)" in text
+    assert "pin-matrix" in text and "100.0s   22 cases (2 data-loss, 14 ok, 6 refused)" in text
+    assert "25.0s   1 cases (1 data-loss), --jobs 1  (target ≤ 20: NOT met)" in text
+
+
+def test_phases_are_medians_in_order_and_shown_as_shares():
+    runs = [{"qemu": 0.3, "sshd": 5.0, "ssh": 6.0, "ready": 7.0, "command": 7.4},
+            {"qemu": 0.5, "sshd": 6.0, "ssh": 6.5, "ready": 8.0, "command": 8.2},
+            {"qemu": 0.4, "sshd": 5.5, "ready": 7.5, "command": 7.9, "ssh": 6.2}]
+    med = bench.median_phases(runs)
+    assert list(med) == ["qemu", "sshd", "ssh", "ready", "command"]
+    assert med == {"qemu": 0.4, "sshd": 5.5, "ssh": 6.2, "ready": 7.5, "command": 7.9}
+    assert bench.format_phases(med) == ("qemu 0.40s, sshd +5.10s, ssh +0.70s, ready +1.30s, "
+                                        "command +0.40s")
+    assert bench.median_phases([]) == {}

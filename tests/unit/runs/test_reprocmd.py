@@ -312,3 +312,16 @@ def test_default_out_is_under_results(tmp_path):
     p = reprocmd.default_out("debian-6.1", cmd_repro())
     assert p.parent == paths.RESULTS_DIR and p.name.endswith("-debian-6.1-cmd")
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_a_symbolized_report_puts_file_line_in_the_attempts_verdict():
+    # seen for real: src-6.1-debug's LKDTM oops was symbolized in reports.json, but the
+    # attempt's verdict and line had no file:line
+    from types import SimpleNamespace
+    rep = SimpleNamespace(title="BUG: unable to handle kernel NULL pointer dereference in "
+                                "lkdtm_EXCEPTION", where="drivers/misc/lkdtm/bugs.c:95")
+    v = reprocmd.judge("repro/lkdtm", 1, [rep], died=True)
+    assert v.verdict == "crash" and v.where == "drivers/misc/lkdtm/bugs.c:95"
+    assert v.message().endswith("in lkdtm_EXCEPTION at drivers/misc/lkdtm/bugs.c:95")
+    unsym = reprocmd.judge("repro/x", 1, [SimpleNamespace(title="WARNING in f")])
+    assert unsym.where is None

@@ -11,7 +11,7 @@ import pytest
 from pinrig import config
 from pinrig.errors import InfraError, UserError
 from pinrig.kernels import fetch as kernel
-from pinrig.kernels.source import apply, builder, sources
+from pinrig.kernels.source import apply, builder, kconfig, sources
 from pinrig.kernels.source import series as S
 
 REPO = Path(__file__).resolve().parents[4]
@@ -223,7 +223,10 @@ def test_build_from_dir_with_series_and_fragments(tmp_path, tree, monkeypatch):
     assert meta["inputs"]["fragments"] == ["rig.config"]
     assert art.packages[0].startswith("source=dir:") and art.packages[1].startswith("series=p@")
     assert (art.dir / "build.log").read_text().count("$ ") == len(calls)
-    targets = [c[c.index(f"O={sources.resolve(spec).out}") + 1:] for c in calls]
+    plan = builder.plan(spec)
+    out = sources.resolve(spec).out_for(kconfig.config_digest(plan.config_base, plan.fragments))
+    assert out.name.startswith("out-") and out.is_dir()
+    targets = [c[c.index(f"O={out}") + 1:] for c in calls]
     assert targets[0] == ["defconfig", "kvm_guest.config"]
     assert targets[1] == ["olddefconfig"]
     assert targets[2] == ["-j2", *builder.cc_vars(), "bzImage", "modules"]
@@ -405,7 +408,7 @@ def test_source_slots_have_make_safe_names(tmp_path, isolated_cache):
     ref = sources.resolve(config.load_kernel_spec(str(p)))
     assert ref.slot.name == "linux-source-6.1_1_6.1.99-1_bpo12+1"
     for ch in "=:#% ":
-        assert ch not in str(ref.out.relative_to(isolated_cache))
+        assert ch not in str(ref.out_for("ab" * 32).relative_to(isolated_cache))
 
 
 @pytest.mark.skipif(not (shutil.which("busybox") and shutil.which("cpio")),
@@ -486,3 +489,42 @@ def test_git_base_applies_a_posted_series_with_git_am_3way(tmp_path, tree):
     assert "int longterm = 0;" in text and "vm_flags & 0x2" in text
     assert not (work / ".git").exists()
     assert git("status", "--porcelain") == ""          # the user's repository is untouched
+
+
+def test_choice_member_that_did_not_stick_names_the_member_to_unset(tmp_path):
+    # seen for real: tinyconfig picks SLOB and -Os; a fragment with CONFIG_SLUB=y alone did not
+    # stick and the hint said only "depends on …"
+    (tmp_path / "mm").mkdir()
+    (tmp_path / "mm/Kconfig").write_text(
+        'choice\n\tprompt "Choose SLAB allocator"\n\tdefault SLUB\n\n'
+        "config SLAB\n\tbool \"SLAB\"\n\tdepends on !PREEMPT_RT\n\n"
+        "config SLUB\n\tbool \"SLUB\"\n\tselect HAVE_HARDENED_USERCOPY_ALLOCATOR\n\n"
+        "config SLOB\n\tbool \"SLOB\"\n\tdepends on EXPERT\n\nendchoice\n\n"
+        "config GUP_TEST\n\tbool \"gup\"\n\tdepends on DEBUG_FS\n")
+    current = {"CONFIG_SLOB": "y", "CONFIG_SLUB": "n", "CONFIG_SLAB": "n"}
+    hints = builder.kconfig_hints(tmp_path, ["CONFIG_SLUB", "CONFIG_SLAB", "CONFIG_GUP_TEST"],
+                                  current=current)
+    assert hints["CONFIG_SLUB"] == ("a choice with CONFIG_SLOB=y from the base: add "
+                                    "'# CONFIG_SLOB is not set' to the same fragment")
+    assert hints["CONFIG_SLAB"].startswith("a choice with CONFIG_SLOB=y")
+    assert hints["CONFIG_GUP_TEST"] == "depends on DEBUG_FS"
+    # without the current .config (or with the member itself chosen): the plain hints
+    assert builder.kconfig_hints(tmp_path, ["CONFIG_SLAB"])["CONFIG_SLAB"] == "depends on !PREEMPT_RT"
+
+
+def test_an_option_inside_an_unset_if_block_names_the_menu_to_set(tmp_path):
+    # seen for real: CONFIG_LKDTM=y did not stick on tinyconfig; the hint said "depends on
+    # DEBUG_FS" (set) — the real reason is `if RUNTIME_TESTING_MENU` around it, unset by the base
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib/Kconfig.debug").write_text(
+        "menuconfig RUNTIME_TESTING_MENU\n\tbool \"Runtime Testing\"\n\tdef_bool y\n\n"
+        "if RUNTIME_TESTING_MENU\n\nconfig LKDTM\n\ttristate \"LKDTM\"\n\tdepends on DEBUG_FS\n\n"
+        "endif # RUNTIME_TESTING_MENU\n\nconfig OTHER\n\tbool \"x\"\n\tdepends on FOO\n")
+    current = {"CONFIG_RUNTIME_TESTING_MENU": "n", "CONFIG_DEBUG_FS": "y"}
+    hints = builder.kconfig_hints(tmp_path, ["CONFIG_LKDTM", "CONFIG_OTHER"], current=current)
+    assert hints["CONFIG_LKDTM"] == ("inside `if RUNTIME_TESTING_MENU`, which the base left "
+                                     "unset: add CONFIG_RUNTIME_TESTING_MENU=y to the same fragment")
+    assert hints["CONFIG_OTHER"] == "depends on FOO"
+    current["CONFIG_RUNTIME_TESTING_MENU"] = "y"
+    assert builder.kconfig_hints(tmp_path, ["CONFIG_LKDTM"], current=current)["CONFIG_LKDTM"] \
+        == "depends on DEBUG_FS"
