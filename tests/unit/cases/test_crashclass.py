@@ -217,3 +217,32 @@ def test_case_files_add_the_evidence_but_never_replace_the_standard_ones():
     files = _case_files("console", "dmesg", run, [])
     assert files["pageflags.txt"].startswith("trigger: pageout")
     assert files["result.json"] != "forged" and json.loads(files["result.json"])["seed"] == 5
+
+
+DATA = __import__("pathlib").Path(__file__).resolve().parents[2] / "data" / "crash-class"
+
+
+def test_a_real_splice_steal_result_from_debian61():
+    """result.json of crash-class/ext4/shared/splice-steal on debian-6.1 (6.1.192-3): the pinned
+    pages lost their buffers over the trigger and stayed mapped; the unpin dirtied them; the
+    medium kept the old data while the page cache held the device's."""
+    ev = crashclass.parse(json.loads((DATA / "splice-steal-ext4-debian-6.1.json").read_text()))
+    assert ev.trigger == "splice-steal" and ev.ran and ev.pages == 256
+    assert ev.stage("registered").counts["private"] == 256
+    assert ev.stage("after-trigger").counts["private"] == 0
+    assert ev.stage("after-trigger").counts["mmap"] == 256
+    assert ev.stage("after-dereg").counts["dirty"] == 256
+    assert ev.readback == {"cache": {"device": 256, "old": 0, "zero": 0, "other": 0},
+                           "medium": {"device": 0, "old": 256, "zero": 0, "other": 0}}
+    text = crashclass.summary(ev)
+    assert "PRIVATE 256->0, DIRTY 0->0, MMAP 256->256" in text and "medium: old 256" in text
+    assert "served 8 READ(s), 256 page(s) spliced" in text
+
+
+def test_a_real_migrate_result_keeps_the_move_pages_outcome():
+    ev = crashclass.parse(json.loads((DATA / "migrate-ext4-debian-6.1.json").read_text()))
+    assert ev.migrate["from"] == 0 and ev.migrate["to"] == 1 and ev.migrate["ret"] == 256
+    assert ev.migrate["status"] == {"not-reported": 256}
+    assert ev.migrate["node_after"] == {"node0": 256}
+    assert ev.vmstat.get("pgmigrate_fail") == 256
+    assert "256 page(s) 0-255:" in crashclass.evidence_text(ev)
