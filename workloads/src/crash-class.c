@@ -4,8 +4,8 @@
  * then write through the pin and unpin with dirtying (issue 15 item 4: "a page dirtied through
  * a pin after the filesystem let go of it" -- the ext4 "page without buffers" reports).
  *
- *   1. join a memory cgroup of its own (/sys/fs/cgroup/pinrig-crash-PID): memcg reclaim then
- *      reaches exactly this program's page cache; run on CPU 0 (the LRU pagevecs are local);
+ *   1. join a memory cgroup of its own (/sys/fs/cgroup/pinrig-crash, created once per boot and
+ *      left in place): memcg reclaim then reaches this program's page cache; run on CPU 0 (the LRU pagevecs are local);
  *      reset the kernel's WARN_ON_ONCE state (debugfs clear_warn_once) so this case's warnings
  *      are printed even when an earlier case in the same boot hit the same one
  *   2. MAP_SHARED --file, the CPU writes pattern A, fsync: the pages are clean, write-protected
@@ -248,8 +248,10 @@ static void leave_cgroup(void)
 	if (!st.cg[0])
 		return;
 	snprintf(path, sizeof(path), "%d\n", getpid());
-	if (write_file(CGROOT "/cgroup.procs", path) == 0)
-		rmdir(st.cg);
+	write_file(CGROOT "/cgroup.procs", path);
+	/* the cgroup stays: removing it (and creating the next) flips the memcg socket static
+	 * key each time, and under TCG a flip once left a stale int3 in sk_forced_mem_schedule
+	 * for another CPU to hit (seen on debian-6.12: "Oops: int3" in sshd) */
 	st.cg[0] = '\0';
 }
 
@@ -264,7 +266,7 @@ static void join_cgroup(void)
 			 CGROOT, errno_name(e));
 		return;
 	}
-	snprintf(st.cg, sizeof(st.cg), CGROOT "/pinrig-crash-%d", getpid());
+	snprintf(st.cg, sizeof(st.cg), CGROOT "/pinrig-crash");
 	if (mkdir(st.cg, 0755) != 0 && errno != EEXIST) {
 		snprintf(st.cg_note, sizeof(st.cg_note), "mkdir %s: %s", st.cg, errno_name(errno));
 		st.cg[0] = '\0';
@@ -275,7 +277,6 @@ static void join_cgroup(void)
 	e = write_file(path, pid);
 	if (e) {
 		snprintf(st.cg_note, sizeof(st.cg_note), "joining %s: %s", st.cg, errno_name(e));
-		rmdir(st.cg);
 		st.cg[0] = '\0';
 		return;
 	}
