@@ -96,7 +96,7 @@ def cmd_bench(args) -> int:
 def cmd_bench_all(args) -> int:
     from pinrig.guest.session import prepare_env
     from pinrig.runs.bench import bench_all, format_all
-    env = prepare_env(args.kernel, with_bins=False)
+    env = prepare_env(args.kernel, with_bins=False, cold=False)   # restore is measured too
     echo = (lambda *_a, **_k: None) if args.json else print
     r = bench_all(env, args.kernel, repeat=args.repeat, echo=echo)
     print(json.dumps(r, indent=2) if args.json else format_all(r), end="" if not args.json else "\n")

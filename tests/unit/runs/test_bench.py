@@ -109,3 +109,18 @@ def test_phases_are_medians_in_order_and_shown_as_shares():
     assert bench.format_phases(med) == ("qemu 0.40s, sshd +5.10s, ssh +0.70s, ready +1.30s, "
                                         "command +0.40s")
     assert bench.median_phases([]) == {}
+
+
+def test_bench_all_prepares_a_saved_state_so_restore_is_measured(monkeypatch, capsys):
+    # seen for real: `rig bench all` printed "rig restore: not measured (cold boots (--cold))"
+    from types import SimpleNamespace
+
+    from pinrig.cli import guest as cli_guest
+    from pinrig.guest import session
+    seen = {}
+    monkeypatch.setattr(session, "prepare_env", lambda kernel, **kw: seen.update(kw) or "env")
+    monkeypatch.setattr(bench, "bench_all", lambda env, kernel, repeat, echo: {"env": env})
+    monkeypatch.setattr(bench, "format_all", lambda r: "ok\n")
+    assert cli_guest.cmd_bench_all(SimpleNamespace(kernel="debian-6.1", repeat=1,
+                                                   json=False)) == 0
+    assert seen["cold"] is False
