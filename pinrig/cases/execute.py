@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from pinrig.cases import corruption, integrity, kmod, selftests, siwmod, workloads
+from pinrig.cases import corruption, crashclass, integrity, kmod, selftests, siwmod, workloads
 from pinrig.cases.verdict import RawOutcome
 from pinrig.cases.workloads import MNT
 from pinrig.config import Case, Pressure
@@ -39,6 +39,7 @@ class CaseRun:
     checksums: Optional[dict] = None
     integrity: object = None
     sessions: list = field(default_factory=list)   # boots of a crash case (consoles to judge)
+    files: dict = field(default_factory=dict)      # more evidence files: name → text
 
     def log_text(self, text: str) -> None:
         self.guest_log.append(text)
@@ -246,10 +247,26 @@ def _take_result(run: CaseRun, case: Case, stdout: str, rc: Optional[int]) -> bo
     skip = result.get("skip")
     if isinstance(skip, str) and skip and rc == 0 and not result.get("error"):
         run.raw.skip_reason = f"{case.workload}: {skip[:300]}"   # the guest lacks what it needs
+    _crash_evidence(run)
     if (rc not in (0, None)) or result.get("error"):
         run.raw.infra_error = f"{case.workload} failed (exit {rc}): {result.get('error') or ''}"
         return False
     return True
+
+
+def _crash_evidence(run: CaseRun) -> None:
+    """crash-class: the trigger and the pinned pages' flags → the reason's note and
+    pageflags.txt; a granted pin whose trigger did not happen says nothing (error)."""
+    ev = crashclass.parse(run.raw.result)
+    if ev is None:
+        return
+    run.files["pageflags.txt"] = crashclass.evidence_text(ev)
+    if run.raw.pin != "granted":
+        return
+    run.raw.note = crashclass.summary(ev)
+    problem = crashclass.trigger_problem(ev)
+    if problem and not run.raw.skip_reason and not run.raw.result.get("error"):
+        run.raw.infra_error = problem
 
 
 def _verify(sess: Session, case: Case, run: CaseRun, remount: bool) -> None:

@@ -127,6 +127,10 @@ def decide(case: Case, raw: RawOutcome, reports: list, integrity=None) -> Verdic
         v.reason = f"{len(reports)} kernel report(s)"
         if raw.infra_error:
             v.reason += f"; {raw.infra_error}"
+        if integrity is not None and integrity.blocks_lost:
+            v.reason += f"; and {integrity.blocks_lost} of {integrity.blocks_checked} blocks lost"
+        if raw.note:
+            v.reason += f"; {raw.note}"
         return _expect(case, v)
     if raw.infra_error:
         v.verdict, v.reason = Outcome.ERROR, raw.infra_error

@@ -145,6 +145,17 @@ def _reflink_pin(case: "Case", seed: int, hold: bool) -> list:
     return argv + (["--hold"] if hold else [])
 
 
+# crash-class: the trigger that may strip (reclaim, pageout, drop caches, truncate, punch) or move
+# (compaction, migration) the pinned pages before the device writes through the pin
+CRASH_TRIGGERS = ("control", "reclaim", "munmap-reclaim", "pageout", "compact", "migrate",
+                  "drop-caches", "truncate", "punch", "splice-steal")
+
+
+def _crash_class(case: "Case", seed: int, hold: bool) -> list:
+    return ["--file", f"{MNT}/crash.dat", "--trigger", case.variant or "control", "--size",
+            str(case.size), "--seed", str(seed), "--device", rdma_device(case)]
+
+
 _TABLE: Tuple[Workload, ...] = (
     # variant leak: the test module takes a pin and keeps it (proves the pin accounting bites)
     Workload("ibverbs-pin", "ibverbs-pin", _ibverbs_pin, needs_rdma=True, providers=("rxe", "siw"),
@@ -178,6 +189,11 @@ _TABLE: Tuple[Workload, ...] = (
     Workload("reflink-pin", "reflink-pin", _reflink_pin, data_file=f"{MNT}/cow.dat",
              needs_rdma=True, crash_and_verify=lambda case: True, verifier="clones",
              variants=REFLINK_VARIANTS),
+    # issue 15 item 4: the crash class -- clean pinned pages through reclaim, pageout,
+    # compaction, migration, drop_caches, truncate, hole punch; then the device writes through
+    # the pin and the unpin dirties them; the file is verified after a remount (no power cut)
+    Workload("crash-class", "crash-class", _crash_class, data_file=f"{MNT}/crash.dat",
+             needs_rdma=True, variants=CRASH_TRIGGERS),
 )
 WORKLOADS: Dict[str, Workload] = {w.name: w for w in _TABLE}
 NAMES: Tuple[str, ...] = tuple(WORKLOADS)

@@ -497,7 +497,14 @@ def _case_files(console: str, dmesg: str, cr, reports: list) -> dict:
     return {"console.log": console, "dmesg.log": dmesg, "guest.log": "\n".join(cr.guest_log),
             "result.json": js(cr.raw.result) if cr.raw.result else None,
             "checksums.json": js(cr.checksums) if cr.checksums else None,
-            "reports.json": js([r.to_dict() for r in reports]) if reports else None}
+            "reports.json": js([r.to_dict() for r in reports]) if reports else None,
+            **{name: text for name, text in getattr(cr, "files", {}).items()
+               if name not in _CASE_FILES}}
+
+
+# the files every case may have (a workload's own evidence files never replace them)
+_CASE_FILES = ("console.log", "dmesg.log", "guest.log", "result.json", "checksums.json",
+               "reports.json", "verdict.json")
 
 
 def _echo_case(echo, v: Verdict) -> None:

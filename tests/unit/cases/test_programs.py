@@ -15,7 +15,7 @@ from pinrig.cases.integrity import BLOCK, block_checksums, pattern_bytes, verify
 REPO = Path(__file__).resolve().parents[3]
 WORKLOADS = REPO / "workloads"
 PROGRAMS = ["ibverbs-pin", "lost-write", "odirect-into-mmap", "iouring-fixed", "blocksum",
-            "anon-coherency", "stable-pages", "reflink-pin"]
+            "anon-coherency", "stable-pages", "reflink-pin", "crash-class"]
 # objects compiled once into OUT and linked into every program (verbs_util only into the verbs ones)
 SHARED_OBJECTS = ["common.o", "json.o", "report.o", "cli.o", "verbs_util.o", "rdma_loop.o"]
 REQUIRED = {
@@ -293,3 +293,19 @@ def test_stable_pages_and_reflink_pin_usage_errors_are_one_json_line(bindir):
     assert p.returncode == 2 and "--writer must be rdma, odirect or cpu" in one_json(p)["error"]
     p = run(bindir, "reflink-pin", "--file", "/x")
     assert p.returncode == 2 and "--clone PATH is required" in one_json(p)["error"]
+
+
+def test_crash_class_usage_errors_and_a_missing_device_are_one_json_line(bindir, tmp_path):
+    p = run(bindir, "crash-class", "--file", "/x", "--trigger", "earthquake")
+    assert p.returncode == 2 and "--trigger must be one of control reclaim" in one_json(p)["error"] and "splice-steal" in one_json(p)["error"]
+    p = run(bindir, "crash-class", "--trigger", "pageout")
+    assert p.returncode == 2 and "--file PATH is required" in one_json(p)["error"]
+    p = run(bindir, "crash-class", "--file", "/x", "--trigger", "reclaim", "--rounds", "99")
+    assert p.returncode == 2 and "--rounds must be 1..16" in one_json(p)["error"]
+    # no RDMA device here: an infrastructure failure, reported with the trigger and its rounds
+    p = run(bindir, "crash-class", "--file", str(tmp_path / "f"), "--trigger", "reclaim",
+            "--device", "no-such-device")
+    d = one_json(p)
+    assert p.returncode == 1 and d["error"] and d["pin"] == "n/a"
+    assert d["crash_class"]["trigger"] == "reclaim" and d["crash_class"]["rounds"] == 8
+    assert d["crash_class"]["snapshots"] == [] and d["expected"] is None

@@ -79,7 +79,7 @@ def test_crash_beats_infra_error_skip_dataloss_and_refusal():
                [Report("kernel BUG at mm/filemap.c:1234!")], IntegrityResult(16, 3, 8192))
     assert v.verdict == "crash"
     assert v.title == "kernel BUG at mm/filemap.c:1234!"
-    assert v.reason == "1 kernel report(s); lost the guest's ssh connection"
+    assert v.reason == "1 kernel report(s); lost the guest's ssh connection; and 3 of 16 blocks lost"
     assert (v.blocks_lost, v.first_bad_offset) == (3, 8192)
 
 

@@ -108,3 +108,15 @@ def test_reflink_pin_variants(variant, how, extra):
 def test_the_long_variant_stretches_the_overlap():
     argv = workloads.get("odirect-race").argv("/b", case("odirect-race", variant="long"), 1)
     assert argv[argv.index("--duration") + 1] == str(workloads.STABLE_LONG_S)
+
+
+def test_crash_class_passes_its_trigger_and_verifies_its_file_in_place():
+    c = Case("crash-class", "xfs", "shared", "drop-caches", size=1 << 20)
+    argv = workloads.get("crash-class").argv("/b", c, 3)
+    assert argv == ["/b/crash-class", "--file", "/mnt/test/crash.dat", "--trigger", "drop-caches",
+                    "--size", str(1 << 20), "--seed", "3", "--device", "rxe0"]
+    w = workloads.get("crash-class")
+    assert w.needs_rdma and w.verifies and w.verifier == "blocks"
+    assert not workloads.needs_own_guest(c)      # verified after a remount, no power cut
+    assert set(w.variants) == {"control", "reclaim", "munmap-reclaim", "pageout", "compact",
+                               "migrate", "drop-caches", "truncate", "punch", "splice-steal"}
