@@ -17,7 +17,9 @@
  */
 #include <linux/delay.h>
 #include <linux/jiffies.h>
-#include <linux/kfence.h>
+#ifdef CONFIG_KFENCE
+#include <linux/kfence.h>	/* 5.12+; 5.10 has no KFENCE */
+#endif
 #include <linux/kernel.h>
 #include <linux/list.h>
 #include <linux/mm.h>
