@@ -17,7 +17,6 @@ from the rig's own builders and checked with LAVA's schema (pinrig.lava.validate
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -36,6 +35,7 @@ from pinrig.cases.workloads import needs_own_guest
 from pinrig.config import Case, Suite
 from pinrig.errors import UserError
 from pinrig.guest import qemu
+from pinrig.kernels.artifact import file_sha256
 from pinrig.lava import guestside
 from pinrig.runs.runner import group_sessions
 
@@ -250,14 +250,6 @@ def overlay_tar(scripts: dict, bins: list, test_module: Optional[Path]) -> bytes
     return buf.getvalue()
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def pmem_medium(mb: int) -> Path:
     """A zeroed pmem medium, gzip-compressed (a few hundred KiB per GiB), cached."""
     dest = paths.cache_dir() / "lava" / f"pmem-{mb}M.img.gz"
@@ -332,7 +324,7 @@ def export(kernel_arg: str, suite_arg: str, out: Path, artifact_url: Optional[st
     for key, src in files.items():
         _place(src, tmp / "artifacts" / names[key])
     base = (artifact_url or (out.resolve() / "artifacts").as_uri()).rstrip("/")
-    arts = {key: Artifact(f"{base}/{names[key]}", sha256(tmp / "artifacts" / names[key]))
+    arts = {key: Artifact(f"{base}/{names[key]}", file_sha256(tmp / "artifacts" / names[key]))
             for key in ARTIFACTS}
     meta = {"rig_version": __version__, "kernel": env.spec.name, "release": env.art.release,
             "kernel_hash": env.art.hash, "guest_image": env.image.name,
