@@ -103,13 +103,18 @@ def module_dir_name() -> str:
     return f"oopsmod-{digest.hexdigest()[:12]}"
 
 
+def module_path(key: str) -> Path:
+    """Where pinrig_oops.ko built for `key` (a Debian release, local-HASH, source-HASH) is cached,
+    per module source."""
+    return paths.cache_dir() / "headers" / key / module_dir_name() / "pinrig_oops.ko"
+
+
 def source_module(spec: config.KernelSpec, art: KernelArtifact) -> Path:
     """pinrig_oops.ko for a kernel the rig built from source: against the build directory of its
     configuration (out-DIGEST, shared by the specs that differ only in their series: same
     release, same config, no MODVERSIONS needed), under the source's lock; cached per artifact."""
     from pinrig.kernels.source import builder, kconfig
-    out = paths.cache_dir() / "headers" / f"source-{art.hash}" / module_dir_name() / \
-        "pinrig_oops.ko"
+    out = module_path(f"source-{art.hash}")
     if out.exists():
         return out
     plan = builder.plan(spec)
@@ -124,9 +129,7 @@ def source_module(spec: config.KernelSpec, art: KernelArtifact) -> Path:
         if built != art.release:
             raise UserError(f"{spec.name}: its build directory now holds {built}, not "
                             f"{art.release}: rebuild the kernel")
-        return build_external(Headers(art.release, kdir, "gcc"), out,
-                              [MODULE_SRC / f for f in MODULE_FILES], None,
-                              f"pinrig_oops.ko for {art.release} ({spec.name})")
+        return build_module(Headers(art.release, kdir, "gcc"), key=f"source-{art.hash}")
 
 
 def local_headers(spec: config.KernelSpec, art: KernelArtifact) -> Headers:
@@ -144,18 +147,18 @@ def local_headers(spec: config.KernelSpec, art: KernelArtifact) -> Headers:
     return Headers(art.release, kdir, "gcc")
 
 
-def build_module(h: Headers, chroot: Optional[Path] = None) -> Path:
-    """pinrig_oops.ko for this kernel, built once per source version (cached). With `chroot`,
-    build inside that root (which holds the same headers at their packaged /usr/src paths)."""
-    name = module_dir_name()
-    out = paths.cache_dir() / "headers" / h.release / name / "pinrig_oops.ko"
+def build_module(h: Headers, chroot: Optional[Path] = None, key: Optional[str] = None) -> Path:
+    """pinrig_oops.ko for this kernel, built once per source version (cached under `key`,
+    default its release). With `chroot`, build inside that root (which holds the same headers
+    at their packaged /usr/src paths)."""
+    out = module_path(key or h.release)
     if out.exists():
         return out
     if chroot is None and not shutil.which(h.cc):
         raise UserError(f"building a module for {h.release} needs {h.cc} (the compiler that "
                         f"built that kernel); the host has {_host_gccs() or 'no gcc'}")
     return build_external(h, out, [MODULE_SRC / f for f in MODULE_FILES], chroot,
-                          f"pinrig_oops.ko for {h.release}")
+                          f"pinrig_oops.ko for {h.release}" + (f" ({h.kdir})" if key else ""))
 
 
 def build_external(h: Headers, out: Path, files: list, chroot: Optional[Path], what: str,
@@ -251,19 +254,14 @@ def test_module(spec: config.KernelSpec, art: KernelArtifact) -> Path:
     """pinrig_oops.ko for this kernel, built on the host (cached per kernel and source): against
     a Debian kernel's headers package, or a --kernel build directory (its Module.symvers)."""
     if spec.kind == "image":
-        h = local_headers(spec, art)
-        out = paths.cache_dir() / "headers" / f"local-{art.hash}" / module_dir_name() / \
-            "pinrig_oops.ko"
-        return out if out.exists() else build_external(
-            h, out, [MODULE_SRC / f for f in MODULE_FILES], None,
-            f"pinrig_oops.ko for {h.release} ({h.kdir})")
+        return build_module(local_headers(spec, art), key=f"local-{art.hash}")
     if spec.kind == "source":
         return source_module(spec, art)
     if spec.kind != "debian":
         raise UserError(f"{spec.name}: the test module is built for Debian, source and "
                         f"--kernel BUILD_DIR kernels, not for a {spec.kind} kernel")
     h = fetch_headers(spec, art)
-    cached = paths.cache_dir() / "headers" / h.release / module_dir_name() / "pinrig_oops.ko"
+    cached = module_path(h.release)
     if cached.exists():
         return cached
     # the compiler that built the kernel, else a build root of its Debian release that has it

@@ -423,6 +423,7 @@ def kconfig_hints(tree: Path, symbols: list, limit_s: float = 5.0,
     out: dict = {}
     chosen: dict = {}
     declared = set()
+    have = current or {}
     t0 = time.monotonic()
     complete = True
     for root, dirs, files in os.walk(tree):
@@ -443,7 +444,6 @@ def kconfig_hints(tree: Path, symbols: list, limit_s: float = 5.0,
                     if deps and want[sym] not in chosen:
                         out[want[sym]] = "depends on " + " && ".join(
                             f"({d.strip()})" if len(deps) > 1 else d.strip() for d in deps)
-            have = current or {}
             for sym, conds in enclosing_ifs(text, want) if have else ():
                 unmet = [c for c in conds if re.fullmatch(r"\w+", c)
                          and have.get(f"CONFIG_{c}") not in ("y", "m")]
