@@ -22,10 +22,13 @@ from pinrig.config import GuestSpec
 from pinrig.errors import InfraError
 from pinrig.kernels.artifact import KernelArtifact
 
-# modules needed before the root disk can be mounted, in the order the initramfs loads them
-# (and the NIC's, so the static busybox configures the network before the real init runs: execs
-# of dynamically linked programs are slow under TCG)
-ROOT_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "crc32c_generic", "crc32c_intel", "ext4")
+# Modules needed before the root disk can be mounted (and the NIC's, so the static busybox
+# configures the network before the real init runs: execs of dynamically linked programs are slow
+# under TCG), when they are modules. The initramfs loads them in chains side by side (the guest
+# has two vCPUs): the virtio disk and NIC drivers, whose probe spends its time in ACPI, and ext4.
+ROOT_MODULE_CHAINS = (("virtio_pci", "virtio_blk", "virtio_net"),
+                      ("crc32c_generic", "crc32c_intel", "ext4"))
+ROOT_MODULES = tuple(m for chain in ROOT_MODULE_CHAINS for m in chain)
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,24 @@ def module_load_order(dep: dict, wanted) -> list:
     return order
 
 
+def module_chains(dep: dict, chains) -> list:
+    """module_load_order for each chain of wanted modules, each module in one chain only: a
+    module another chain also needs stays in the first; a chain that needs a module of an
+    earlier chain is loaded after it, as part of it (no insmod may miss a dependency).
+    Empty chains (all built in) are dropped."""
+    by_path = {v[0]: v[1] for v in dep.values()}
+    out: list = []
+    for wanted in chains:
+        order = [p for p in module_load_order(dep, wanted) if not any(p in c for c in out)]
+        needs_earlier = [c for c in out if any(d in c for p in order for d in by_path.get(p, []))]
+        if needs_earlier:
+            out = [c for c in out if c not in needs_earlier]
+            out.append([p for c in needs_earlier for p in c] + order)
+        elif order:
+            out.append(order)
+    return out
+
+
 def _read_module(path: Path) -> bytes:
     data = path.read_bytes()
     if path.name.endswith(".xz"):
@@ -219,7 +240,13 @@ if grep -q 'pinrig.trivial' /proc/cmdline; then
     echo "PINRIG-TRIVIAL-READY" > /dev/console
     poweroff -f
 fi
-for m in $(cat /modules.order); do insmod "/mods/$m" 2>/dev/null; done
+# the root-disk modules: each chain (a file of module names, dependencies first) in its own
+# process, side by side
+for c in /chains/*; do
+    [ -f "$c" ] || continue
+    (for m in $(cat "$c"); do insmod "/mods/$m" 2>/dev/null; done) &
+done
+wait
 i=0
 while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 mkdir -p /newroot
@@ -254,6 +281,9 @@ mount -t configfs configfs /newroot/sys/kernel/config 2>/dev/null
 mount -t cgroup2 cgroup2 /newroot/sys/fs/cgroup 2>/dev/null
 [ -f /newroot/run-nic ] && mv /newroot/run-nic /newroot/run/pinrig-nic
 mkdir -p /newroot/run/sshd
+# sshd and the device setup start now, inside the new root (an image without pinrig-start gets
+# them from pinrig-init): the host's SSH handshake and the module loading overlap the switch
+[ -x /newroot/usr/local/sbin/pinrig-start ] && chroot /newroot /usr/local/sbin/pinrig-start
 exec switch_root /newroot /usr/local/sbin/pinrig-init
 """
 
@@ -261,7 +291,7 @@ exec switch_root /newroot /usr/local/sbin/pinrig-init
 def initrd_tag() -> str:
     """What the initramfs is made of besides the kernel's modules: a changed init script or
     module list makes a new one instead of reusing a stale cached initramfs."""
-    return hashlib.sha256((INIT_SCRIPT + "\0" + "\0".join(ROOT_MODULES)).encode()).hexdigest()[:12]
+    return hashlib.sha256((INIT_SCRIPT + "\0" + repr(ROOT_MODULE_CHAINS)).encode()).hexdigest()[:12]
 
 
 def boot_files(art: KernelArtifact) -> BootFiles:
@@ -291,14 +321,15 @@ def _make_initrd(art: KernelArtifact, dest: Path) -> None:
     shutil.copy2(busybox, work / "bin/busybox")
     depfile = art.moddir / "modules.dep"   # absent/empty for a kernel with everything built in
     dep = parse_modules_dep(depfile.read_text()) if depfile.is_file() else {}
-    order = module_load_order(dep, ROOT_MODULES)
-    names = []
-    for rel in order:
-        data = _read_module(art.moddir / rel)
-        name = Path(rel).name.split(".ko")[0] + ".ko"
-        (work / "mods" / name).write_bytes(data)
-        names.append(name)
-    (work / "modules.order").write_text("\n".join(names) + "\n")
+    (work / "chains").mkdir()
+    for i, chain in enumerate(module_chains(dep, ROOT_MODULE_CHAINS), 1):
+        names = []
+        for rel in chain:
+            data = _read_module(art.moddir / rel)
+            name = Path(rel).name.split(".ko")[0] + ".ko"
+            (work / "mods" / name).write_bytes(data)
+            names.append(name)
+        (work / "chains" / str(i)).write_text("\n".join(names) + "\n")
     (work / "init").write_text(INIT_SCRIPT)
     os.chmod(work / "init", 0o755)
     files = sorted(str(p.relative_to(work)) for p in work.rglob("*"))

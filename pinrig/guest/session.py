@@ -129,6 +129,7 @@ class Session:
     host: Optional[BootHost] = None
     booted: str = "cold"                      # how the guest came up: cold / restore
     notes: list = field(default_factory=list)  # e.g. a restore that fell back to a cold boot
+    ssh_attempts: int = 0                     # SSH connection attempts of the last boot
 
     def can_restore(self) -> bool:
         """A saved state fits: this host, the plain command line, the default guest RAM."""
@@ -183,6 +184,7 @@ class Session:
                 machine.kill()
                 return BootResult("error", str(e), time.monotonic() - t0, self.console_tail())
             phases["ssh"] = time.monotonic() - t0
+            self.ssh_attempts = self.guest.attempts
             state = machine.wait_console_ready(max(1.0, end - time.monotonic()))
         if state != "ready":
             if self.guest:
@@ -218,6 +220,7 @@ class Session:
             self.guest = Guest(machine.ssh_port, self.env.image.ssh_key,
                                self.env.image.host_key_pub).connect(SSH_TIMEOUT)
             phases["ssh"] = time.monotonic() - t0
+            self.ssh_attempts = self.guest.attempts
             self.guest.run(snapshot.after_restore_commands(os.urandom(64).hex()), timeout=60,
                            check=True)
             phases["after_restore"] = time.monotonic() - t0

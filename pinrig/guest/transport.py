@@ -31,12 +31,14 @@ class Guest:
         self.port, self.key, self.user, self.sock = port, key, user, sock
         self.host_key = ssh.parse_public_key(host_key_pub)
         self.client: Optional[paramiko.SSHClient] = None
+        self.attempts = 0                     # connection attempts connect() made (rig bench)
 
     def connect(self, timeout: float = 60.0) -> "Guest":
         """Retry until sshd answers or the deadline passes."""
         end = time.monotonic() + timeout
         last: Exception = InfraError("no attempt")
         while time.monotonic() < end:
+            self.attempts += 1
             try:
                 sock = self.sock() if callable(self.sock) else self.sock
                 self.client = ssh.connect("127.0.0.1", self.port, self.user, self.key,

@@ -39,9 +39,10 @@ def raw_boot(env: Environment, workdir: Path, timeout: float = 180.0) -> float:
 
 
 def rig_boot(env: Environment, workdir: Path, restore: bool = False,
-             phases: Optional[list] = None) -> float:
+             phases: Optional[list] = None, attempts: Optional[list] = None) -> float:
     """Seconds to a guest that ran one command; the boot's phases (BootResult.phases, plus
-    `command`) are appended to `phases` when given."""
+    `command`) are appended to `phases`, its SSH connection attempts to `attempts`, when
+    given."""
     t0 = time.monotonic()
     s = Session(env, workdir)
     try:
@@ -54,6 +55,8 @@ def rig_boot(env: Environment, workdir: Path, restore: bool = False,
         total = time.monotonic() - t0
         if phases is not None:
             phases.append(dict(br.phases, command=round(total, 3)))
+        if attempts is not None:
+            attempts.append(s.ssh_attempts)
         return total
     finally:
         if s.machine:
@@ -82,11 +85,13 @@ def bench_boot(env: Environment, repeat: int = 3, echo=print) -> dict:
     raws, rigs, restores = [], [], []
     cold_phases: list = []
     restore_phases: list = []
+    cold_attempts: list = []
     base = Path(tempfile.mkdtemp(prefix="pinrig-bench-"))
     try:
         for i in range(repeat):
             raws.append(raw_boot(env, base / f"raw{i}"))
-            rigs.append(rig_boot(env, base / f"rig{i}", phases=cold_phases))
+            rigs.append(rig_boot(env, base / f"rig{i}", phases=cold_phases,
+                                 attempts=cold_attempts))
             line = f"  round {i + 1}: raw QEMU {raws[-1]:.2f}s, rig cold {rigs[-1]:.2f}s"
             if env.saved is not None:
                 restores.append(rig_boot(env, base / f"restore{i}", restore=True,
@@ -101,7 +106,7 @@ def bench_boot(env: Environment, repeat: int = 3, echo=print) -> dict:
            "raw_qemu_median_s": round(raw, 3), "rig_median_s": round(rig, 3),
            "ratio": round(rig / raw, 3), "restore_s": restores,
            "restore_median_s": None, "restore_ratio": None, "boot_note": env.boot_note,
-           "cold_phases_s": median_phases(cold_phases),
+           "cold_phases_s": median_phases(cold_phases), "cold_ssh_attempts": cold_attempts,
            "restore_phases_s": median_phases(restore_phases)}
     if restores:
         res = statistics.median(restores)
@@ -170,7 +175,9 @@ def format_boot(b: dict) -> list:
     else:
         lines.append(f"  rig restore: not measured ({b['boot_note']})")
     if b.get("cold_phases_s"):
-        lines.append(f"  cold phases (median): {format_phases(b['cold_phases_s'])}")
+        lines.append(f"  cold phases (median): {format_phases(b['cold_phases_s'])}"
+                     + (f"; ssh connection attempts {b['cold_ssh_attempts']}"
+                        if b.get("cold_ssh_attempts") else ""))
     if b.get("restore_phases_s"):
         lines.append(f"  restore phases (median): {format_phases(b['restore_phases_s'])}")
     return lines

@@ -362,6 +362,7 @@ class RecordingHost:
 
 class RecordingGuest:
     made = []
+    attempts = 1
 
     def __init__(self, port, key, host_key_pub, user="root", sock=None):
         self.port, self.sock = port, sock

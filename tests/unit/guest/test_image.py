@@ -200,3 +200,49 @@ def test_the_initramfs_gives_the_address_to_a_real_nic_not_a_builtin_dummy(tmp_p
     assert "ip addr add 10.0.2.15/24 dev eth0" in res.stdout
     assert "dummy0" not in res.stdout and "sit0" not in res.stdout
     assert (newroot / "run-nic").read_text().strip() == "eth0"
+
+
+def test_root_module_chains_are_disjoint_and_dependencies_first():
+    dep = parse_modules_dep(MODULES_DEP)
+    chains = guest.module_chains(dep, guest.ROOT_MODULE_CHAINS)
+    assert chains == [
+        ["kernel/drivers/virtio/virtio_pci_modern_dev.ko.xz",
+         "kernel/drivers/virtio/virtio_pci_legacy_dev.ko.xz",
+         "kernel/drivers/virtio/virtio_pci.ko.xz",
+         "kernel/drivers/block/virtio_blk.ko.xz"],
+        ["kernel/crypto/crc32c_generic.ko.xz",
+         "kernel/lib/crc16.ko.xz", "kernel/fs/mbcache.ko.xz", "kernel/fs/jbd2/jbd2.ko.xz",
+         "kernel/fs/ext4/ext4.ko.xz"]]
+
+
+def test_a_chain_that_needs_an_earlier_chains_module_loads_after_it():
+    # b needs s, which chain 1 loads: b's chain joins chain 1, after it (never in parallel)
+    dep = {"a": ("a.ko", ["s.ko"]), "s": ("s.ko", []), "b": ("b.ko", ["s.ko"]),
+           "c": ("c.ko", [])}
+    assert guest.module_chains(dep, [("a",), ("b",), ("c",)]) == \
+        [["s.ko", "a.ko", "b.ko"], ["c.ko"]]
+    # a module both chains name stays in the first; a chain with nothing left is dropped
+    assert guest.module_chains(dep, [("a", "c"), ("c",)]) == [["s.ko", "a.ko", "c.ko"]]
+    # all built in: no chains at all
+    assert guest.module_chains({}, guest.ROOT_MODULE_CHAINS) == []
+
+
+@pytest.mark.parametrize("shell", [["sh"], ["busybox", "sh"]])
+def test_guest_init_scripts_parse(tmp_path, shell):
+    """The initramfs /init (busybox sh) and the image's pinrig-start and pinrig-init (dash): a
+    syntax error in any of them kills every boot."""
+    import os
+
+    from pinrig.config import load_guest_spec
+    if not shutil.which(shell[0]):
+        pytest.skip(f"no {shell[0]}")
+    files = load_guest_spec("bookworm").files_dir
+    init = tmp_path / "init"
+    init.write_text(guest.INIT_SCRIPT)
+    for script in (init, files / "usr/local/sbin/pinrig-start", files / "usr/local/sbin/pinrig-init"):
+        if script != init:
+            assert os.access(script, os.X_OK), script
+        subprocess.run(shell + ["-n", str(script)], check=True)
+    # the initramfs hands over to pinrig-start only when the image has it
+    assert "[ -x /newroot/usr/local/sbin/pinrig-start ] && chroot /newroot " \
+           "/usr/local/sbin/pinrig-start" in guest.INIT_SCRIPT

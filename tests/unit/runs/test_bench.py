@@ -87,13 +87,14 @@ def test_bench_suite_with_error_verdicts_is_no_measurement(monkeypatch):
 def test_format_all_puts_each_number_beside_its_target():
     boot = {"kernel": "debian-6.1", "release": "6.1.0-57-amd64", "accel": "tcg", "repeat": 3,
             "cold_phases_s": {"qemu": 0.3, "ready": 9.0}, "restore_phases_s": {},
-            "raw_qemu_median_s": 6.0, "rig_median_s": 9.0, "ratio": 1.5,
+            "cold_ssh_attempts": [1, 2, 1], "raw_qemu_median_s": 6.0, "rig_median_s": 9.0, "ratio": 1.5,
             "restore_median_s": 1.5, "restore_ratio": 0.25, "boot_note": ""}
     suite = {"wall_s": 100.0, "cases": 22, "verdicts": {"ok": 14, "refused": 6, "data-loss": 2}}
     text = bench.format_all({"boot": boot, "pin-matrix": suite,
                              "lost-write-once": dict(suite, wall_s=25.0, cases=1,
                                                      verdicts={"data-loss": 1})})
     assert "ratio 1.50  (target ≤ 1.2: NOT met)" in text
+    assert "ready +8.70s; ssh connection attempts [1, 2, 1]" in text
     assert "ratio 0.25  (target ≤ 0.3: met)" in text
     assert "pin-matrix" in text and "100.0s   22 cases (2 data-loss, 14 ok, 6 refused)" in text
     assert "25.0s   1 cases (1 data-loss), --jobs 1  (target ≤ 20: NOT met)" in text

@@ -430,8 +430,8 @@ def test_initrd_for_a_kernel_with_everything_built_in(tmp_path):
     guest._make_initrd(art, dest)
     listing = subprocess.run(["cpio", "-it", "--quiet"], input=gzip.decompress(dest.read_bytes()),
                              capture_output=True).stdout.decode()
-    assert "init" in listing.split() and "modules.order" in listing.split()
-    assert not [n for n in listing.split() if n.startswith("mods/") and n.endswith(".ko")]
+    assert "init" in listing.split() and "chains" in listing.split()
+    assert not [n for n in listing.split() if n.startswith(("mods/", "chains/"))]
 
 
 def test_fuzz_is_in_the_key_and_every_offset_and_fuzz_is_in_the_artifact(tmp_path, tree):
