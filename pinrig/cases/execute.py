@@ -189,17 +189,45 @@ def _guest(sess: Session) -> Guest:
     return sess.guest
 
 
+NO_RDMA, NO_PMEM = "no RDMA device in the guest", "no /dev/pmem0 in the guest"
+
+
+def missing_device(case: Case, info: dict) -> Optional[str]:
+    """The device the case needs that the guest came up without (its ready line), or None."""
+    if workloads.get(case.workload).needs_rdma and info.get("rdma", "none") == "none":
+        return NO_RDMA
+    if case.fs != "tmpfs" and "pmem0" not in info.get("pmem", ""):
+        return NO_PMEM
+    return None
+
+
+def device_setup_failed(case: Case, sess: Session) -> Optional[str]:
+    """A device the case needs is missing although the kernel has what makes it: its .config
+    was read, so the run's config check (pinrig.cases.needs) would have skipped the case had
+    the kernel lacked it. Then the guest's device setup failed, and that is an infrastructure
+    error, never a skip (seen: rdma_rxe could not load its crc32 while the guest switched its
+    root, and a whole pin matrix came out `skipped`). A siw case's RDMA device comes later."""
+    dev = missing_device(case, sess.info)
+    env = getattr(sess, "env", None)
+    config = env.art.config if env is not None else None
+    if dev is None or config is None or not config.is_file() \
+            or (dev == NO_RDMA and case.provider == "siw"):
+        return None
+    return (f"{dev}, although the kernel's config has what it needs: the guest's device setup "
+            "failed (the boot console says why)")
+
+
 def needs(case: Case, sess: Session) -> Optional[str]:
     """Why the case cannot run on this kernel/guest, or None."""
-    if workloads.get(case.workload).needs_rdma and sess.info.get("rdma", "none") == "none":
-        return "no RDMA device in the guest (kernel without rdma_rxe?)"
+    if missing_device(case, sess.info) == NO_RDMA:
+        return f"{NO_RDMA} (kernel without rdma_rxe?)"
     if case.provider == "siw" and sess.env.siw_note:
         return sess.env.siw_note
     prog = workloads.kselftest(case)
     if prog is not None and prog not in (sess.env.kselftests or {}):
         return f"no {prog} selftest for this kernel: {sess.env.kselftest_note or 'not built'}"
-    if case.fs != "tmpfs" and "pmem0" not in sess.info.get("pmem", ""):
-        return "no /dev/pmem0 in the guest (kernel without nfit/nd_pmem?)"
+    if missing_device(case, sess.info) == NO_PMEM:
+        return f"{NO_PMEM} (kernel without nfit/nd_pmem?)"
     return None
 
 
@@ -207,6 +235,10 @@ def _setup(sess: Session, case: Case, run: CaseRun) -> bool:
     """Start marker, requirements, a fresh filesystem. False (with the outcome set) on failure."""
     g = _guest(sess)
     g.run(marker("start", case.id), timeout=15)
+    failed = device_setup_failed(case, sess)
+    if failed:
+        run.raw.infra_error = failed
+        return False
     reason = needs(case, sess)
     if reason:
         run.raw.skip_reason = reason

@@ -281,9 +281,6 @@ mount -t configfs configfs /newroot/sys/kernel/config 2>/dev/null
 mount -t cgroup2 cgroup2 /newroot/sys/fs/cgroup 2>/dev/null
 [ -f /newroot/run-nic ] && mv /newroot/run-nic /newroot/run/pinrig-nic
 mkdir -p /newroot/run/sshd
-# sshd and the device setup start now, inside the new root (an image without pinrig-start gets
-# them from pinrig-init): the host's SSH handshake and the module loading overlap the switch
-[ -x /newroot/usr/local/sbin/pinrig-start ] && chroot /newroot /usr/local/sbin/pinrig-start
 exec switch_root /newroot /usr/local/sbin/pinrig-init
 """
 

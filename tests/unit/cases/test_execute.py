@@ -260,3 +260,41 @@ def test_mount_existing_reopens_dm_integrity_without_formatting():
     assert "integritysetup open --integrity-no-journal /dev/mapper/pinrig-slice pinrig-int" in cmds[1]
     assert cmds[-1] == "mount -t ext4 /dev/mapper/pinrig-int /mnt/test"
     assert mount_existing_commands("btrfs")[-1] == "mount -t btrfs /dev/pmem0 /mnt/test"
+
+
+def _device_session(tmp_path, info, config=True):
+    from types import SimpleNamespace
+    cfg = tmp_path / "config"
+    if config:
+        cfg.write_text("CONFIG_RDMA_RXE=m\nCONFIG_BLK_DEV_PMEM=m\n")
+    art = SimpleNamespace(config=cfg if config else None)
+    return SimpleNamespace(info=info, env=SimpleNamespace(art=art))
+
+
+def test_a_missing_device_of_a_kernel_that_has_it_is_an_infrastructure_error(tmp_path):
+    from pinrig.cases import execute
+    pin = Case("ibverbs-pin", "ext4", "shared")
+    # the real run: rdma_rxe could not get its crc32, the ready line said rdma=none
+    sess = _device_session(tmp_path, {"rdma": "none", "pmem": "/dev/pmem0"})
+    why = execute.device_setup_failed(pin, sess)
+    assert why and why.startswith("no RDMA device in the guest, although the kernel's config")
+    sess = _device_session(tmp_path, {"rdma": "rxe0", "pmem": "none"})
+    assert execute.device_setup_failed(pin, sess).startswith("no /dev/pmem0 in the guest")
+    # all there: nothing to say
+    assert execute.device_setup_failed(pin, _device_session(
+        tmp_path, {"rdma": "rxe0", "pmem": "/dev/pmem0"})) is None
+
+
+def test_a_missing_device_stays_a_skip_when_the_kernel_is_unknown_or_siw_brings_it(tmp_path):
+    from pinrig.cases import execute
+    pin = Case("ibverbs-pin", "ext4", "shared")
+    sess = _device_session(tmp_path, {"rdma": "none", "pmem": "/dev/pmem0"}, config=False)
+    assert execute.device_setup_failed(pin, sess) is None
+    assert execute.needs(pin, sess) == "no RDMA device in the guest (kernel without rdma_rxe?)"
+    siw = Case("ibverbs-pin", "ext4", "shared", provider="siw")
+    assert execute.device_setup_failed(
+        siw, _device_session(tmp_path, {"rdma": "none", "pmem": "/dev/pmem0"})) is None
+    # a FakeSession (no env) is a kernel without a known config
+    from types import SimpleNamespace
+    assert execute.device_setup_failed(pin, SimpleNamespace(info={"rdma": "none"}, env=None)) \
+        is None
