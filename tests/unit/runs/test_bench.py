@@ -84,6 +84,14 @@ def test_bench_suite_with_error_verdicts_is_no_measurement(monkeypatch):
         bench.bench_suite("k", "pin-matrix")
 
 
+def test_bench_suite_with_skipped_cases_is_no_measurement(monkeypatch):
+    # seen: a guest that came up without rxe0 skipped 14 of 22 pin-matrix cases, "59 s"
+    from pinrig.runs import runner
+    monkeypatch.setattr(runner, "run_suite", _fake_run([("a", "ok", 1), ("b", "skipped", 0)], {}))
+    with pytest.raises(InfraError, match=r"pin-matrix on k had 1 skipped verdict\(s\) \(b\)"):
+        bench.bench_suite("k", "pin-matrix")
+
+
 def test_format_all_puts_each_number_beside_its_target():
     boot = {"kernel": "debian-6.1", "release": "6.1.0-57-amd64", "accel": "tcg", "repeat": 3,
             "cold_phases_s": {"qemu": 0.3, "ready": 9.0}, "restore_phases_s": {},
