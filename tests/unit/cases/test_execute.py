@@ -298,3 +298,30 @@ def test_a_missing_device_stays_a_skip_when_the_kernel_is_unknown_or_siw_brings_
     from types import SimpleNamespace
     assert execute.device_setup_failed(pin, SimpleNamespace(info={"rdma": "none"}, env=None)) \
         is None
+
+
+def test_chained_stops_at_the_first_failure_and_in_turn_runs_everything():
+    import subprocess
+
+    from pinrig.cases.execute import chained, in_turn
+
+    def sh(line):
+        return subprocess.run(["sh", "-c", line], capture_output=True, text=True)
+    r = sh(chained(["echo a", "false", "echo b"]))
+    assert r.returncode == 1 and r.stdout == "a\n"
+    r = sh(in_turn(["echo a; false", "echo b"]))
+    assert r.returncode == 0 and r.stdout == "a\nb\n"
+    # lines that end in `;`, run in the background or hold `&&` keep their meaning
+    r = sh(chained(["umount /nonexistent 2>/dev/null; true", "(sleep 0) & echo bg",
+                    "true && echo c"]))
+    assert r.returncode == 0 and r.stdout == "bg\nc\n"
+
+
+@pytest.mark.parametrize("fs", ["ext4", "xfs", "btrfs", "ext4-dax", "xfs-dax", "tmpfs",
+                                "ext4-integrity"])
+def test_every_fs_setup_is_one_valid_shell_line(fs):
+    import subprocess
+
+    from pinrig.cases.execute import chained
+    for state in ("raw", "fsdax"):
+        subprocess.run(["sh", "-n", "-c", chained(fs_setup_commands(fs, state))], check=True)
