@@ -229,8 +229,8 @@ def test_a_chain_that_needs_an_earlier_chains_module_loads_after_it():
 
 @pytest.mark.parametrize("shell", [["sh"], ["busybox", "sh"]])
 def test_guest_init_scripts_parse(tmp_path, shell):
-    """The initramfs /init (busybox sh) and the image's pinrig-init (dash): a syntax error in
-    either kills every boot."""
+    """The initramfs /init (busybox sh) and the image's pinrig-init and pinrig-devices (dash): a
+    syntax error in any of them kills every boot."""
     import os
 
     from pinrig.config import load_guest_spec
@@ -238,9 +238,11 @@ def test_guest_init_scripts_parse(tmp_path, shell):
         pytest.skip(f"no {shell[0]}")
     init = tmp_path / "init"
     init.write_text(guest.INIT_SCRIPT)
-    pinrig_init = load_guest_spec("bookworm").files_dir / "usr/local/sbin/pinrig-init"
-    assert os.access(pinrig_init, os.X_OK)
-    for script in (init, pinrig_init):
+    sbin = load_guest_spec("bookworm").files_dir / "usr/local/sbin"
+    scripts = sorted(sbin.iterdir())
+    assert [p.name for p in scripts] == ["pinrig-devices", "pinrig-init"]
+    for script in [init] + scripts:
+        assert script == init or os.access(script, os.X_OK), script
         subprocess.run(shell + ["-n", str(script)], check=True)
 
 
