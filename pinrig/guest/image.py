@@ -24,11 +24,10 @@ from pinrig.kernels.artifact import KernelArtifact
 
 # Modules needed before the root disk can be mounted (and the NIC's, so the static busybox
 # configures the network before the real init runs: execs of dynamically linked programs are slow
-# under TCG), when they are modules. The initramfs loads them in chains side by side (the guest
-# has two vCPUs): the virtio disk and NIC drivers, whose probe spends its time in ACPI, and ext4.
+# under TCG), when they are modules. The initramfs loads them in two chains side by side (the
+# guest has two vCPUs): the virtio disk and NIC drivers, and ext4 with what it needs.
 ROOT_MODULE_CHAINS = (("virtio_pci", "virtio_blk", "virtio_net"),
                       ("crc32c_generic", "crc32c_intel", "ext4"))
-ROOT_MODULES = tuple(m for chain in ROOT_MODULE_CHAINS for m in chain)
 
 
 @dataclass(frozen=True)

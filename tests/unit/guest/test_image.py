@@ -9,6 +9,8 @@ import pytest
 from pinrig.guest import image as guest
 from pinrig.guest.image import _read_module, module_load_order, parse_modules_dep
 
+ROOT_MODULES = [m for chain in guest.ROOT_MODULE_CHAINS for m in chain]
+
 MODULES_DEP = """\
 kernel/fs/ext4/ext4.ko.xz: kernel/lib/crc16.ko.xz kernel/fs/mbcache.ko.xz kernel/fs/jbd2/jbd2.ko.xz
 kernel/lib/crc16.ko.xz:
@@ -52,7 +54,7 @@ def test_parse_modules_dep_plain_ko_and_gz():
 
 def test_load_order_root_modules():
     dep = parse_modules_dep(MODULES_DEP)
-    order = module_load_order(dep, guest.ROOT_MODULES)
+    order = module_load_order(dep, ROOT_MODULES)
     # crc32c_intel is not in this kernel: skipped; everything else, dependencies first
     assert order == [
         "kernel/drivers/virtio/virtio_pci_modern_dev.ko.xz",
@@ -88,7 +90,7 @@ def test_load_order_missing_modules_skipped():
     dep = parse_modules_dep(MODULES_DEP)
     assert module_load_order(dep, ["nope", "crc32c_intel"]) == []
     assert module_load_order(dep, ["nope", "virtio_blk"]) == ["kernel/drivers/block/virtio_blk.ko.xz"]
-    assert module_load_order({}, guest.ROOT_MODULES) == []
+    assert module_load_order({}, ROOT_MODULES) == []
 
 
 def test_load_order_wanted_twice():
