@@ -64,7 +64,8 @@ class SavedState:
 def state_key(env: "Environment", mem_mb: int, smp: int, pmem_mb: int) -> str:
     parts = [FORMAT, env.art.hash, env.image.hash, file_sha256(env.boot.initrd),
              str(env.boot.modules_disk.stat().st_size), env.accel, env.qemu_version,
-             f"mem={mem_mb}", f"smp={smp}", f"pmem={pmem_mb}"]
+             f"mem={mem_mb}", f"smp={smp}", f"pmem={pmem_mb}",
+             "append=" + " ".join(qemu.BASE_APPEND)]      # a saved guest booted with these
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
 
 

@@ -11,7 +11,8 @@ from pinrig.guest import qemu
 from pinrig.guest.qemu import QemuConfig, build_argv, kernel_cmdline
 
 BASE_CMDLINE = ("console=ttyS0,115200 root=/dev/vda rw panic=-1 oops=panic loglevel=7 "
-                "printk.time=1 net.ifnames=0 tsc=reliable no_timer_check mitigations=off acpi=noirq")
+                "printk.time=1 net.ifnames=0 tsc=reliable no_timer_check mitigations=off acpi=noirq "
+                "random.trust_cpu=on")
 
 
 def cfg(**kw) -> QemuConfig:

@@ -21,7 +21,7 @@ def _env(tmp_path, **kw):
     return SimpleNamespace(**d)
 
 
-def test_key_covers_kernel_image_initrd_shape_and_qemu(tmp_path):
+def test_key_covers_kernel_image_initrd_shape_qemu_and_cmdline(tmp_path, monkeypatch):
     base = snapshot.state_key(_env(tmp_path), 2048, 2, 1024)
     assert snapshot.state_key(_env(tmp_path), 2048, 2, 1024) == base
     others = [snapshot.state_key(_env(tmp_path, art=SimpleNamespace(hash="k2")), 2048, 2, 1024),
@@ -34,6 +34,10 @@ def test_key_covers_kernel_image_initrd_shape_and_qemu(tmp_path):
     env = _env(tmp_path)
     (tmp_path / "initrd.cpio.gz").write_bytes(b"another initrd")
     assert snapshot.state_key(env, 2048, 2, 1024) != base
+    # the kernel command line the saved guest booted with
+    before = snapshot.state_key(env, 2048, 2, 1024)
+    monkeypatch.setattr(snapshot.qemu, "BASE_APPEND", snapshot.qemu.BASE_APPEND + ("x=1",))
+    assert snapshot.state_key(env, 2048, 2, 1024) != before
 
 
 def test_load_refuses_incomplete_or_foreign_states():
