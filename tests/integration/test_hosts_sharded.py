@@ -249,7 +249,7 @@ def test_sharded_smoke_matches_local(ns_hosts, pool, local_smoke, tmp_path):
     assert set(m["hosts"]["participants"]) == {"ns1", "ns2"} and not m["hosts"]["failures"]
     for h in ns_hosts:
         objs = sorted(p.name for p in (h.workdir / "objects").glob("*/*"))
-        assert objs == ["initrd.cpio.gz", "modules.img", "rootfs.img", "vmlinuz"], objs
+        assert objs == ["initrd.cpio.gz", "modules-plain.img", "rootfs.img", "vmlinuz"], objs
         assert not _qemu_pids(h.workdir)
     # consoles streamed back into the one results directory; junit as for a local run
     for case in got:

@@ -3,6 +3,7 @@ import gzip
 import lzma
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -254,3 +255,42 @@ def test_nothing_loads_a_module_before_the_switch_root():
     which asks for crc32) fails (seen in a real run). Only the initramfs's own insmods come first."""
     before = guest.INIT_SCRIPT.split("exec switch_root")[0]
     assert "modprobe" not in before and "chroot" not in before
+
+
+def test_modules_disk_holds_modules_decompressed_with_their_dependencies(tmp_path, monkeypatch):
+    """The .ko.xz a rig guest loads (and what they need) go on the modules disk as .ko, the rest
+    as shipped, and depmod runs again for them."""
+    from types import SimpleNamespace
+
+    from pinrig import proc
+    rel = "6.12.0-test"
+    mods = tmp_path / "modroot/lib/modules" / rel
+    (mods / "kernel/fs").mkdir(parents=True)
+    (mods / "kernel/lib").mkdir(parents=True)
+    (mods / "kernel/sound").mkdir(parents=True)
+    (mods / "kernel/fs/a.ko.xz").write_bytes(lzma.compress(b"A" * 100))
+    (mods / "kernel/fs/b.ko").write_bytes(b"B")
+    (mods / "kernel/lib/d.ko.xz").write_bytes(lzma.compress(b"D"))       # a.ko needs it
+    (mods / "kernel/sound/c.ko.xz").write_bytes(lzma.compress(b"C"))     # no guest loads it
+    (mods / "modules.dep").write_text("kernel/fs/a.ko.xz: kernel/lib/d.ko.xz\nkernel/fs/b.ko:\n"
+                                      "kernel/lib/d.ko.xz:\nkernel/sound/c.ko.xz:\n")
+    calls = []
+
+    def fake_run(argv, what="", **_kw):
+        calls.append([str(a) for a in argv])
+        if argv[0] == "mkfs.ext4":
+            tree = Path(argv[argv.index("-d") + 1])
+            calls.append(sorted(str(p.relative_to(tree)) for p in tree.rglob("*.ko*")))
+            Path(argv[-2]).write_bytes(b"img")
+    monkeypatch.setattr(proc, "run", fake_run)
+    art = SimpleNamespace(modroot=tmp_path / "modroot", name="k")
+    dest = tmp_path / "boot/modules-plain.img"
+    dest.parent.mkdir()
+    guest._make_modules_disk(art, dest)
+    depmod = [c for c in calls if c[0] == "depmod"]
+    assert len(depmod) == 1 and depmod[0][1] == "-b" and depmod[0][3] == rel
+    assert [f"{rel}/kernel/fs/a.ko", f"{rel}/kernel/fs/b.ko", f"{rel}/kernel/lib/d.ko",
+            f"{rel}/kernel/sound/c.ko.xz"] in calls
+    assert dest.read_bytes() == b"img"
+    assert not (tmp_path / "boot/modroot.tmp").exists()        # the decompressed copy is gone
+    assert (mods / "kernel/fs/a.ko.xz").exists()                # the artifact is untouched
