@@ -62,8 +62,14 @@ class SavedState:
 
 
 def state_key(env: "Environment", mem_mb: int, smp: int, pmem_mb: int) -> str:
+    # The modules disk is hundreds of MiB: not hashed, but named by its file's identity. A saved
+    # guest has that disk's ext4 metadata in its page cache, so a disk made again (same size,
+    # other layout) must not meet it: seen as "EXT4-fs error" crashes in the cases that load a
+    # module after the modules disk was recreated under its new name.
+    md = env.boot.modules_disk.stat()
     parts = [FORMAT, env.art.hash, env.image.hash, file_sha256(env.boot.initrd),
-             str(env.boot.modules_disk.stat().st_size), env.accel, env.qemu_version,
+             f"{env.boot.modules_disk.name}:{md.st_size}:{md.st_mtime_ns}:{md.st_ino}",
+             env.accel, env.qemu_version,
              f"mem={mem_mb}", f"smp={smp}", f"pmem={pmem_mb}",
              "append=" + " ".join(qemu.BASE_APPEND)]      # a saved guest booted with these
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]

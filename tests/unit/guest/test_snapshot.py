@@ -1,6 +1,7 @@
 """Saved guest states: keyed by everything that shapes the guest, validated on load, and a
 failed restore falls back to a cold boot with a note (issue 13)."""
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,9 +11,10 @@ from pinrig.guest import session as S
 
 def _env(tmp_path, **kw):
     initrd = tmp_path / "initrd.cpio.gz"
-    initrd.write_bytes(b"initrd")
     mods = tmp_path / "modules.img"
-    mods.write_bytes(b"m" * 10)
+    if not mods.exists():               # made once, as the rig makes them
+        initrd.write_bytes(b"initrd")
+        mods.write_bytes(b"m" * 10)
     d = dict(art=SimpleNamespace(hash="kern"), image=SimpleNamespace(hash="img"),
              boot=SimpleNamespace(initrd=initrd, modules_disk=mods), accel="tcg",
              qemu_version="QEMU 7.2", spec=SimpleNamespace(name="debian-6.1"), saved=None,
@@ -34,6 +36,14 @@ def test_key_covers_kernel_image_initrd_shape_qemu_and_cmdline(tmp_path, monkeyp
     env = _env(tmp_path)
     (tmp_path / "initrd.cpio.gz").write_bytes(b"another initrd")
     assert snapshot.state_key(env, 2048, 2, 1024) != base
+    # a modules disk made again, even of the same size: its ext4 layout is another
+    before = snapshot.state_key(env, 2048, 2, 1024)
+    mods = env.boot.modules_disk
+    size = mods.stat().st_size
+    mods.unlink()
+    mods.write_bytes(b"n" * size)
+    os.utime(mods, ns=(1, 1))
+    assert snapshot.state_key(env, 2048, 2, 1024) != before
     # the kernel command line the saved guest booted with
     before = snapshot.state_key(env, 2048, 2, 1024)
     monkeypatch.setattr(snapshot.qemu, "BASE_APPEND", snapshot.qemu.BASE_APPEND + ("x=1",))
