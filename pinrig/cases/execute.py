@@ -231,14 +231,15 @@ def device_setup_failed(case: Case, sess: Session) -> Optional[str]:
 
 def needs(case: Case, sess: Session) -> Optional[str]:
     """Why the case cannot run on this kernel/guest, or None."""
-    if missing_device(case, sess.info) == NO_RDMA:
+    dev = missing_device(case, sess.info)
+    if dev == NO_RDMA:
         return f"{NO_RDMA} (kernel without rdma_rxe?)"
     if case.provider == "siw" and sess.env.siw_note:
         return sess.env.siw_note
     prog = workloads.kselftest(case)
     if prog is not None and prog not in (sess.env.kselftests or {}):
         return f"no {prog} selftest for this kernel: {sess.env.kselftest_note or 'not built'}"
-    if missing_device(case, sess.info) == NO_PMEM:
+    if dev == NO_PMEM:
         return f"{NO_PMEM} (kernel without nfit/nd_pmem?)"
     return None
 

@@ -216,6 +216,11 @@ def module_chains(dep: dict, chains) -> list:
     return out
 
 
+def plain_name(name: str) -> str:
+    """A module's file name as stored uncompressed: xfs.ko.xz → xfs.ko."""
+    return name.split(".ko")[0] + ".ko"
+
+
 def _read_module(path: Path) -> bytes:
     data = path.read_bytes()
     if path.name.endswith(".xz"):
@@ -323,7 +328,7 @@ def _make_initrd(art: KernelArtifact, dest: Path) -> None:
         names = []
         for rel in chain:
             data = _read_module(art.moddir / rel)
-            name = Path(rel).name.split(".ko")[0] + ".ko"
+            name = plain_name(Path(rel).name)
             (work / "mods" / name).write_bytes(data)
             names.append(name)
         (work / "chains" / str(i)).write_text("\n".join(names) + "\n")
@@ -377,7 +382,7 @@ def _make_modules_disk(art: KernelArtifact, dest: Path) -> None:
                         ignore=lambda d, names: [n for n in names if os.path.join(d, n) in skip])
         for p in plain:
             out = root / "lib/modules" / p.relative_to(src)
-            out.with_name(p.name.split(".ko")[0] + ".ko").write_bytes(_read_module(p))
+            out.with_name(plain_name(p.name)).write_bytes(_read_module(p))
         for rel in {p.relative_to(src).parts[0] for p in plain}:
             proc.run(["depmod", "-b", root, rel], what=f"depmod for {rel} (modules disk)")
     size = sum(p.stat().st_size for p in (root / "lib/modules").rglob("*") if p.is_file())
